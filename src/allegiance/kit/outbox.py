@@ -1,0 +1,51 @@
+"""The transactional outbox: record now, deliver after commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from allegiance.kit import clock
+from allegiance.kit.ids import new_id
+from allegiance.kit.models import OutboxMessage
+
+
+def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, Any]) -> str:
+    """Add a message to the outbox in the caller's transaction; returns its id."""
+    at = clock.now()
+    message_id = new_id("msg")
+    session.add(
+        OutboxMessage(
+            tenant_id=tenant_id,
+            id=message_id,
+            event_type=event_type,
+            payload=payload,
+            created_at=at,
+            available_at=at,
+            dispatched_at=None,
+            attempts=0,
+        )
+    )
+    return message_id
+
+
+def pending(session: Session, limit: int = 100) -> list[OutboxMessage]:
+    """Messages not yet dispatched and due, oldest first."""
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.dispatched_at.is_(None), OutboxMessage.available_at <= clock.now())
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def mark_dispatched(session: Session, tenant_id: str, message_id: str, at: datetime) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.id == message_id)
+        .values(dispatched_at=at)
+    )

@@ -1,0 +1,42 @@
+"""The double-entry ledger. Knows nothing of rules, tiers or rewards: entries carry a
+``(source_type, source_id)`` that only their writers interpret."""
+
+from allegiance.ledger.balances import Mismatch, balance_of, reconcile
+from allegiance.ledger.domain import Balance, Line, Side
+from allegiance.ledger.expiry import ExpiryReport, expire_due_lots, expire_inactive, run_expiry
+from allegiance.ledger.holds import (
+    HoldRequest,
+    create_hold,
+    expire_holds,
+    get_hold,
+    post_hold,
+    void_hold,
+)
+from allegiance.ledger.models import Adjustment, Hold, JournalEntry, LedgerAccount, Posting
+from allegiance.ledger.movements import (
+    decide_adjustment,
+    get_adjustment,
+    request_adjustment,
+    reverse_entry,
+    transfer,
+)
+from allegiance.ledger.service import (
+    EntryRequest,
+    EntryResult,
+    get_account,
+    get_entry,
+    post_entries,
+    post_entry,
+    program_account,
+    receivable,
+    wallet,
+)
+
+__all__ = [
+    "Adjustment", "Balance", "EntryRequest", "EntryResult", "ExpiryReport", "Hold",
+    "HoldRequest", "JournalEntry", "LedgerAccount", "Line", "Mismatch", "Posting", "Side",
+    "balance_of", "create_hold", "decide_adjustment", "expire_due_lots", "expire_holds",
+    "expire_inactive", "get_account", "get_adjustment", "get_entry", "get_hold", "post_entries",
+    "post_entry", "post_hold", "program_account", "receivable", "reconcile", "request_adjustment",
+    "reverse_entry", "run_expiry", "transfer", "void_hold", "wallet",
+]

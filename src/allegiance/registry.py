@@ -1,0 +1,16 @@
+"""Imports every feature's tables so that ``Base.metadata`` knows the whole schema
+(for Alembic and for tests that walk the schema)."""
+
+from allegiance.audit import models as audit_models
+from allegiance.kit import models as kit_models
+from allegiance.kit.db import Base
+from allegiance.ledger import models as ledger_models
+from allegiance.members import models as members_models
+from allegiance.tenants import models as tenants_models
+
+metadata = Base.metadata
+
+__all__ = [
+    "audit_models", "kit_models", "ledger_models", "members_models", "metadata",
+    "tenants_models",
+]

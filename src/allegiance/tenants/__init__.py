@@ -1,0 +1,34 @@
+"""Tenants, programs, units and API keys: the public surface other features use."""
+
+from allegiance.tenants.domain import region_eligible, scope_allows
+from allegiance.tenants.models import ApiKey, Program, Unit
+from allegiance.tenants.service import (
+    IssuedKey,
+    Principal,
+    authenticate,
+    create_api_key,
+    create_program,
+    create_tenant,
+    create_unit,
+    get_program,
+    get_tenant,
+    get_unit,
+    list_api_keys,
+    list_programs,
+    list_units,
+    program_by_code,
+    revoke_api_key,
+    touch_api_key,
+    unit_by_code,
+    unit_expiry,
+    update_program,
+    update_unit,
+)
+
+__all__ = [
+    "ApiKey", "IssuedKey", "Principal", "Program", "Unit", "authenticate", "create_api_key",
+    "create_program", "create_tenant", "create_unit", "get_program", "get_tenant", "get_unit",
+    "list_api_keys", "list_programs", "list_units", "program_by_code", "region_eligible",
+    "revoke_api_key", "scope_allows", "touch_api_key", "unit_by_code", "unit_expiry",
+    "update_program", "update_unit",
+]

@@ -1,0 +1,53 @@
+"""Pure checks for tenants, programs, units and API-key scopes."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENROLMENT_MODES = ("open", "application", "invitation", "automatic")
+SCOPES = ("admin", "integration", "read")
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+
+
+def valid_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def valid_code(code: str) -> bool:
+    """Program and unit codes: lower-case letters, digits, ``-`` and ``_``; at most 64."""
+    return bool(_CODE.match(code))
+
+
+def valid_region(region: str) -> bool:
+    """ISO 3166-1 alpha-2, optionally with an ISO 3166-2 subdivision (``US``, ``US-CA``)."""
+    return bool(_REGION.match(region))
+
+
+def region_eligible(eligible: list[str], region: str | None) -> bool:
+    """Whether a member in ``region`` may join a program limited to ``eligible`` regions.
+
+    An empty list means everywhere; a country in the list admits all its subdivisions.
+    """
+    if not eligible:
+        return True
+    if region is None:
+        return False
+    country = region.split("-", 1)[0]
+    return region in eligible or country in eligible
+
+
+def scope_allows(granted: list[str], needed: str) -> bool:
+    """``admin`` may do everything, ``integration`` may write and read, ``read`` may read."""
+    if "admin" in granted:
+        return True
+    if needed == "read":
+        return bool({"integration", "read"} & set(granted))
+    if needed == "integration":
+        return "integration" in granted
+    return needed in granted
