@@ -1,7 +1,7 @@
 """The double-entry ledger. Knows nothing of rules, tiers or rewards: entries carry a
 ``(source_type, source_id)`` that only their writers interpret."""
 
-from allegiance.ledger.balances import Mismatch, balance_of, reconcile
+from allegiance.ledger.balances import Mismatch, balance_of, reconcile, verify_chain
 from allegiance.ledger.domain import Balance, Line, Side
 from allegiance.ledger.expiry import ExpiryReport, expire_due_lots, expire_inactive, run_expiry
 from allegiance.ledger.holds import (
@@ -38,5 +38,5 @@ __all__ = [
     "balance_of", "create_hold", "decide_adjustment", "expire_due_lots", "expire_holds",
     "expire_inactive", "get_account", "get_adjustment", "get_entry", "get_hold", "post_entries",
     "post_entry", "post_hold", "program_account", "receivable", "reconcile", "request_adjustment",
-    "reverse_entry", "run_expiry", "transfer", "void_hold", "wallet",
+    "reverse_entry", "run_expiry", "transfer", "verify_chain", "void_hold", "wallet",
 ]

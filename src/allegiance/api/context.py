@@ -1,0 +1,221 @@
+"""Per-request context: who is calling, the database, and the unit of work of a write.
+
+A write route calls :meth:`Ctx.write` with a function of the session. The function runs in
+one transaction together with the storage of the ``Idempotency-Key`` response, so a commit
+means both exist and a rollback means neither does.
+
+    @router.post("/things", status_code=201, response_model=ThingRead)
+    def create_thing(body: ThingCreate, ctx: Ctx = Depends(need("admin"))) -> Response:
+        return ctx.write(body, lambda s: ThingRead.model_validate(service.create(s, ...)), 201)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from allegiance import tenants
+from allegiance.kit import clock
+from allegiance.kit.db import Database, is_unique_violation
+from allegiance.kit.errors import (
+    Forbidden,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    Unauthorized,
+    ValidationFailed,
+)
+from allegiance.kit.models import IdempotencyRecord
+from allegiance.kit.settings import get_settings
+
+_in_flight: set[tuple[str, str]] = set()
+_in_flight_lock = threading.Lock()
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+@dataclass
+class Ctx:
+    request: Request
+    db: Database
+    principal: tenants.Principal
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    def check_program(self, program_id: str) -> None:
+        """Keys limited to some programs may not touch others (reads as not found)."""
+        if self.principal.program_ids and program_id not in self.principal.program_ids:
+            raise Forbidden("this API key may not use that program", field="program_id")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.db.read() as session:
+            yield session
+
+    def write(
+        self,
+        body: BaseModel | dict[str, Any] | None,
+        fn: Callable[[Session], BaseModel | dict[str, Any] | list[Any] | None],
+        status_code: int = 200,
+    ) -> Response:
+        """Run ``fn`` in one transaction; store and replay the response per Idempotency-Key."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is None:
+            with self.db.transaction() as session:
+                result = fn(session)
+            return _response(status_code, _dump(result))
+        if not key or len(key) > 255:
+            raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
+                                   field="Idempotency-Key")
+        fingerprint = _fingerprint(self.request, body)
+        token = (self.tenant_id, key)
+        with _in_flight_lock:
+            if token in _in_flight:
+                raise IdempotencyInFlight("a request with this Idempotency-Key is in progress",
+                                          field="Idempotency-Key")
+            _in_flight.add(token)
+        try:
+            return self._write_once(key, fingerprint, fn, status_code)
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(token)
+
+    def _write_once(
+        self,
+        key: str,
+        fingerprint: str,
+        fn: Callable[[Session], BaseModel | dict[str, Any] | list[Any] | None],
+        status_code: int,
+    ) -> Response:
+        replay = self._replay(key, fingerprint)
+        if replay is not None:
+            return replay
+        now = clock.now()
+        retention = timedelta(days=get_settings().idempotency_retention_days)
+        try:
+            with self.db.transaction() as session:
+                session.execute(
+                    delete(IdempotencyRecord).where(
+                        IdempotencyRecord.tenant_id == self.tenant_id,
+                        IdempotencyRecord.key == key,
+                        IdempotencyRecord.expires_at <= now,
+                    )
+                )
+                result = fn(session)
+                payload = _dump(result)
+                session.add(IdempotencyRecord(
+                    tenant_id=self.tenant_id, key=key, request_hash=fingerprint,
+                    method=self.request.method, path=self.request.url.path,
+                    status_code=status_code, response_body=payload, created_at=now,
+                    expires_at=now + retention,
+                ))
+                session.flush()
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            # Another process stored this key first: answer as it did.
+            replay = self._replay(key, fingerprint)
+            if replay is None:
+                raise IdempotencyInFlight("a request with this Idempotency-Key is in progress",
+                                          field="Idempotency-Key") from exc
+            return replay
+        return _response(status_code, payload)
+
+    def _replay(self, key: str, fingerprint: str) -> Response | None:
+        with self.db.read() as session:
+            record = session.scalars(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.tenant_id == self.tenant_id, IdempotencyRecord.key == key
+                )
+            ).one_or_none()
+            if record is None or record.expires_at <= clock.now():
+                return None
+            if record.request_hash != fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used with a different request",
+                    field="Idempotency-Key",
+                )
+            response = _response(record.status_code, record.response_body)
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+
+
+def _fingerprint(request: Request, body: BaseModel | dict[str, Any] | None) -> str:
+    if isinstance(body, BaseModel):
+        data: Any = body.model_dump(mode="json")
+    else:
+        data = body
+    canonical = json.dumps(
+        {"method": request.method, "path": request.url.path, "body": data},
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _dump(result: BaseModel | dict[str, Any] | list[Any] | None) -> str:
+    if result is None:
+        return "null"
+    if isinstance(result, BaseModel):
+        return result.model_dump_json()
+    if isinstance(result, list):
+        return json.dumps(
+            [r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in result],
+            default=str,
+        )
+    return json.dumps(result, default=str)
+
+
+def _response(status_code: int, payload: str) -> Response:
+    if status_code == 204:
+        return Response(status_code=204)
+    return Response(content=payload, status_code=status_code, media_type="application/json")
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'",
+                           field="Authorization")
+    return token.strip()
+
+
+def need(scope: str) -> Callable[..., Ctx]:
+    """A dependency that authenticates the API key and requires ``scope``."""
+
+    def dependency(request: Request, db: Database = Depends(get_db)) -> Ctx:
+        secret = bearer(request)
+        with db.read() as session:
+            principal = tenants.authenticate(session, secret)
+        if not tenants.scope_allows(list(principal.scopes), scope):
+            raise Forbidden(f"this API key lacks the {scope!r} scope", field="Authorization")
+        limiter = getattr(request.app.state, "limiter", None)
+        if limiter is not None:
+            limiter.check(principal.key_id)
+        return Ctx(request=request, db=db, principal=principal)
+
+    return dependency
+
+
+JSON = JSONResponse

@@ -1,0 +1,5 @@
+"""HTTP routes (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
