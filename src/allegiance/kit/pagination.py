@@ -28,8 +28,8 @@ def decode_cursor(cursor: str | None) -> str | None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
+        return base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error is a ValueError
         raise ValidationFailed("cursor is not valid", field="cursor") from exc
 
 

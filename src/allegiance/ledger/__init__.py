@@ -20,6 +20,7 @@ from allegiance.ledger.movements import (
     reverse_entry,
     transfer,
 )
+from allegiance.ledger.writer import BatchWriter
 from allegiance.ledger.service import (
     EntryRequest,
     EntryResult,
@@ -33,7 +34,7 @@ from allegiance.ledger.service import (
 )
 
 __all__ = [
-    "Adjustment", "Balance", "EntryRequest", "EntryResult", "ExpiryReport", "Hold",
+    "Adjustment", "BatchWriter", "Balance", "EntryRequest", "EntryResult", "ExpiryReport", "Hold",
     "HoldRequest", "JournalEntry", "LedgerAccount", "Line", "Mismatch", "Posting", "Side",
     "balance_of", "create_hold", "decide_adjustment", "expire_due_lots", "expire_holds",
     "expire_inactive", "get_account", "get_adjustment", "get_entry", "get_hold", "post_entries",

@@ -1,0 +1,49 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from allegiance.kit import clock
+from allegiance.kit.ids import has_prefix, new_id
+from allegiance.kit.money import Rounding, from_minor, round_to_int, to_minor
+from allegiance.kit.pagination import decode_cursor, encode_cursor
+from allegiance.kit.errors import ValidationFailed
+
+
+def test_ids_are_prefixed_unique_and_sortable() -> None:
+    ids = [new_id("acc") for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(has_prefix(i, "acc") for i in ids)
+    assert ids[0][:14] <= ids[-1][:14]
+
+
+def test_money_minor_units() -> None:
+    assert to_minor("12.34", "USD") == 1234
+    assert to_minor("1000", "JPY") == 1000
+    assert to_minor("1.234", "KWD") == 1234
+    assert from_minor(1234, "USD") == Decimal("12.34")
+    with pytest.raises(ValueError):
+        to_minor("0.001", "USD")
+
+
+def test_rounding_policies() -> None:
+    assert round_to_int(Decimal("2.7")) == 2
+    assert round_to_int(Decimal("2.5"), Rounding.HALF_EVEN) == 2
+    assert round_to_int(Decimal("2.5"), Rounding.HALF_UP) == 3
+    assert round_to_int(Decimal("2.1"), Rounding.UP) == 3
+
+
+def test_clock_can_be_frozen_and_moved() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with clock.frozen(at) as c:
+        assert clock.now() == at
+        c.advance(timedelta(days=1))
+        assert clock.now() == at + timedelta(days=1)
+    assert clock.now() > at
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert decode_cursor(encode_cursor("txn_123")) == "txn_123"
+    assert decode_cursor(None) is None
+    with pytest.raises(ValidationFailed):
+        decode_cursor("%%%")
