@@ -4,10 +4,10 @@ from decimal import Decimal
 import pytest
 
 from allegiance.kit import clock
+from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.ids import has_prefix, new_id
 from allegiance.kit.money import Rounding, from_minor, round_to_int, to_minor
 from allegiance.kit.pagination import decode_cursor, encode_cursor
-from allegiance.kit.errors import ValidationFailed
 
 
 def test_ids_are_prefixed_unique_and_sortable() -> None:

@@ -18,7 +18,7 @@ from allegiance.ledger.domain import (
 )
 
 
-def L(acc: str, side: Side, amount: int, unit: str = "u") -> Line:  # noqa: N802
+def L(acc: str, side: Side, amount: int, unit: str = "u") -> Line:
     return Line(acc, unit, side, amount)
 
 

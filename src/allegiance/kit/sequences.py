@@ -22,10 +22,12 @@ def reserve(session: Session, tenant_id: str, name: str, count: int = 1) -> tupl
         {"n": count, "t": tenant_id, "name": name},
     ).one_or_none()
     if row is None:
+        # First use: create the row; a concurrent creator wins quietly and we then wait on its
+        # row lock like any other writer.
         session.execute(
             text(
                 "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
-                "VALUES (:t, :name, 0, '')"
+                "VALUES (:t, :name, 0, '') ON CONFLICT DO NOTHING"
             ),
             {"t": tenant_id, "name": name},
         )

@@ -10,6 +10,7 @@ from allegiance.ledger.holds import (
     expire_holds,
     get_hold,
     post_hold,
+    release_due_holds,
     void_hold,
 )
 from allegiance.ledger.models import Adjustment, Hold, JournalEntry, LedgerAccount, Posting
@@ -39,5 +40,5 @@ __all__ = [
     "balance_of", "create_hold", "decide_adjustment", "expire_due_lots", "expire_holds",
     "expire_inactive", "get_account", "get_adjustment", "get_entry", "get_hold", "post_entries",
     "post_entry", "post_hold", "program_account", "receivable", "reconcile", "request_adjustment",
-    "reverse_entry", "run_expiry", "transfer", "verify_chain", "void_hold", "wallet",
+    "release_due_holds", "reverse_entry", "run_expiry", "transfer", "verify_chain", "void_hold", "wallet",
 ]

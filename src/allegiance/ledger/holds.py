@@ -37,6 +37,8 @@ class HoldRequest:
     hold_key: str | None = None
     memo: str | None = None
     expires_at: datetime | None = None
+    # Post automatically at this time (pending earnings); exclusive with expires_at.
+    release_at: datetime | None = None
 
 
 def create_hold(session: Session, tenant_id: str, request: HoldRequest) -> tuple[Hold, bool]:
@@ -52,6 +54,8 @@ def create_hold(session: Session, tenant_id: str, request: HoldRequest) -> tuple
     now = clock.now()
     if request.expires_at is not None and request.expires_at <= now:
         raise ValidationFailed("expires_at must be in the future", field="expires_at")
+    if request.expires_at is not None and request.release_at is not None:
+        raise ValidationFailed("a hold either expires or is released", field="release_at")
     if request.hold_key:
         existing = repo.hold_by_key(session, tenant_id, request.hold_key)
         if existing is not None:
@@ -86,7 +90,7 @@ def create_hold(session: Session, tenant_id: str, request: HoldRequest) -> tuple
         unit_id=request.unit_id, amount=amount, posted_amount=0, state="pending",
         kind=request.kind, source_type=request.source_type, source_id=request.source_id,
         hold_key=request.hold_key, memo=request.memo, expires_at=request.expires_at,
-        created_at=now, resolved_at=None, resolved_entry_id=None,
+        release_at=request.release_at, created_at=now, resolved_at=None, resolved_entry_id=None,
     )
     session.add(hold)
     session.flush()
@@ -177,6 +181,20 @@ def expire_holds(session: Session, *, limit: int = 1000) -> int:
         hold = get_hold(session, tenant_id, hold_id)
         try:
             _resolve(session, tenant_id, hold, "expired", 0, "job:expire", None)
+        except HoldAlreadyResolved:
+            continue
+        count += 1
+    return count
+
+
+def release_due_holds(session: Session, *, limit: int = 1000) -> int:
+    """Post pending holds whose release time has passed (earnings after the return window)."""
+    now = clock.now()
+    count = 0
+    for tenant_id, hold_id in repo.releasable_hold_ids(session, now, limit):
+        hold = get_hold(session, tenant_id, hold_id)
+        try:
+            _resolve(session, tenant_id, hold, "posted", hold.amount, "job:release", None)
         except HoldAlreadyResolved:
             continue
         count += 1

@@ -147,6 +147,7 @@ class Hold(Base):
         ),
         UniqueConstraint("tenant_id", "hold_key"),
         Index("ix_hold_pending_expiry", "state", "expires_at"),
+        Index("ix_hold_pending_release", "state", "release_at"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("posted_amount >= 0 AND posted_amount <= amount", name="posted_amount"),
         CheckConstraint("state IN ('pending', 'posted', 'voided', 'expired')", name="state"),
@@ -166,7 +167,10 @@ class Hold(Base):
     source_id: Mapped[str | None] = mapped_column(String(200))
     hold_key: Mapped[str | None] = mapped_column(String(300))
     memo: Mapped[str | None] = mapped_column(String(1000))
+    # Voided automatically at this time (a reservation that was never used)…
     expires_at: Mapped[datetime | None]
+    # …or posted automatically at this time (earnings pending until a return window closes).
+    release_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     resolved_entry_id: Mapped[str | None] = mapped_column(ID)

@@ -348,6 +348,7 @@ def upgrade() -> None:
     sa.Column('hold_key', sa.String(length=300), nullable=True),
     sa.Column('memo', sa.String(length=1000), nullable=True),
     sa.Column('expires_at', allegiance.kit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('release_at', allegiance.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', allegiance.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('resolved_at', allegiance.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolved_entry_id', sa.String(length=40), nullable=True),
@@ -362,6 +363,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('hold', schema=None) as batch_op:
         batch_op.create_index('ix_hold_pending_expiry', ['state', 'expires_at'], unique=False)
+        batch_op.create_index('ix_hold_pending_release', ['state', 'release_at'], unique=False)
 
     op.create_table('lot',
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
