@@ -67,6 +67,7 @@ def evaluate_frame(
     events = lines.unique(subset=["_event"], keep="first", maintain_order=True).sort("_event")
     n_events = events.height
     blocked = pl.Series("blocked", [False] * n_events, dtype=pl.Boolean)
+    any_blocked = False
     pieces: list[pl.DataFrame] = []
     hits: dict[str, pl.DataFrame] = {}  # rule -> matched (_event, _line) or (_event)
     line_rows = lines.filter(pl.col("_line").is_not_null())
@@ -74,7 +75,9 @@ def evaluate_frame(
         scope = line_rows if rule.line_scope else events
         if scope.height == 0:
             continue
-        mask = _trigger_mask(rule) & ~pl.lit(blocked).gather(pl.col("_event"))
+        mask = _trigger_mask(rule)
+        if any_blocked:
+            mask = mask & ~pl.lit(blocked).gather(pl.col("_event"))
         if rule.condition is not None:
             mask = mask & to_polars(rule.condition).fill_null(False)
         matched = scope.filter(mask)
@@ -87,6 +90,7 @@ def evaluate_frame(
         if rule.stacking == "exclusive":
             hit_events = matched["_event"].unique()
             blocked = blocked.scatter(hit_events, True)
+            any_blocked = True
     awards = pl.concat(pieces, how="vertical") if pieces else pl.DataFrame(schema=AWARD_SCHEMA)
     awards = awards.with_row_index("_order")
     awards = _multiply(ordered, awards, hits)
@@ -191,63 +195,127 @@ def _limits(
     limited = [r for r in ordered if r.limits or r.budget is not None]
     if not limited or awards.height == 0:
         return awards
+    counted = awards.filter(pl.col("unit").is_not_null() & pl.col("rule").is_in(
+        [r.code for r in limited]))
+    if counted.height == 0:
+        return awards
+    totals_all = counted.group_by(["rule", "_event"]).agg(pl.col("amount").sum().alias("total"))
     periods = {limit.period for r in limited for limit in r.limits}
-    keyed = events.select(
+    needed = totals_all.select("_event").unique()
+    keyed = events.join(needed, on="_event", how="semi").select(
         pl.col("_event").cast(pl.Int64), pl.col("_member"),
         *[period_key_expr(p, time_zone).alias(f"_p_{p}") for p in periods],
     )
     allowed_frames = []
     for rule in limited:
-        mine = awards.filter((pl.col("rule") == rule.code) & pl.col("unit").is_not_null())
-        if mine.height == 0:
-            continue
         totals = (
-            mine.group_by("_event").agg(pl.col("amount").sum().alias("total"))
+            totals_all.filter(pl.col("rule") == rule.code).drop("rule")
             .join(keyed, on="_event", how="left").sort("_event")
         )
-        running: dict[tuple[str, str, int, str], tuple[int, int]] = {}
-        left = budget_left.get(rule.code, rule.budget) if rule.budget is not None else None
-        allowed_values = []
-        columns = [totals[c].to_list() for c in ("total", "_member")]
-        period_columns = {p: totals[f"_p_{p}"].to_list() for p in periods}
-        for row, (total, member) in enumerate(zip(*columns, strict=True)):
-            allowed = int(total)
-            keys = []
-            for index, limit in enumerate(rule.limits):
-                key = (str(member), rule.code, index, str(period_columns[limit.period][row]))
-                keys.append(key)
-                used_amount, used_times = running.get(key, usage.get(key, (0, 0)))
-                if limit.times is not None and used_times >= limit.times:
-                    allowed = 0
-                if limit.max is not None:
-                    allowed = min(allowed, max(0, limit.max - used_amount))
-            if left is not None:
-                allowed = min(allowed, max(0, left))
-                left -= allowed
-            for key in keys:
-                used_amount, used_times = running.get(key, usage.get(key, (0, 0)))
-                running[key] = (used_amount + allowed, used_times + (1 if allowed > 0 else 0))
-            allowed_values.append(allowed)
+        if totals.height == 0:
+            continue
+        allowed = _allowed_vectorised(rule, totals, usage, budget_left)
+        if allowed is None:
+            allowed = _allowed_sequential(rule, totals, periods, usage, budget_left)
         allowed_frames.append(totals.select(
-            pl.col("_event"), pl.lit(rule.code).alias("rule"),
-            pl.Series("_allowed", allowed_values, dtype=pl.Int64),
+            pl.col("_event"), pl.lit(rule.code).alias("rule"), pl.col("total").alias("_total"),
+            allowed.alias("_allowed"),
         ))
-    if not allowed_frames:
+    allowed_all = pl.concat(allowed_frames).filter(pl.col("_allowed") < pl.col("_total"))
+    if allowed_all.height == 0:
         return awards
-    allowed_all = pl.concat(allowed_frames)
+    # Only the awards of events that a limit cut need the in-event distribution.
     awards = awards.join(allowed_all, on=["_event", "rule"], how="left")
-    # Cut within an event: event-level awards first, then lines in order, then effect.
-    awards = awards.with_columns(
+    cut_rows = awards.filter(pl.col("_allowed").is_not_null() & pl.col("unit").is_not_null())
+    rest = awards.filter(~(pl.col("_allowed").is_not_null() & pl.col("unit").is_not_null()))
+    cut_rows = cut_rows.with_columns(
         pl.col("_line").fill_null(-1).alias("_sort_line")
-    ).sort(["_event", "rule", "_sort_line", "effect"])
-    counted = pl.col("unit").is_not_null()
-    awards = awards.with_columns(
-        pl.when(counted).then(pl.col("amount")).otherwise(0)
-        .cum_sum().over(["_event", "rule"]).alias("_cum")
+    ).sort(["_event", "rule", "_sort_line", "effect"]).with_columns(
+        pl.col("amount").cum_sum().over(["_event", "rule"]).alias("_cum")
     )
-    before = pl.col("_cum") - pl.when(counted).then(pl.col("amount")).otherwise(0)
-    cut = pl.min_horizontal(pl.col("amount"), (pl.col("_allowed") - before).clip(lower_bound=0))
-    return awards.with_columns(
-        pl.when(pl.col("_allowed").is_not_null() & counted).then(cut)
-        .otherwise(pl.col("amount")).alias("amount")
-    ).drop("_allowed", "_sort_line", "_cum")
+    before = pl.col("_cum") - pl.col("amount")
+    cut_rows = cut_rows.with_columns(
+        pl.min_horizontal(pl.col("amount"), (pl.col("_allowed") - before).clip(lower_bound=0))
+        .alias("amount")
+    ).drop("_sort_line", "_cum")
+    return pl.concat([rest, cut_rows.select(rest.columns)]).drop("_allowed", "_total")
+
+
+def _initial(usage: Mapping[tuple[str, str, int, str], tuple[int, int]], rule: Rule,
+             index: int, period: str, totals: pl.DataFrame, which: int) -> pl.Expr:
+    """Usage before these events for each row's (member, period) as a column."""
+    mine = {(m, k): v[which] for (m, r, i, k), v in usage.items() if r == rule.code and i == index}
+    if not mine:
+        return pl.lit(0, dtype=pl.Int64)
+    frame = pl.DataFrame(
+        {"_member": [m for m, _ in mine], f"_p_{period}": [k for _, k in mine],
+         "_used": list(mine.values())},
+        schema={"_member": pl.Utf8, f"_p_{period}": pl.Utf8, "_used": pl.Int64},
+    )
+    joined = totals.join(frame, on=["_member", f"_p_{period}"], how="left")
+    return pl.lit(joined["_used"].fill_null(0))
+
+
+def _allowed_vectorised(
+    rule: Rule,
+    totals: pl.DataFrame,
+    usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
+    budget_left: Mapping[str, int],
+) -> pl.Expr | None:
+    """Closed forms for the common cases: one ``max`` limit, one ``times`` limit, or a budget
+    alone. None when the rule needs the sequential evaluation."""
+    total = pl.col("total")
+    if not rule.limits and rule.budget is not None:
+        budget = budget_left.get(rule.code, rule.budget)
+        cum = total.cum_sum()
+        return (pl.min_horizontal(pl.lit(budget), cum)
+                - pl.min_horizontal(pl.lit(budget), cum - total)).clip(lower_bound=0)
+    if len(rule.limits) != 1 or rule.budget is not None:
+        return None
+    limit = rule.limits[0]
+    group = ["_member", f"_p_{limit.period}"]
+    if limit.max is not None and limit.times is None:
+        used = _initial(usage, rule, 0, limit.period, totals, 0)
+        cum = total.cum_sum().over(group) + used
+        cap = pl.lit(limit.max)
+        return (pl.min_horizontal(cap, cum) - pl.min_horizontal(cap, cum - total)).clip(
+            lower_bound=0)
+    if limit.times is not None and limit.max is None:
+        used = _initial(usage, rule, 0, limit.period, totals, 1)
+        positive = (total > 0).cast(pl.Int64)
+        rank = positive.cum_sum().over(group) + used
+        return pl.when((total > 0) & (rank <= limit.times)).then(total).otherwise(0)
+    return None
+
+
+def _allowed_sequential(
+    rule: Rule,
+    totals: pl.DataFrame,
+    periods: set[str],
+    usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
+    budget_left: Mapping[str, int],
+) -> pl.Expr:
+    running: dict[tuple[str, str, int, str], tuple[int, int]] = {}
+    left = budget_left.get(rule.code, rule.budget) if rule.budget is not None else None
+    allowed_values = []
+    columns = [totals[c].to_list() for c in ("total", "_member")]
+    period_columns = {p: totals[f"_p_{p}"].to_list() for p in periods}
+    for row, (total, member) in enumerate(zip(*columns, strict=True)):
+        allowed = int(total)
+        keys = []
+        for index, limit in enumerate(rule.limits):
+            key = (str(member), rule.code, index, str(period_columns[limit.period][row]))
+            keys.append(key)
+            used_amount, used_times = running.get(key, usage.get(key, (0, 0)))
+            if limit.times is not None and used_times >= limit.times:
+                allowed = 0
+            if limit.max is not None:
+                allowed = min(allowed, max(0, limit.max - used_amount))
+        if left is not None:
+            allowed = min(allowed, max(0, left))
+            left -= allowed
+        for key in keys:
+            used_amount, used_times = running.get(key, usage.get(key, (0, 0)))
+            running[key] = (used_amount + allowed, used_times + (1 if allowed > 0 else 0))
+        allowed_values.append(allowed)
+    return pl.lit(pl.Series("_allowed", allowed_values, dtype=pl.Int64))

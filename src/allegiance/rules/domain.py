@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from allegiance.kit.money import Rounding
@@ -137,13 +138,13 @@ class Rule:
     valid_to: datetime | None = None
     name: str = ""
 
-    @property
+    @cached_property
     def line_scope(self) -> bool:
         return self.condition is not None and any(
             f.startswith("line.") for f in self.condition.fields()
         )
 
-    @property
+    @cached_property
     def is_multiplier(self) -> bool:
         return any(e.type == "multiplier" for e in self.effects)
 

@@ -94,6 +94,7 @@ def evaluate(
     matched_lines: dict[str, set[int] | None] = {}  # None: event-scope match
     blocked_by: str | None = None
     ordered = order(rules)
+    rows: list[Row] | None = None  # event fields merged with each line, built on first need
     for rule in ordered:
         if blocked_by is not None:
             traces.append(Trace(rule.code, False, f"skipped: exclusive rule {blocked_by} matched"))
@@ -106,10 +107,9 @@ def evaluate(
             continue
         predicate = _predicate(rule)
         if rule.line_scope:
-            hits = {
-                i for i, line in enumerate(event.lines)
-                if predicate({**event.fields, **line}) is True
-            }
+            if rows is None:
+                rows = [{**event.fields, **line} for line in event.lines]
+            hits = {i for i, row in enumerate(rows) if predicate(row) is True}
             if not hits:
                 traces.append(Trace(rule.code, False, "no line meets the condition"))
                 continue
