@@ -10,11 +10,14 @@ from fastapi.responses import RedirectResponse
 from allegiance import __version__
 from allegiance.api import errors
 from allegiance.api.ratelimit import RateLimiter
+from allegiance.definitions.routes import router as definitions_router
+from allegiance.events.routes import router as events_router
 from allegiance.kit.db import Database
 from allegiance.kit.settings import get_settings
 from allegiance.ledger.routes import router as ledger_router
 from allegiance.members.routes import router as members_router
 from allegiance.tenants.routes import router as tenants_router
+from allegiance.tiers.routes import router as tiers_router
 
 DESCRIPTION = """
 Allegiance is a headless B2B loyalty and partner-incentive engine on one double-entry ledger.
@@ -42,7 +45,8 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
     app.state.limiter = RateLimiter(per_minute) if per_minute > 0 else None
     errors.install(app)
 
-    for router in (tenants_router, members_router, ledger_router):
+    for router in (tenants_router, members_router, ledger_router, tiers_router, events_router,
+                   definitions_router):
         app.include_router(router, prefix="/v1")
 
     @app.get("/health", tags=["meta"], summary="Liveness")

@@ -213,6 +213,9 @@ def need(scope: str) -> Callable[..., Ctx]:
         limiter = getattr(request.app.state, "limiter", None)
         if limiter is not None:
             limiter.check(principal.key_id)
+        if tenants.last_use_due(principal.key_id):
+            with db.transaction() as session:
+                tenants.touch_api_key(session, principal.tenant_id, principal.key_id)
         return Ctx(request=request, db=db, principal=principal)
 
     return dependency

@@ -53,3 +53,9 @@ class SameApprover(AllegianceError):
 
     code = "second_approver_required"
     status = 403
+
+
+class HoldKeyInFlight(Conflict):
+    """Another request is creating a hold with the same key; retry to get it."""
+
+    code = "hold_key_in_flight"

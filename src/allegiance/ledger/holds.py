@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance.kit import clock
+from allegiance.kit.db import is_unique_violation
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.ids import new_id
 from allegiance.ledger import repository as repo
@@ -16,6 +18,7 @@ from allegiance.ledger.errors import (
     AccountNotFound,
     HoldAlreadyResolved,
     HoldExpired,
+    HoldKeyInFlight,
     HoldNotFound,
     InsufficientFunds,
     InvalidEntry,
@@ -92,8 +95,17 @@ def create_hold(session: Session, tenant_id: str, request: HoldRequest) -> tuple
         hold_key=request.hold_key, memo=request.memo, expires_at=request.expires_at,
         release_at=request.release_at, created_at=now, resolved_at=None, resolved_entry_id=None,
     )
-    session.add(hold)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(hold)
+            session.flush()
+    except IntegrityError as exc:
+        if not (request.hold_key and is_unique_violation(exc)):
+            raise
+        # A concurrent request with the same hold_key won; answer with its hold. Our counter
+        # updates are still in this transaction: the caller must roll back, so say so.
+        raise HoldKeyInFlight("a hold with this hold_key is being created",
+                              field="hold_key") from exc
     return hold, True
 
 

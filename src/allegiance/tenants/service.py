@@ -367,6 +367,12 @@ def authenticate(session: Session, secret: str) -> Principal:
     return Principal(key.tenant_id, key.id, tuple(key.scopes), tuple(key.program_ids))
 
 
+def last_use_due(key_id: str) -> bool:
+    """Whether this process should record the key's use now (at most once a minute)."""
+    last = _last_used_written.get(key_id)
+    return last is None or clock.now() - last >= timedelta(minutes=1)
+
+
 def touch_api_key(session: Session, tenant_id: str, key_id: str) -> bool:
     """Record last use at most once a minute per key and process; True when written."""
     now = clock.now()
