@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, authentication, the idempotent unit of work, errors."""
