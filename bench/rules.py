@@ -49,7 +49,7 @@ def program() -> dict[str, Any]:
         {"code": "web-bonus", "priority": 7, "condition": 'event.channel == "web"',
          "effects": [{"type": "fixed", "unit": "points", "points": 10}],
          "limits": [{"period": "week", "times": 2}]},
-        {"code": "weekend", "priority": 7, "condition": "event.weekday >= 5",
+        {"code": "weekend", "priority": 7, "condition": "event.weekday >= 6",
          "effects": [{"type": "points_per_amount", "unit": "points", "rate": "0.002"}]},
         {"code": "region-es", "priority": 6, "condition": 'member.region == "ES" and '
          'line.category in ["brakes", "filters"]',
@@ -154,9 +154,9 @@ def generate(n_events: int, n_members: int, seed: int) -> pl.DataFrame:
         pl.when(pl.col("_line").is_null()).then(None).otherwise(pl.col(c)).alias(c)
         for c in line_cols
     ])
-    # Monday = 0, as the API computes it in the program's time zone.
+    # ISO weekday (Monday = 1), as the API computes it in the program's time zone.
     return frame.with_columns(
-        (pl.col("_at").dt.convert_time_zone(TZ).dt.weekday() - 1).cast(pl.Int64)
+        pl.col("_at").dt.convert_time_zone(TZ).dt.weekday().cast(pl.Int64)
         .alias("event.weekday")
     )
 

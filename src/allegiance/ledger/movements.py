@@ -72,14 +72,18 @@ def reverse_entry(
                 )
     by_line = {p.line_no: p for p in postings}
     out: list[Line] = []
+    room: dict[str, tuple[int, int]] = {}  # wallet -> (available left, floor) as lines take it
     for line_no in sorted(wanted):
         posting = by_line[line_no]
         amount = wanted[line_no]
         opposite = Side.CREDIT if posting.side == "D" else Side.DEBIT
         account = get_account(session, tenant_id, posting.account_id)
         if opposite is Side.DEBIT and account.owner_type != "program" and account.purpose == "wallet":
-            available, floor = repo.available_and_floor(session, tenant_id, account.id)
+            if account.id not in room:
+                room[account.id] = repo.available_and_floor(session, tenant_id, account.id)
+            available, floor = room[account.id]
             take, shortfall = split_for_shortfall(amount, available, floor)
+            room[account.id] = (available - take, floor)
             if take:
                 out.append(Line(account.id, posting.unit_id, Side.DEBIT, take, line_no))
             if shortfall:

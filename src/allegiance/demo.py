@@ -1,0 +1,224 @@
+"""The demo tenant: two programs, a small dealer network and some ledger history.
+
+Built once per database through the same services the API uses (``allegiance demo`` and
+``make run``); every later run finds it (a marker in the tenant's settings) and only issues a
+fresh admin API key, since keys are stored hashed and cannot be shown again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from allegiance import ledger, members, tenants
+from allegiance.kit import clock
+from allegiance.kit.db import Database
+from allegiance.kit.models import Tenant
+
+DEMO_TENANT = "Demo Co"
+MARKER = "demo"
+VERSION = 1
+ACTOR = "system:demo"
+
+
+@dataclass(frozen=True)
+class DemoUnit:
+    id: str
+    code: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class DemoProgram:
+    id: str
+    code: str
+    name: str
+    units: list[DemoUnit]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    tenant_id: str
+    created: bool
+    api_key: str
+    programs: list[DemoProgram]
+    # Role in the demo network (distributor, dealer_west…) → account id.
+    accounts: dict[str, str] = field(default_factory=dict)
+    # Account role → wallet id in the points program.
+    wallets: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "created": self.created,
+            "api_key": self.api_key,
+            "programs": [
+                {"id": p.id, "code": p.code, "name": p.name,
+                 "units": [{"id": u.id, "code": u.code, "kind": u.kind} for u in p.units]}
+                for p in self.programs
+            ],
+            "accounts": self.accounts,
+            "wallets": self.wallets,
+        }
+
+
+def find_demo_tenant(session: Session) -> Tenant | None:
+    for tenant in session.scalars(
+        select(Tenant).where(Tenant.name == DEMO_TENANT).order_by(Tenant.created_at, Tenant.id)
+    ):
+        if isinstance(tenant.settings, dict) and MARKER in tenant.settings:
+            return tenant
+    return None
+
+
+def build_demo(db: Database) -> DemoResult:
+    """Create the demo tenant unless it exists; always issue a new admin API key."""
+    with db.transaction() as session:
+        tenant = find_demo_tenant(session)
+        created = tenant is None
+        if tenant is None:
+            tenant = tenants.create_tenant(session, DEMO_TENANT)
+            marker = _populate(session, tenant.id)
+            tenant.settings = {**(tenant.settings or {}), MARKER: marker}
+            session.flush()
+        marker = dict(tenant.settings[MARKER])
+        issued = tenants.create_api_key(session, tenant.id, name="demo admin", scopes=["admin"])
+        programs = [
+            DemoProgram(
+                p.id, p.code, p.name,
+                [DemoUnit(u.id, u.code, u.kind) for u in tenants.list_units(session, tenant.id, p.id)],
+            )
+            for p in tenants.list_programs(session, tenant.id)
+        ]
+        return DemoResult(
+            tenant_id=tenant.id, created=created, api_key=issued.secret, programs=programs,
+            accounts=dict(marker.get("accounts", {})), wallets=dict(marker.get("wallets", {})),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The content
+
+
+def _populate(session: Session, tenant_id: str) -> dict[str, Any]:
+    now = clock.now()
+    rewards = tenants.create_program(
+        session, tenant_id, code="partner-rewards", name="Partner Rewards",
+        base_currency="USD", enrolment_mode="open",
+    )
+    tokens = tenants.create_unit(
+        session, tenant_id, rewards.id, code="tokens", name="Tokens", kind="points",
+        value_in_base="0.01", expiry_policy={"kind": "after_months", "months": 24},
+    )
+    cashback = tenants.create_program(
+        session, tenant_id, code="dealer-cashback", name="Dealer Cashback",
+        base_currency="USD", enrolment_mode="open",
+    )
+    usd = tenants.create_unit(
+        session, tenant_id, cashback.id, code="usd", name="USD cashback", kind="money",
+        currency="USD", value_in_base="1",
+    )
+
+    # A distributor with two dealers; the western dealer has a branch.
+    acc: dict[str, str] = {}
+
+    def account(role: str, name: str, region: str, parent: str | None, number: str) -> None:
+        created = members.create_account(
+            session, tenant_id, name=name, parent_id=acc[parent] if parent else None,
+            member_number=number, region=region, email=f"{role.replace('_', '-')}@example.com",
+            actor=ACTOR,
+        )
+        acc[role] = created.id
+
+    account("distributor", "Northwind Distribution", "US", None, "D-1000")
+    account("dealer_west", "Acme Electrical Supply", "US-CA", "distributor", "R-2001")
+    account("dealer_south", "Bolt & Wire Co", "US-TX", "distributor", "R-2002")
+    account("branch_sd", "Acme Electrical — San Diego", "US-CA", "dealer_west", "R-2001-SD")
+
+    people = [
+        ("distributor", "Dana Whitfield", "dana@northwind.example", "owner"),
+        ("distributor", "Omar Haddad", "omar@northwind.example", "manager"),
+        ("dealer_west", "Grace Liu", "grace@acme.example", "owner"),
+        ("dealer_west", "Tom Reyes", "tom@acme.example", "rep"),
+        ("dealer_south", "Priya Natarajan", "priya@boltwire.example", "owner"),
+        ("branch_sd", "Luis Ortega", "luis@acme.example", "rep"),
+        ("branch_sd", "Kim Baker", "kim@acme.example", "viewer"),
+    ]
+    for role, name, email, user_role in people:
+        members.add_user(session, tenant_id, acc[role], name=name, email=email, role=user_role,
+                         actor=ACTOR)
+
+    for role in ("distributor", "dealer_west", "dealer_south", "branch_sd"):
+        members.enrol(session, tenant_id, rewards.id, acc[role], actor=ACTOR)
+    for role in ("dealer_west", "dealer_south"):
+        members.enrol(session, tenant_id, cashback.id, acc[role], actor=ACTOR)
+
+    points = _Book(session, tenant_id, rewards.id, tokens.id, now)
+    wallets = {role: points.wallet(acc[role]) for role in acc}
+    points.earn(wallets["dealer_west"], 12_000, days_ago=90, key="q3-sales")
+    points.earn(wallets["dealer_west"], 4_500, days_ago=20, key="training")
+    points.redeem(wallets["dealer_west"], 2_500, days_ago=10, key="gift-card")
+    points.earn(wallets["dealer_south"], 8_000, days_ago=60, key="q3-sales")
+    points.earn(wallets["branch_sd"], 1_500, days_ago=15, key="training")
+    # 26 months ago: past the 24-month expiry; `allegiance jobs run expire` posts the 5,000
+    # tokens to the program's expired account (breakage).
+    points.earn(wallets["branch_sd"], 5_000, days_ago=790, key="welcome-bonus")
+    points.earn(wallets["distributor"], 20_000, days_ago=45, key="volume-bonus")
+    points.redeem(wallets["distributor"], 6_000, days_ago=5, key="trip")
+    # A redemption awaiting fulfilment: reserved now, posted or voided later.
+    ledger.create_hold(session, tenant_id, ledger.HoldRequest(
+        rewards.id, wallets["dealer_south"], points.redeemed, tokens.id, 3_000,
+        kind="redeem", source_type="demo", hold_key="demo:hold:dealer_south:headset",
+        memo="Headset (awaiting shipment)", expires_at=now + timedelta(days=14),
+    ))
+
+    money = _Book(session, tenant_id, cashback.id, usd.id, now)
+    cash = {role: money.wallet(acc[role]) for role in ("dealer_west", "dealer_south")}
+    money.earn(cash["dealer_west"], 12_500, days_ago=40, key="rebate-q3")  # $125.00
+    money.earn(cash["dealer_south"], 8_040, days_ago=40, key="rebate-q3")  # $80.40
+    money.redeem(cash["dealer_west"], 5_000, days_ago=3, key="payout")  # $50.00 paid out
+
+    return {"version": VERSION, "accounts": acc, "wallets": wallets}
+
+
+class _Book:
+    """Earn and redeem entries of one program and unit (issued → wallet → redeemed)."""
+
+    def __init__(
+        self, session: Session, tenant_id: str, program_id: str, unit_id: str, now: datetime
+    ) -> None:
+        self.session, self.tenant_id = session, tenant_id
+        self.program_id, self.unit_id, self.now = program_id, unit_id, now
+        self.issued = ledger.program_account(session, tenant_id, program_id, unit_id, "issued").id
+        self.redeemed = ledger.program_account(
+            session, tenant_id, program_id, unit_id, "redeemed", normal="credit"
+        ).id
+        self._owners: dict[str, str] = {}
+
+    def wallet(self, account_id: str) -> str:
+        wallet = ledger.wallet(
+            self.session, self.tenant_id, self.program_id, self.unit_id, "account", account_id
+        )
+        self._owners[wallet.id] = account_id
+        return wallet.id
+
+    def _post(self, kind: str, debit: str, credit: str, amount: int, days_ago: int,
+              key: str, wallet: str) -> None:
+        ledger.post_entry(self.session, self.tenant_id, ledger.EntryRequest(
+            program_id=self.program_id, kind=kind, source_type="demo", source_id=key,
+            entry_key=f"demo:{self.program_id}:{self._owners[wallet]}:{kind}:{key}",
+            memo=f"demo {kind}: {key}", actor=ACTOR,
+            effective_at=self.now - timedelta(days=days_ago),
+            lines=(ledger.Line(debit, self.unit_id, ledger.Side.DEBIT, amount),
+                   ledger.Line(credit, self.unit_id, ledger.Side.CREDIT, amount)),
+        ))
+
+    def earn(self, wallet: str, amount: int, *, days_ago: int, key: str) -> None:
+        self._post("earn", self.issued, wallet, amount, days_ago, key, wallet)
+
+    def redeem(self, wallet: str, amount: int, *, days_ago: int, key: str) -> None:
+        self._post("redeem", wallet, self.redeemed, amount, days_ago, key, wallet)

@@ -1,0 +1,15 @@
+"""Purchases, activities and returns: ingestion, matching (with an unmatched queue), earning
+through the rules in force at the event's time, exact reversal on return, and dry-run."""
+
+from allegiance.events.domain import LineIn
+from allegiance.events.dryrun import DryRun, dry_run
+from allegiance.events.inputs import EventData, Outcome, WalletBalance, get_event, outcome
+from allegiance.events.models import Event, EventAward, EventLine, MemberCounter
+from allegiance.events.returns import ReturnData, ReturnLine, record_return
+from allegiance.events.service import ingest, match, prepare
+
+__all__ = [
+    "DryRun", "Event", "EventAward", "EventData", "EventLine", "LineIn", "MemberCounter",
+    "Outcome", "ReturnData", "ReturnLine", "WalletBalance", "dry_run", "get_event", "ingest",
+    "match", "outcome", "prepare", "record_return",
+]

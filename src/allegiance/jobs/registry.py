@@ -1,0 +1,133 @@
+"""Named batch jobs. Each job runs in batches, every batch in its own committed transaction,
+so a job can be stopped at any time and run again (it resumes; nothing is done twice).
+
+A job is a function ``run(db, batch, progress) -> summary``: ``progress(step, count)`` is
+called after every batch, and the summary maps figure names to totals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from allegiance import ledger
+from allegiance.kit import clock
+from allegiance.kit.db import Database
+from allegiance.kit.models import IdempotencyRecord
+from allegiance.tiers import jobs as tier_jobs
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    description: str
+    run: Callable[[Database, int, Progress], dict[str, int]]
+
+
+def _no_progress(_step: str, _count: int) -> None:
+    return None
+
+
+def run_expire(db: Database, batch: int = 1000, progress: Progress = _no_progress) -> dict[str, int]:
+    """Expire pending holds past their deadline, then the points of expired lots."""
+    holds = 0
+    while True:
+        with db.transaction() as session:
+            done = ledger.expire_holds(session, limit=batch)
+        holds += done
+        progress("holds", done)
+        if done < batch:
+            break
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[Session]:
+        with db.transaction() as session:
+            yield session
+        progress("lot batches", 1)
+
+    report = ledger.run_expiry(counted, batch=batch)
+    return {
+        "holds_expired": holds,
+        "lots_expired": report.lots,
+        "amount_expired": report.points,
+        "entries_posted": report.entries,
+    }
+
+
+def run_tiers(db: Database, batch: int = 1000, progress: Progress = _no_progress) -> dict[str, int]:
+    """Recalculate every program's tiers; settles the month that ended once per ladder."""
+    return tier_jobs.recalculate_all(db, progress=progress)
+
+
+def run_prune_idempotency(
+    db: Database, batch: int = 1000, progress: Progress = _no_progress
+) -> dict[str, int]:
+    """Delete stored Idempotency-Key responses past their retention (the keys become reusable;
+    business keys such as ``entry_key`` still refuse duplicates)."""
+    now = clock.now()
+    deleted = 0
+    while True:
+        with db.transaction() as session:
+            rows = session.execute(
+                select(IdempotencyRecord.tenant_id, IdempotencyRecord.key)
+                .where(IdempotencyRecord.expires_at <= now)
+                .order_by(IdempotencyRecord.expires_at)
+                .limit(batch)
+            ).all()
+            by_tenant: dict[str, list[str]] = {}
+            for tenant_id, key in rows:
+                by_tenant.setdefault(tenant_id, []).append(key)
+            for tenant_id, keys in by_tenant.items():
+                session.execute(
+                    delete(IdempotencyRecord).where(
+                        IdempotencyRecord.tenant_id == tenant_id,
+                        IdempotencyRecord.key.in_(keys),
+                        IdempotencyRecord.expires_at <= now,
+                    )
+                )
+        deleted += len(rows)
+        progress("records", len(rows))
+        if len(rows) < batch:
+            return {"records_deleted": deleted}
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            "expire",
+            "Release pending holds past their deadline; post expired points to breakage.",
+            run_expire,
+        ),
+        Job(
+            "tiers",
+            "Recalculate every program's tiers (set-based); settle the month that ended.",
+            run_tiers,
+        ),
+        Job(
+            "prune-idempotency",
+            "Delete stored Idempotency-Key responses older than their retention.",
+            run_prune_idempotency,
+        ),
+    )
+}
+
+
+def get(name: str) -> Job:
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; known: {', '.join(sorted(JOBS))}") from None
+
+
+def register(job: Job) -> None:
+    """Add a feature's job (features' ``jobs.py`` are registered by this package)."""
+    if job.name in JOBS:
+        raise ValueError(f"job {job.name!r} is already registered")
+    JOBS[job.name] = job
