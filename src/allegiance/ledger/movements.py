@@ -52,6 +52,7 @@ def reverse_entry(
     silent loss.
     """
     original = get_entry(session, tenant_id, entry_id)
+    repo.lock_entry(session, tenant_id, entry_id)
     postings = repo.postings_of(session, tenant_id, [entry_id])
     done = repo.reversed_so_far(session, tenant_id, entry_id)
     left = {p.line_no: p.amount - done.get(p.line_no, 0) for p in postings}
@@ -197,16 +198,15 @@ def decide_adjustment(
         raise AdjustmentNotPending(f"adjustment is {adjustment.status}", field="adjustment_id")
     if decided_by == adjustment.requested_by:
         raise SameApprover("the second approver must not be the requester", field="decided_by")
-    adjustment.decided_by = decided_by
-    adjustment.decision_reason = reason
-    adjustment.decided_at = clock.now()
+    decided = repo.decide_adjustment_status(
+        session, tenant_id, adjustment_id, "posted" if approve else "rejected",
+        {"decided_by": decided_by, "decision_reason": reason, "decided_at": clock.now()},
+    )
+    if not decided:
+        raise AdjustmentNotPending("the adjustment was decided meanwhile", field="adjustment_id")
+    session.refresh(adjustment)
     if approve:
-        adjustment.status = "posted"
-        session.flush()
         _post_adjustment(session, tenant_id, adjustment)
-    else:
-        adjustment.status = "rejected"
-        session.flush()
     return adjustment
 
 
