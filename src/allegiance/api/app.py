@@ -12,6 +12,8 @@ from allegiance.api import errors
 from allegiance.api.ratelimit import RateLimiter
 from allegiance.definitions.routes import router as definitions_router
 from allegiance.events.routes import router as events_router
+from allegiance import tenants
+from allegiance.kit.auth import Principal
 from allegiance.kit.db import Database
 from allegiance.kit.settings import get_settings
 from allegiance.ledger.routes import router as ledger_router
@@ -30,6 +32,16 @@ Allegiance is a headless B2B loyalty and partner-incentive engine on one double-
 """
 
 
+def authenticate(db: Database, secret: str) -> Principal:
+    """The API key behind a bearer secret; records its last use at most once a minute."""
+    with db.read() as session:
+        principal = tenants.authenticate(session, secret)
+    if tenants.last_use_due(principal.key_id):
+        with db.transaction() as session:
+            tenants.touch_api_key(session, principal.tenant_id, principal.key_id)
+    return principal
+
+
 def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None = None) -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -43,6 +55,7 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
         settings.rate_limit_per_minute if rate_limit_per_minute is None else rate_limit_per_minute
     )
     app.state.limiter = RateLimiter(per_minute) if per_minute > 0 else None
+    app.state.authenticate = authenticate
     errors.install(app)
 
     for router in (tenants_router, members_router, ledger_router, tiers_router, events_router,

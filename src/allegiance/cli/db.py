@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from allegiance.cli.common import DatabaseUrl, console, redact, resolve_url
+from allegiance.kit.cli import DatabaseUrl, console, redact, resolve_url
 from allegiance.kit import migrate
 
 app = typer.Typer(help="Database schema: run the migrations.", no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from allegiance.cli.common import DatabaseUrl, JsonFlag, console, open_database
+from allegiance.kit.cli import DatabaseUrl, JsonFlag, console, open_database
 from allegiance.demo import build_demo
 
 

@@ -10,7 +10,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from allegiance import jobs
-from allegiance.cli.common import DatabaseUrl, JsonFlag, console, fail, open_database
+from allegiance.kit.cli import DatabaseUrl, JsonFlag, console, fail, open_database
 
 app = typer.Typer(help="Batch jobs (expiry…): run them from cron or a scheduler.",
                   no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from allegiance.cli.common import DatabaseUrl, console, redact, resolve_url
+from allegiance.kit.cli import DatabaseUrl, console, redact, resolve_url
 from allegiance.kit.settings import get_settings
 
 

@@ -10,7 +10,7 @@ from rich.table import Column, Table
 from sqlalchemy import select
 
 from allegiance import tenants
-from allegiance.cli.common import DatabaseUrl, JsonFlag, console, open_database
+from allegiance.kit.cli import DatabaseUrl, JsonFlag, console, open_database
 from allegiance.kit.models import Tenant
 
 app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from allegiance import audit, tenants
-from allegiance.api.context import Ctx, need
+from allegiance.kit.web import Ctx, need
 from allegiance.events import dryrun, returns, service
 from allegiance.events import repository as repo
 from allegiance.events.inputs import get_event, outcome

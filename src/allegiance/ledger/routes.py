@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import audit, ledger, tenants
-from allegiance.api.context import Ctx, need
+from allegiance.kit.web import Ctx, need
 from allegiance.kit import clock
 from allegiance.kit.db import is_unique_violation
 from allegiance.kit.errors import AllegianceError, Conflict, ValidationFailed

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from allegiance import ledger, tenants
-from allegiance.api.context import Ctx, need
+from allegiance.kit.web import Ctx, need
 from allegiance.kit.pagination import MAX_LIMIT
 from allegiance.members import enrolments, merge, service
 from allegiance.members.models import Account, Enrolment

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from allegiance.kit.auth import SCOPES, scope_allows
+
+__all__ = ["SCOPES", "scope_allows"]
+
 ENROLMENT_MODES = ("open", "application", "invitation", "automatic")
-SCOPES = ("admin", "integration", "read")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
@@ -40,14 +43,3 @@ def region_eligible(eligible: list[str], region: str | None) -> bool:
         return False
     country = region.split("-", 1)[0]
     return region in eligible or country in eligible
-
-
-def scope_allows(granted: list[str], needed: str) -> bool:
-    """``admin`` may do everything, ``integration`` may write and read, ``read`` may read."""
-    if "admin" in granted:
-        return True
-    if needed == "read":
-        return bool({"integration", "read"} & set(granted))
-    if needed == "integration":
-        return "integration" in granted
-    return needed in granted

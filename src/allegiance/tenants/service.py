@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allegiance.kit import clock
+from allegiance.kit.auth import Principal
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.expiry import ExpiryPolicy
 from allegiance.kit.ids import new_id
@@ -297,20 +298,6 @@ def unit_expiry(
 class IssuedKey:
     key: ApiKey
     secret: str  # shown once; only its hash is stored
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a tenant's API key with its scopes (and optional program restriction)."""
-
-    tenant_id: str
-    key_id: str
-    scopes: tuple[str, ...]
-    program_ids: tuple[str, ...] = ()
-
-    @property
-    def actor(self) -> str:
-        return f"api_key:{self.key_id}"
 
 
 def _hash(secret: str) -> str:

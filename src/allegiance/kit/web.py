@@ -1,4 +1,4 @@
-"""Per-request context: who is calling, the database, and the unit of work of a write.
+"""The web layer shared by every feature's routes. Per-request context: who is calling, the database, and the unit of work of a write.
 
 A write route calls :meth:`Ctx.write` with a function of the session. The function runs in
 one transaction together with the storage of the ``Idempotency-Key`` response, so a commit
@@ -27,8 +27,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance import tenants
 from allegiance.kit import clock
+from allegiance.kit.auth import Principal, scope_allows
 from allegiance.kit.db import Database, is_unique_violation
 from allegiance.kit.errors import (
     Forbidden,
@@ -39,6 +39,9 @@ from allegiance.kit.errors import (
 )
 from allegiance.kit.models import IdempotencyRecord
 from allegiance.kit.settings import get_settings
+
+# Installed by the app factory: turns a bearer secret into a principal or raises.
+Authenticator = Callable[[Database, str], Principal]
 
 _in_flight: set[tuple[str, str]] = set()
 _in_flight_lock = threading.Lock()
@@ -53,7 +56,7 @@ def get_db(request: Request) -> Database:
 class Ctx:
     request: Request
     db: Database
-    principal: tenants.Principal
+    principal: Principal
 
     @property
     def tenant_id(self) -> str:
@@ -206,16 +209,13 @@ def need(scope: str) -> Callable[..., Ctx]:
 
     def dependency(request: Request, db: Database = Depends(get_db)) -> Ctx:
         secret = bearer(request)
-        with db.read() as session:
-            principal = tenants.authenticate(session, secret)
-        if not tenants.scope_allows(list(principal.scopes), scope):
+        authenticate: Authenticator = request.app.state.authenticate
+        principal = authenticate(db, secret)
+        if not scope_allows(list(principal.scopes), scope):
             raise Forbidden(f"this API key lacks the {scope!r} scope", field="Authorization")
         limiter = getattr(request.app.state, "limiter", None)
         if limiter is not None:
             limiter.check(principal.key_id)
-        if tenants.last_use_due(principal.key_id):
-            with db.transaction() as session:
-                tenants.touch_api_key(session, principal.tenant_id, principal.key_id)
         return Ctx(request=request, db=db, principal=principal)
 
     return dependency
