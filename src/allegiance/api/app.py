@@ -7,12 +7,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from allegiance import __version__
+from allegiance import __version__, tenants
 from allegiance.api import errors
 from allegiance.api.ratelimit import RateLimiter
 from allegiance.definitions.routes import router as definitions_router
 from allegiance.events.routes import router as events_router
-from allegiance import tenants
 from allegiance.kit.auth import Principal
 from allegiance.kit.db import Database
 from allegiance.kit.settings import get_settings

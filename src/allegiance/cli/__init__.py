@@ -12,8 +12,8 @@ import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from allegiance.cli import db, demo, jobs, ledger, serve, tenant
-from allegiance.kit.cli import err_console
 from allegiance.definitions import cli as definitions_cli
+from allegiance.kit.cli import err_console
 from allegiance.kit.errors import AllegianceError
 from allegiance.scenarios import cli as scenarios_cli
 
