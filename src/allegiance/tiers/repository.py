@@ -1,0 +1,536 @@
+"""Every query of the tiers feature.
+
+The account hierarchy (``account.parent_id``) and enrolments are read, and ``enrolment.tier`` is
+written for the primary ladder, through lightweight table clauses: set-based work over another
+feature's table is allowed to repositories (one statement for a million members instead of a
+call per member), and it is confined to this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ColumnElement,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    table,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from allegiance.tiers import domain
+from allegiance.tiers.models import TierChange, TierLadder, TierMetric, TierStatus
+
+# Read-only views of the members feature's tables (plus enrolment.tier for the primary ladder).
+account_t = table("account", column("tenant_id"), column("id"), column("parent_id"),
+                  column("attributes", JSON))
+enrolment_t = table(
+    "enrolment", column("tenant_id"), column("program_id"), column("account_id"),
+    column("status"), column("tier"), column("updated_at"),
+)
+
+MAX_DEPTH = 64
+
+
+def _dialect_insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# ---------------------------------------------------------------------------------------------
+# Ladders
+
+
+def ladders_of(session: Session, tenant_id: str, program_id: str) -> list[TierLadder]:
+    return list(session.scalars(
+        select(TierLadder)
+        .where(TierLadder.tenant_id == tenant_id, TierLadder.program_id == program_id)
+        .order_by(TierLadder.id)
+    ))
+
+
+def get_ladder(session: Session, tenant_id: str, ladder_id: str) -> TierLadder | None:
+    return session.get(TierLadder, (tenant_id, ladder_id))
+
+
+def lock_ladder(session: Session, tenant_id: str, ladder_id: str) -> None:
+    """Serialise recalculations of one ladder (PostgreSQL; SQLite writers are serial anyway)."""
+    session.execute(
+        select(TierLadder.id)
+        .where(TierLadder.tenant_id == tenant_id, TierLadder.id == ladder_id)
+        .with_for_update()
+    )
+
+
+def account_exists(session: Session, tenant_id: str, account_id: str) -> bool:
+    found = session.execute(
+        select(account_t.c.id).where(account_t.c.tenant_id == tenant_id,
+                                     account_t.c.id == account_id)
+    ).first()
+    return found is not None
+
+
+def account_attributes(session: Session, tenant_id: str, account_id: str) -> dict[str, Any]:
+    found = session.execute(
+        select(account_t.c.attributes).where(account_t.c.tenant_id == tenant_id,
+                                             account_t.c.id == account_id)
+    ).scalar()
+    return dict(found or {})
+
+
+def _audience(tenant_id: str, ladder: domain.Ladder) -> Any:
+    """The ids of the accounts a ladder is for (string attribute values)."""
+    return select(account_t.c.id).where(
+        account_t.c.tenant_id == tenant_id,
+        *[account_t.c.attributes[key].as_string().in_(list(allowed))
+          for key, allowed in ladder.audience],
+    )
+
+
+def ancestors_or_self(session: Session, tenant_id: str, account_id: str) -> list[str]:
+    """The account and its parents up to the root, nearest first."""
+    found = [account_id]
+    current = account_id
+    for _ in range(MAX_DEPTH):
+        parent = session.execute(
+            select(account_t.c.parent_id).where(account_t.c.tenant_id == tenant_id,
+                                                account_t.c.id == current)
+        ).scalar()
+        if parent is None or parent in found:
+            break
+        found.append(parent)
+        current = parent
+    return found
+
+
+def descendants_or_self(session: Session, tenant_id: str, account_id: str) -> list[str]:
+    base = (select(account_t.c.id.label("id"), literal(0).label("depth"))
+            .where(account_t.c.tenant_id == tenant_id, account_t.c.id == account_id)
+            .cte("descendants", recursive=True))
+    child = account_t.alias("child")
+    tree = base.union_all(
+        select(child.c.id, base.c.depth + 1)
+        .where(child.c.tenant_id == tenant_id, child.c.parent_id == base.c.id,
+               base.c.depth < MAX_DEPTH)
+    )
+    return sorted(set(session.scalars(select(tree.c.id))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def add_metric(session: Session, tenant_id: str, program_id: str, metric: str, account_id: str,
+               bucket: int, amount: int, at: datetime) -> None:
+    """Add ``amount`` to the month's accumulated metric (one upsert)."""
+    ins = _dialect_insert(session)(TierMetric).values(
+        tenant_id=tenant_id, program_id=program_id, metric=metric, account_id=account_id,
+        bucket=bucket, value=amount, updated_at=at,
+    )
+    session.execute(ins.on_conflict_do_update(
+        index_elements=["tenant_id", "program_id", "metric", "account_id", "bucket"],
+        set_={"value": TierMetric.value + ins.excluded.value, "updated_at": ins.excluded.updated_at},
+    ))
+
+
+def set_metric(session: Session, tenant_id: str, program_id: str, metric: str, account_id: str,
+               bucket: int, value: int, at: datetime) -> None:
+    """Replace the month's reported value unless a later report is already stored."""
+    ins = _dialect_insert(session)(TierMetric).values(
+        tenant_id=tenant_id, program_id=program_id, metric=metric, account_id=account_id,
+        bucket=bucket, value=value, updated_at=at,
+    )
+    session.execute(ins.on_conflict_do_update(
+        index_elements=["tenant_id", "program_id", "metric", "account_id", "bucket"],
+        set_={"value": ins.excluded.value, "updated_at": ins.excluded.updated_at},
+        where=TierMetric.updated_at <= ins.excluded.updated_at,
+    ))
+
+
+def metric_value(session: Session, tenant_id: str, program_id: str, metric: str,
+                 account_ids: Sequence[str], first: int, last: int) -> int:
+    """The metric summed over ``account_ids``: accumulated over months ``first..last``, reported
+    as each account's latest value up to ``last``."""
+    m = TierMetric
+    where = [m.tenant_id == tenant_id, m.program_id == program_id, m.metric == metric,
+             m.account_id.in_(list(account_ids))]
+    if domain.is_accumulated(metric):
+        stmt = select(func.coalesce(func.sum(m.value), 0)).where(
+            *where, m.bucket >= first, m.bucket <= last)
+    else:
+        m2 = TierMetric.__table__.alias("later")
+        latest = (select(func.max(m2.c.bucket))
+                  .where(m2.c.tenant_id == m.tenant_id, m2.c.program_id == m.program_id,
+                         m2.c.metric == m.metric, m2.c.account_id == m.account_id,
+                         m2.c.bucket <= last)
+                  .scalar_subquery())
+        stmt = select(func.coalesce(func.sum(m.value), 0)).where(*where, m.bucket == latest)
+    return int(session.execute(stmt).scalar_one())
+
+
+# ---------------------------------------------------------------------------------------------
+# Statuses and history
+
+
+def _ladder_ids(tenant_id: str, program_id: str) -> Any:
+    return (select(TierLadder.id)
+            .where(TierLadder.tenant_id == tenant_id, TierLadder.program_id == program_id)
+            .scalar_subquery())
+
+
+def statuses_of(session: Session, tenant_id: str, program_id: str,
+                account_id: str) -> list[TierStatus]:
+    return list(session.scalars(
+        select(TierStatus).where(TierStatus.tenant_id == tenant_id,
+                                 TierStatus.ladder_id.in_(_ladder_ids(tenant_id, program_id)),
+                                 TierStatus.account_id == account_id)
+    ))
+
+
+def status_for_update(session: Session, tenant_id: str, program_id: str, ladder_id: str,
+                      account_id: str, anchor: int, at: datetime) -> TierStatus:
+    """The account's status row on the ladder, created if missing, locked for this transaction."""
+    ins = _dialect_insert(session)(TierStatus).values(
+        tenant_id=tenant_id, ladder_id=ladder_id, account_id=account_id, program_id=program_id,
+        level_code=None, level_rank=domain.NO_LEVEL, since=None, locked=False, lock_reason=None,
+        anchor_month=anchor, version=0, updated_at=at,
+    )
+    session.execute(ins.on_conflict_do_nothing(
+        index_elements=["tenant_id", "ladder_id", "account_id"]))
+    return session.scalars(
+        select(TierStatus)
+        .where(TierStatus.tenant_id == tenant_id, TierStatus.ladder_id == ladder_id,
+               TierStatus.account_id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def add_change(session: Session, status: TierStatus, *, to_rank: int, to_code: str | None,
+               reason: str, actor: str, note: str | None, value: int | None,
+               at: datetime) -> TierChange:
+    change = TierChange(
+        tenant_id=status.tenant_id, ladder_id=status.ladder_id, account_id=status.account_id,
+        seq=status.version + 1, program_id=status.program_id, from_level=status.level_code,
+        to_level=to_code, reason=reason, actor=actor, note=note, value=value, at=at,
+    )
+    session.add(change)
+    status.version += 1
+    status.level_rank = to_rank
+    status.level_code = to_code
+    status.since = at
+    status.updated_at = at
+    session.flush()
+    return change
+
+
+def set_enrolment_tier(session: Session, tenant_id: str, program_id: str, account_id: str,
+                       tier: str | None, at: datetime) -> None:
+    session.execute(
+        update(enrolment_t)
+        .where(enrolment_t.c.tenant_id == tenant_id, enrolment_t.c.program_id == program_id,
+               enrolment_t.c.account_id == account_id)
+        .values(tier=tier, updated_at=at)
+    )
+
+
+def history(session: Session, tenant_id: str, program_id: str, account_id: str,
+            limit: int, before: tuple[datetime, str, int] | None = None) -> list[TierChange]:
+    """Changes newest first; ``before`` is the (at, ladder_id, seq) of the last row seen."""
+    c = TierChange
+    stmt = select(c).where(c.tenant_id == tenant_id,
+                           c.ladder_id.in_(_ladder_ids(tenant_id, program_id)),
+                           c.account_id == account_id)
+    if before is not None:
+        at, ladder_id, seq = before
+        stmt = stmt.where(
+            (c.at < at) | ((c.at == at) & (c.ladder_id < ladder_id))
+            | ((c.at == at) & (c.ladder_id == ladder_id) & (c.seq < seq))
+        )
+    stmt = stmt.order_by(c.at.desc(), c.ladder_id.desc(), c.seq.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def remap_ranks(session: Session, tenant_id: str, ladder: TierLadder,
+                new: domain.Ladder) -> None:
+    """After a ladder's levels change, renumber the stored ranks by level code."""
+    ranks = {level.code: rank for rank, level in enumerate(new.levels)}
+    s = TierStatus
+    session.execute(
+        update(s)
+        .where(s.tenant_id == tenant_id, s.ladder_id == ladder.id, s.level_code.is_not(None))
+        .values(level_rank=case(ranks, value=s.level_code, else_=domain.NO_LEVEL))
+    )
+
+
+def codes_in_use(session: Session, tenant_id: str, ladder_id: str) -> set[str]:
+    rows = session.scalars(
+        select(TierStatus.level_code).distinct()
+        .where(TierStatus.tenant_id == tenant_id, TierStatus.ladder_id == ladder_id,
+               TierStatus.level_code.is_not(None))
+    )
+    return {r for r in rows if r is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-based recalculation of one ladder
+
+
+def _closure(tenant_id: str) -> Any:
+    """(ancestor, descendant) pairs of the tenant's account tree, each account with itself."""
+    base = (select(account_t.c.id.label("ancestor"), account_t.c.id.label("descendant"),
+                   literal(0).label("depth"))
+            .where(account_t.c.tenant_id == tenant_id)
+            .cte("closure", recursive=True))
+    child = account_t.alias("child")
+    return base.union_all(
+        select(base.c.ancestor, child.c.id, base.c.depth + 1)
+        .where(child.c.tenant_id == tenant_id, child.c.parent_id == base.c.descendant,
+               base.c.depth < MAX_DEPTH)
+    )
+
+
+def _mod12(expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    return ((expr % 12) + 12) % 12
+
+
+def _latest_filter(m: Any, ref: int) -> ColumnElement[bool]:
+    later = TierMetric.__table__.alias("later")
+    latest = (select(func.max(later.c.bucket))
+              .where(later.c.tenant_id == m.c.tenant_id, later.c.program_id == m.c.program_id,
+                     later.c.metric == m.c.metric, later.c.account_id == m.c.account_id,
+                     later.c.bucket <= ref)
+              .scalar_subquery())
+    found: ColumnElement[bool] = m.c.bucket == latest
+    return found
+
+
+def _aggregate(tenant_id: str, program_id: str, ladder_id: str, ladder: domain.Ladder,
+               ref: int) -> Any:
+    """account_id, value: each account's qualifying value for the window containing ``ref``."""
+    m = TierMetric.__table__.alias("m")
+    joined: Any = m
+    owner: Any = m.c.account_id
+    if ladder.rollup:
+        closure = _closure(tenant_id)
+        joined = joined.join(closure, closure.c.descendant == m.c.account_id)
+        owner = closure.c.ancestor
+    where = [m.c.tenant_id == tenant_id, m.c.program_id == program_id,
+             m.c.metric == ladder.metric]
+    if not domain.is_accumulated(ladder.metric):
+        where.append(_latest_filter(m, ref))
+    elif ladder.period.kind == "anniversary":
+        st = TierStatus.__table__.alias("anchor")
+        joined = joined.outerjoin(st, and_(st.c.tenant_id == tenant_id,
+                                           st.c.ladder_id == ladder_id,
+                                           st.c.account_id == owner))
+        start = ref - _mod12(ref - func.coalesce(st.c.anchor_month, ref))
+        where += [m.c.bucket >= start, m.c.bucket <= start + 11]
+    else:
+        first, last = ladder.period.bounds(ref)
+        where += [m.c.bucket >= first, m.c.bucket <= last]
+    return (select(owner.label("account_id"), func.sum(m.c.value).label("value"))
+            .select_from(joined).where(*where).group_by(owner).subquery("agg"))
+
+
+def _required_value(tenant_id: str, program_id: str, metric: str, account: Any,
+                    bounds: tuple[int, int], ref: int) -> Any:
+    m = TierMetric.__table__.alias("req")
+    where = [m.c.tenant_id == tenant_id, m.c.program_id == program_id, m.c.metric == metric,
+             m.c.account_id == account]
+    if domain.is_accumulated(metric):
+        where += [m.c.bucket >= bounds[0], m.c.bucket <= bounds[1]]
+        value = select(func.sum(m.c.value)).where(*where)
+    else:
+        value = select(m.c.value).where(*where, _latest_filter(m, ref))
+    return func.coalesce(value.scalar_subquery(), 0)
+
+
+def _qualified(tenant_id: str, program_id: str, ladder: domain.Ladder, value: Any, account: Any,
+               ref: int) -> Any:
+    bounds = ladder.period.bounds(ref)
+    whens = []
+    for rank in range(len(ladder.levels) - 1, -1, -1):
+        level = ladder.levels[rank]
+        conds = [value >= level.threshold] + [
+            _required_value(tenant_id, program_id, metric, account, bounds, ref) >= minimum
+            for metric, minimum in level.requires.items()
+        ]
+        whens.append((and_(*conds), rank))
+    return case(*whens, else_=domain.NO_LEVEL)
+
+
+def _code_case(ladder: domain.Ladder, rank: Any) -> Any:
+    return case({r: lvl.code for r, lvl in enumerate(ladder.levels)}, value=rank,
+                else_=literal(None, String))
+
+
+NEW = -2  # current_rank of an evaluated account that has no status row yet
+
+# The evaluation of one ladder: a temporary table (no WAL, no fsync, dropped after use), one
+# row per evaluated account with its value, qualified rank, rank before and rank decided.
+scratch = Table(
+    "tier_scratch", MetaData(),
+    Column("account_id", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("qualified", BigInteger, nullable=False),
+    Column("current_rank", BigInteger, nullable=False),
+    Column("target_rank", BigInteger, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _insert_evaluations(session: Session, tenant_id: str, ladder_id: str,
+                        ladder: domain.Ladder, source: Any, *, ref: int,
+                        period_end: bool) -> None:
+    """Insert evaluation rows from ``source`` (account_id, value, qualified), deciding each
+    account's target rank against its status: up at once, down only when its period ends."""
+    st = TierStatus.__table__.alias("st")
+    falls: Any = None
+    if period_end:
+        falls = source.c.qualified < st.c.level_rank
+        if ladder.period.kind == "anniversary":
+            falls = and_(falls, _mod12(ref - st.c.anchor_month) == 11)
+        elif not ladder.period.ends_at(ref):
+            falls = None
+    whens: list[Any] = [(st.c.level_rank.is_(None), source.c.qualified),
+                        (st.c.locked == true(), st.c.level_rank),
+                        (source.c.qualified > st.c.level_rank, source.c.qualified)]
+    if falls is not None:
+        down = (case((source.c.qualified >= st.c.level_rank - 1, source.c.qualified),
+                     else_=st.c.level_rank - 1)
+                if ladder.grace == "one_step" else source.c.qualified)
+        whens.append((falls, down))
+    joined = source.outerjoin(st, and_(st.c.tenant_id == tenant_id, st.c.ladder_id == ladder_id,
+                                       st.c.account_id == source.c.account_id))
+    rows = (select(source.c.account_id, source.c.value, source.c.qualified,
+                   func.coalesce(st.c.level_rank, literal(NEW, BigInteger)),
+                   case(*whens, else_=st.c.level_rank))
+            .select_from(joined))
+    if ladder.audience:
+        rows = rows.where(source.c.account_id.in_(_audience(tenant_id, ladder)))
+    session.execute(insert(scratch).from_select(
+        ["account_id", "value", "qualified", "current_rank", "target_rank"], rows))
+
+
+def recalculate_ladder(session: Session, tenant_id: str, program_id: str, ladder_id: str,
+                       ladder: domain.Ladder, *, ref: int, period_end: bool, at: datetime,
+                       actor: str) -> dict[str, int]:
+    """Evaluate every account of one ladder with a handful of set-based statements."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # Whole-table work: hash joins whatever the (possibly stale) statistics say; a nested
+        # loop planned on a freshly loaded table's estimate of one row is quadratic.
+        session.execute(text("SET LOCAL enable_nestloop = off"))
+    scratch.create(connection)
+    try:
+        return _recalculate(session, tenant_id, program_id, ladder_id, ladder, ref=ref,
+                            period_end=period_end, at=at, actor=actor)
+    finally:
+        scratch.drop(connection)
+
+
+def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: str,
+                 ladder: domain.Ladder, *, ref: int, period_end: bool, at: datetime,
+                 actor: str) -> dict[str, int]:
+    e, s = scratch.c, TierStatus
+    lit_t, lit_l = literal(tenant_id, String), literal(ladder_id, String)
+
+    # 1. Accounts with a value in the window: one GROUP BY, qualification by a CASE, the
+    #    decision against the status in the same INSERT … SELECT.
+    agg = _aggregate(tenant_id, program_id, ladder_id, ladder, ref)
+    q = _qualified(tenant_id, program_id, ladder, agg.c.value, agg.c.account_id, ref)
+    source = select(agg.c.account_id, agg.c.value, q.label("qualified")).subquery("qa")
+    _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
+                        period_end=period_end)
+
+    # 2. Accounts without a value that may still move: holders of a level (at a period end,
+    #    when they may fall) and, when the lowest level is free, every active enrolment.
+    zero = literal(0, BigInteger)
+    if period_end:
+        holder = TierStatus.__table__.alias("holder")
+        q0 = _qualified(tenant_id, program_id, ladder, zero, holder.c.account_id, ref)
+        source = select(holder.c.account_id, zero.label("value"), q0.label("qualified")).where(
+            holder.c.tenant_id == tenant_id, holder.c.ladder_id == ladder_id,
+            holder.c.level_rank > domain.NO_LEVEL,
+            ~exists().where(e.account_id == holder.c.account_id),
+        ).subquery("held")
+        _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
+                            period_end=period_end)
+    if ladder.levels[0].threshold == 0:
+        en = enrolment_t
+        q0 = _qualified(tenant_id, program_id, ladder, zero, en.c.account_id, ref)
+        source = select(en.c.account_id, zero.label("value"), q0.label("qualified")).where(
+            en.c.tenant_id == tenant_id, en.c.program_id == program_id,
+            en.c.status == "active",
+            ~exists().where(e.account_id == en.c.account_id),
+        ).subquery("enrolled")
+        _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
+                            period_end=period_end)
+
+    # 3. Accounts reaching their first level: a status row at that level and its history row.
+    first = [e.current_rank == NEW, e.target_rank > domain.NO_LEVEL]
+    code = _code_case(ladder, e.target_rank)
+    at_status, at_change = literal(at, s.updated_at.type), literal(at, TierChange.at.type)
+    session.execute(insert(s).from_select(
+        ["tenant_id", "ladder_id", "account_id", "program_id", "level_code", "level_rank",
+         "since", "locked", "lock_reason", "anchor_month", "version", "updated_at"],
+        select(lit_t, lit_l, e.account_id, literal(program_id, String), code, e.target_rank,
+               at_status, literal(False), literal(None, String), literal(ref, BigInteger),
+               literal(1, BigInteger), at_status).where(*first),
+    ))
+    change_cols = ["tenant_id", "ladder_id", "account_id", "seq", "program_id", "from_level",
+                   "to_level", "reason", "actor", "note", "value", "at"]
+    session.execute(insert(TierChange).from_select(change_cols, select(
+        lit_t, lit_l, e.account_id, literal(1, BigInteger), literal(program_id, String),
+        literal(None, String), code, literal("upgrade", String), literal(actor, String),
+        literal(None, String), e.value, at_change).where(*first)))
+
+    # 4. Moves of accounts with a status: history rows, then the statuses themselves.
+    changed = [e.current_rank != NEW, e.target_rank != e.current_rank,
+               s.tenant_id == tenant_id, s.ladder_id == ladder_id,
+               s.account_id == e.account_id]
+    reason = case((e.target_rank > e.current_rank, "upgrade"), else_="downgrade")
+    session.execute(insert(TierChange).from_select(change_cols, select(
+        lit_t, lit_l, e.account_id, s.version + 1, literal(program_id, String), s.level_code,
+        code, reason, literal(actor, String), literal(None, String), e.value, at_change,
+    ).where(*changed)))
+    session.execute(update(s).where(*changed).values(
+        level_rank=e.target_rank, level_code=code, since=at, version=s.version + 1,
+        updated_at=at))
+
+    if ladder.primary:
+        en = enrolment_t
+        session.execute(
+            update(en)
+            .where(en.c.tenant_id == tenant_id, en.c.program_id == program_id,
+                   e.account_id == en.c.account_id, e.target_rank != e.current_rank,
+                   (e.current_rank != NEW) | (e.target_rank > domain.NO_LEVEL))
+            .values(tier=code, updated_at=at)
+        )
+    up = and_(e.target_rank > e.current_rank, e.target_rank > domain.NO_LEVEL)
+    row = session.execute(
+        select(func.count(),
+               func.coalesce(func.sum(case((up, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((e.target_rank < e.current_rank, 1), else_=0)), 0))
+    ).one()
+    session.flush()
+    return {"evaluated": int(row[0]), "upgraded": int(row[1]), "downgraded": int(row[2])}
