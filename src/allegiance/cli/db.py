@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from allegiance.kit.cli import DatabaseUrl, console, redact, resolve_url
 from allegiance.kit import migrate
+from allegiance.kit.cli import DatabaseUrl, console, redact, resolve_url
 
 app = typer.Typer(help="Database schema: run the migrations.", no_args_is_help=True)
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from allegiance.kit.cli import DatabaseUrl, JsonFlag, console, open_database
 from allegiance.demo import build_demo
+from allegiance.kit.cli import DatabaseUrl, JsonFlag, console, open_database
 
 
 def demo(

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from allegiance import audit, tenants
-from allegiance.kit.web import Ctx, need
 from allegiance.events import dryrun, returns, service
 from allegiance.events import repository as repo
 from allegiance.events.inputs import get_event, outcome
@@ -29,6 +28,7 @@ from allegiance.events.schemas import (
     TraceRead,
 )
 from allegiance.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from allegiance.kit.web import Ctx, need
 
 router = APIRouter(tags=["events"])
 

@@ -8,7 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allegiance.kit import sequences
-
 from allegiance.ledger import repository as repo
 from allegiance.ledger.domain import Balance, Counters, balance
 from allegiance.ledger.models import JournalEntry, LedgerAccount, Posting

@@ -19,11 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import audit, ledger, tenants
-from allegiance.kit.web import Ctx, need
 from allegiance.kit import clock
 from allegiance.kit.db import is_unique_violation
 from allegiance.kit.errors import AllegianceError, Conflict, ValidationFailed
 from allegiance.kit.pagination import MAX_LIMIT
+from allegiance.kit.web import Ctx, need
 from allegiance.ledger import queries
 from allegiance.ledger.domain import hold_deadline
 from allegiance.ledger.errors import AccountNotFound, InvalidEntry, SameApprover

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from allegiance import ledger, tenants
-from allegiance.kit.web import Ctx, need
 from allegiance.kit.pagination import MAX_LIMIT
+from allegiance.kit.web import Ctx, need
 from allegiance.members import enrolments, merge, service
 from allegiance.members.models import Account, Enrolment
 from allegiance.members.schemas import (

@@ -1,10 +1,10 @@
 """Tenants, programs, units and API keys: the public surface other features use."""
 
+from allegiance.kit.auth import Principal
 from allegiance.tenants.domain import region_eligible, scope_allows
 from allegiance.tenants.models import ApiKey, Program, Unit
 from allegiance.tenants.service import (
     IssuedKey,
-    Principal,
     authenticate,
     create_api_key,
     create_program,

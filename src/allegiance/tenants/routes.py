@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from allegiance import audit, tenants
-from allegiance.kit.web import Ctx, need
 from allegiance.kit import clock
 from allegiance.kit.errors import Forbidden, ValidationFailed
 from allegiance.kit.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
+from allegiance.kit.web import Ctx, need
 from allegiance.tenants.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,

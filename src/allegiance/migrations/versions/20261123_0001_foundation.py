@@ -1,7 +1,7 @@
 """foundation
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-23 19:57:43.256063
 """
 
@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
-import allegiance.kit.db
 from alembic import op
 
+import allegiance.kit.db
 
 revision: str = '0001'
 down_revision: str | None = None

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
-import allegiance.kit.db
 from alembic import op
 
+import allegiance.kit.db
 
 revision: str = '0002_tiers'
 down_revision: str | None = '0001'
