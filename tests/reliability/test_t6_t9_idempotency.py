@@ -38,9 +38,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from allegiance import ledger, tenants
-from allegiance.api import context
 from allegiance.api.app import create_app
 from allegiance.kit import clock
+from allegiance.kit import web as context
 from allegiance.kit.db import Database
 from tests.reliability.harness import count, engine_name, run_threads
 from tests.support import figures

@@ -301,14 +301,32 @@ def record(  # entries already checked and counted; used by holds and expiry
     entry_rows: list[dict[str, Any]] = []
     posting_rows: list[dict[str, Any]] = []
     results: list[EntryResult] = []
+    stamps: dict[datetime, str] = {}  # isoformat of the (few, shared) effective times
+    chain = sequences.chain
     for offset, request in enumerate(requests):
         seq = first_seq + offset
         entry_id = new_id("txn")
         effective_at = request.effective_at or now
         if effective_at > now:
             raise InvalidEntry("entries cannot be dated in the future", field="effective_at")
-        content = _canonical(seq, entry_id, request, effective_at)
-        previous_hash = sequences.chain(previous_hash, content)
+        stamp = stamps.get(effective_at)
+        if stamp is None:
+            stamp = stamps[effective_at] = effective_at.isoformat()
+        parts = []
+        for line_no, line in enumerate(request.lines, start=1):
+            side = line.side.value
+            parts.append(f"{line_no}:{line.account_id}:{line.unit_id}:{side}:{line.amount}")
+            posting_rows.append({
+                "tenant_id": tenant_id, "entry_id": entry_id, "line_no": line_no,
+                "account_id": line.account_id, "unit_id": line.unit_id,
+                "side": side, "amount": line.amount,
+                "reverses_line_no": line.reverses_line_no,
+            })
+        # The entry's canonical content; balances.verify_chain recomputes it.
+        previous_hash = chain(previous_hash, (
+            f"{seq}|{entry_id}|{request.program_id}|{request.kind}|{stamp}|"
+            f"{request.entry_key or ''}|{request.reverses_entry_id or ''}|{';'.join(parts)}"
+        ))
         entry_rows.append({
             "tenant_id": tenant_id, "id": entry_id, "seq": seq,
             "program_id": request.program_id, "kind": request.kind,
@@ -318,36 +336,18 @@ def record(  # entries already checked and counted; used by holds and expiry
             "actor": request.actor, "effective_at": effective_at, "created_at": now,
             "hash": previous_hash,
         })
-        for line_no, line in enumerate(request.lines, start=1):
-            posting_rows.append({
-                "tenant_id": tenant_id, "entry_id": entry_id, "line_no": line_no,
-                "account_id": line.account_id, "unit_id": line.unit_id,
-                "side": line.side.value, "amount": line.amount,
-                "reverses_line_no": line.reverses_line_no,
-            })
         results.append(EntryResult(entry_id, seq, created=True))
-    sequences.set_last_hash(session, tenant_id, JOURNAL_SEQUENCE, previous_hash)
     try:
-        repo.insert_entries(session, entry_rows)
+        repo.write_journal(
+            session, tenant_id, JOURNAL_SEQUENCE, previous_hash, entry_rows, posting_rows
+        )
     except IntegrityError as exc:
         if is_unique_violation(exc):
             # A concurrent writer took the business key first; the caller retries and replays.
             raise Conflict("an entry with this key is being written", field="entry_key") from exc
         raise
-    repo.insert_postings(session, posting_rows)
     _track_lots(session, tenant_id, requests, results, infos, now)
     return results
-
-
-def _canonical(seq: int, entry_id: str, request: EntryRequest, effective_at: datetime) -> str:
-    lines = ";".join(
-        f"{n}:{line.account_id}:{line.unit_id}:{line.side.value}:{line.amount}"
-        for n, line in enumerate(request.lines, start=1)
-    )
-    return (
-        f"{seq}|{entry_id}|{request.program_id}|{request.kind}|{effective_at.isoformat()}|"
-        f"{request.entry_key or ''}|{request.reverses_entry_id or ''}|{lines}"
-    )
 
 
 def _track_lots(
@@ -366,6 +366,8 @@ def _track_lots(
     if not wallet_units:
         return
     policies = tenants.unit_expiry(session, tenant_id, sorted(wallet_units))
+    if not any(policy.creates_lots for policy, _ in policies.values()):
+        return  # no unit here expires: no lot to open or consume
     lot_rows: list[dict[str, Any]] = []
     use_rows: list[dict[str, Any]] = []
     for request, result in zip(requests, results, strict=True):

@@ -1,0 +1,1 @@
+"""A minimal Django project running django-hordak, for ``python -m bench ledger``."""

@@ -1,0 +1,348 @@
+"""The ledger's hot write path, through the database driver (part of the repository, which
+re-exports these functions).
+
+Per entry the service checks business keys, applies counter deltas and writes the journal.
+SQLAlchemy's per-statement overhead (compiling, per-row parameter processing) costs more than
+the database does here, so these statements go to the session's DBAPI connection, inside the
+session's transaction, with values converted by the columns' own SQLAlchemy types (so rows are
+stored exactly as Core stores them) and driver errors wrapped as SQLAlchemy's
+(``IntegrityError`` …). Counter updates keep their conditions and their lock order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from allegiance.kit import sequences
+from allegiance.ledger.models import JournalEntry, LedgerAccount, Posting
+
+if TYPE_CHECKING:
+    from allegiance.ledger.repository import AccountInfo, Delta
+
+_entry_table = JournalEntry.__table__
+_posting_table = Posting.__table__
+
+
+def apply_deltas(
+    session: Session,
+    tenant_id: str,
+    infos: dict[str, AccountInfo],
+    deltas: dict[str, Delta],
+    activity_at: datetime | None,
+    *,
+    unchecked: frozenset[str] = frozenset(),
+) -> str | None:
+    """Apply counter deltas in account-id order. Returns the id of the first account that would
+    be overdrawn (and stops there; the caller rolls back), or None when all applied.
+
+    Each account's update is conditional on its available balance staying at or above its
+    floor (accounts that may not be overdrawn, when the delta lowers what is available), and
+    rows are locked in account-id order (Python's code-point order), so concurrent writers can
+    neither overdraw nor deadlock. The statements go through the driver: on SQLite one
+    in-process statement per account; on PostgreSQL one pipelined round trip for a few
+    accounts, or a sorted ``SELECT … FOR UPDATE`` and one set-based ``UPDATE`` for many.
+    """
+    rows: list[tuple[str, Delta, bool, datetime | None]] = []
+    for account_id in sorted(deltas):
+        delta = deltas[account_id]
+        info = infos[account_id]
+        checked = (
+            info.no_overdraw
+            and account_id not in unchecked
+            and delta.lowers_available(info.normal)
+        )
+        rows.append((account_id, delta, checked, activity_at if info.is_member_wallet else None))
+    if not rows:
+        return None
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return _apply_postgres(session, tenant_id, rows)
+    if name == "sqlite":
+        return _apply_sqlite(session, tenant_id, rows)
+    raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
+
+
+_COUNTERS_SET = (
+    "debits_posted = debits_posted + {dp}, credits_posted = credits_posted + {cp}, "
+    "debits_pending = debits_pending + {dpend}, credits_pending = credits_pending + {cpend}, "
+    "last_activity_at = COALESCE({act}, last_activity_at)"
+)
+# The available balance after the update, for either normal side, must stay >= floor.
+_COUNTERS_CHECK = (
+    "(CASE WHEN normal = 'credit' "
+    "THEN (credits_posted + {cp}) - (debits_posted + {dp}) - (debits_pending + {dpend}) "
+    "ELSE (debits_posted + {dp}) - (credits_posted + {cp}) - (credits_pending + {cpend}) END)"
+    " >= floor"
+)
+_SQLITE_UPDATE = {
+    checked: "UPDATE ledger_account SET "
+    + _COUNTERS_SET.format(dp="?", cp="?", dpend="?", cpend="?", act="?")
+    + " WHERE tenant_id = ? AND id = ?"
+    + (" AND " + _COUNTERS_CHECK.format(dp="?", cp="?", dpend="?", cpend="?") if checked else "")
+    for checked in (False, True)
+}
+_PG_UPDATE_ONE = (
+    "UPDATE ledger_account SET "
+    + _COUNTERS_SET.format(dp="%(dp)s", cp="%(cp)s", dpend="%(dpend)s", cpend="%(cpend)s",
+                           act="%(act)s::timestamptz")
+    + " WHERE tenant_id = %(t)s AND id = %(id)s AND (NOT %(chk)s OR "
+    + _COUNTERS_CHECK.format(dp="%(dp)s", cp="%(cp)s", dpend="%(dpend)s", cpend="%(cpend)s")
+    + ") RETURNING id"
+)
+_PG_LOCK = (
+    'SELECT id FROM ledger_account WHERE tenant_id = %s AND id = ANY(%s) '
+    'ORDER BY id COLLATE "C" FOR UPDATE'
+)
+_PG_UPDATE_MANY = (
+    "UPDATE ledger_account AS a SET "
+    "debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp, "
+    "debits_pending = a.debits_pending + v.dpend, "
+    "credits_pending = a.credits_pending + v.cpend, "
+    "last_activity_at = COALESCE(v.act, a.last_activity_at) "
+    "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
+    "%s::boolean[], %s::timestamptz[]) AS v(id, dp, cp, dpend, cpend, chk, act) "
+    "WHERE a.tenant_id = %s AND a.id = v.id AND (NOT v.chk OR "
+    "(CASE WHEN a.normal = 'credit' "
+    "THEN (a.credits_posted + v.cp) - (a.debits_posted + v.dp) - (a.debits_pending + v.dpend) "
+    "ELSE (a.debits_posted + v.dp) - (a.credits_posted + v.cp) - (a.credits_pending + v.cpend) "
+    "END) >= a.floor) RETURNING a.id"
+)
+_PG_PIPELINE_MAX = 16
+
+
+def _apply_sqlite(
+    session: Session, tenant_id: str, rows: list[tuple[str, Delta, bool, datetime | None]]
+) -> str | None:
+    # One writer at a time (BEGIN IMMEDIATE), in-process: statements are cheap. Runs of
+    # accounts without an overdraw check (credits, program accounts) go as one executemany;
+    # checked accounts one by one, so the first that would be overdrawn is known.
+    convert = _processor(session, LedgerAccount.__table__.c.last_activity_at)
+    stored: dict[int, Any] = {}  # converted once per distinct timestamp (a batch has one)
+    for _, _, _, act in rows:
+        if id(act) not in stored:
+            stored[id(act)] = convert(act)
+    with _driver(session) as conn:
+        cursor = conn.cursor()
+        try:
+            run: list[tuple[Any, ...]] = []
+            for index, (account_id, d, checked, act) in enumerate(rows):
+                params: tuple[Any, ...] = (
+                    d.debits_posted, d.credits_posted, d.debits_pending, d.credits_pending,
+                    stored[id(act)], tenant_id, account_id,
+                )
+                if not checked:
+                    run.append(params)
+                    if index + 1 < len(rows) and not rows[index + 1][2]:
+                        continue
+                    cursor.executemany(_SQLITE_UPDATE[False], run)
+                    if cursor.rowcount != len(run):  # an account row is missing
+                        for p in run:
+                            cursor.execute(
+                                "SELECT 1 FROM ledger_account WHERE tenant_id = ? AND id = ?",
+                                (tenant_id, p[6]),
+                            )
+                            if cursor.fetchone() is None:
+                                return str(p[6])
+                    run = []
+                    continue
+                params += (d.credits_posted, d.debits_posted, d.debits_pending,
+                           d.debits_posted, d.credits_posted, d.credits_pending)
+                cursor.execute(_SQLITE_UPDATE[True], params)
+                if cursor.rowcount != 1:
+                    return account_id
+        finally:
+            cursor.close()
+    return None
+
+
+def _apply_postgres(
+    session: Session, tenant_id: str, rows: list[tuple[str, Delta, bool, datetime | None]]
+) -> str | None:
+    with _driver(session) as conn, conn.cursor() as cursor:
+        if len(rows) <= _PG_PIPELINE_MAX:
+            # One statement per account, in order, sent as one pipelined round trip.
+            cursor.executemany(_PG_UPDATE_ONE, [
+                {"dp": d.debits_posted, "cp": d.credits_posted, "dpend": d.debits_pending,
+                 "cpend": d.credits_pending, "act": act, "t": tenant_id, "id": account_id,
+                 "chk": checked}
+                for account_id, d, checked, act in rows
+            ], returning=True)
+            for account_id, *_ in rows:
+                if cursor.fetchone() is None:
+                    return account_id
+                cursor.nextset()
+            return None
+        ids = [r[0] for r in rows]
+        cursor.execute(_PG_LOCK, (tenant_id, ids))  # lock in id order first
+        cursor.execute(_PG_UPDATE_MANY, (
+            ids, [r[1].debits_posted for r in rows], [r[1].credits_posted for r in rows],
+            [r[1].debits_pending for r in rows], [r[1].credits_pending for r in rows],
+            [r[2] for r in rows], [r[3] for r in rows], tenant_id,
+        ))
+        updated = {row[0] for row in cursor.fetchall()}
+    for account_id in ids:
+        if account_id not in updated:
+            return account_id
+    return None
+
+
+@contextlib.contextmanager
+def _driver(session: Session) -> Iterator[Any]:
+    """The session's DBAPI connection (in its transaction); driver errors come out wrapped as
+    SQLAlchemy's (``IntegrityError`` …), exactly as from ``session.execute``."""
+    connection = session.connection()
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        yield connection.connection.driver_connection
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+
+_processors: dict[tuple[str, str, str], Any] = {}
+
+
+def _processor(session: Session, column: Any) -> Any:
+    """The bind processor SQLAlchemy would apply to values of ``column`` (identity if none)."""
+    dialect = session.get_bind().dialect
+    key = (dialect.name, column.table.name, column.name)
+    found = _processors.get(key)
+    if found is None:
+        found = column.type._cached_bind_processor(dialect) or _identity
+        _processors[key] = found
+    return found
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def write_journal(
+    session: Session,
+    tenant_id: str,
+    sequence: str,
+    last_hash: str,
+    entry_rows: list[dict[str, Any]],
+    posting_rows: list[dict[str, Any]],
+) -> None:
+    """Insert entries and their postings and store the journal's new last hash.
+
+    SQLite: ``executemany`` through the driver. PostgreSQL: a few entries as one statement
+    (one round trip), many with ``COPY``. Values are converted by the columns' SQLAlchemy
+    types, so rows are stored exactly as Core would store them.
+    """
+    if not entry_rows:
+        sequences.set_last_hash(session, tenant_id, sequence, last_hash)
+        return
+    name = session.get_bind().dialect.name
+    entry_cols = [c for c in _entry_table.c if c.name in entry_rows[0]]
+    posting_cols = [c for c in _posting_table.c if c.name in posting_rows[0]] if posting_rows else []
+    entries = _tuples(session, entry_cols, entry_rows)
+    postings = _tuples(session, posting_cols, posting_rows)
+    entry_names = ", ".join(c.name for c in entry_cols)
+    posting_names = ", ".join(c.name for c in posting_cols)
+    if name == "sqlite":
+        sequences.set_last_hash(session, tenant_id, sequence, last_hash)
+        with _driver(session) as conn:
+            conn.executemany(
+                f"INSERT INTO journal_entry ({entry_names}) "
+                f"VALUES ({', '.join('?' for _ in entry_cols)})", entries)
+            if postings:
+                conn.executemany(
+                    f"INSERT INTO posting ({posting_names}) "
+                    f"VALUES ({', '.join('?' for _ in posting_cols)})", postings)
+        return
+    if name != "postgresql":
+        raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
+    with _driver(session) as conn, conn.cursor() as cursor:
+        if len(entries) <= _PG_STATEMENT_MAX_ENTRIES:
+            entry_marks = "(" + ", ".join("%s" for _ in entry_cols) + ")"
+            sql = (
+                "WITH h AS (UPDATE sequence SET last_hash = %s "
+                "WHERE tenant_id = %s AND name = %s), "
+                f"e AS (INSERT INTO journal_entry ({entry_names}) VALUES "
+                + ", ".join(entry_marks for _ in entries) + ") "
+            )
+            params: list[Any] = [last_hash, tenant_id, sequence]
+            params.extend(v for row in entries for v in row)
+            if postings:
+                posting_marks = "(" + ", ".join("%s" for _ in posting_cols) + ")"
+                sql += (f"INSERT INTO posting ({posting_names}) VALUES "
+                        + ", ".join(posting_marks for _ in postings))
+                params.extend(v for row in postings for v in row)
+            else:
+                sql += "SELECT 1"
+            cursor.execute(sql, params)
+            return
+        cursor.execute(
+            "UPDATE sequence SET last_hash = %s WHERE tenant_id = %s AND name = %s",
+            (last_hash, tenant_id, sequence),
+        )
+        with cursor.copy(f"COPY journal_entry ({entry_names}) FROM STDIN") as copy:
+            for row in entries:
+                copy.write_row(row)
+        if postings:
+            with cursor.copy(f"COPY posting ({posting_names}) FROM STDIN") as copy:
+                for row in postings:
+                    copy.write_row(row)
+
+
+_PG_STATEMENT_MAX_ENTRIES = 50
+
+
+def _tuples(session: Session, columns: list[Any], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    if not rows:
+        return []
+    names = [c.name for c in columns]
+    out = [[row[name] for name in names] for row in rows]
+    for index, column in enumerate(columns):
+        convert = _processor(session, column)
+        if convert is _identity:
+            continue
+        last_in: Any = object()
+        last_out: Any = None
+        for values in out:
+            value = values[index]
+            # Rows of a batch share their timestamps, and most have an empty ``meta``.
+            if value is not last_in and not (value == {} and last_in == {}):
+                last_in, last_out = value, convert(value)
+            values[index] = last_out
+    return [tuple(values) for values in out]
+
+
+def existing_entries_by_key(
+    session: Session, tenant_id: str, keys: Sequence[str]
+) -> dict[str, tuple[str, int]]:
+    out: dict[str, tuple[str, int]] = {}
+    if not keys:
+        return out
+    name = session.get_bind().dialect.name
+    if name in ("sqlite", "postgresql"):
+        with _driver(session) as conn:
+            cursor = conn.cursor()
+            try:
+                if name == "postgresql":
+                    cursor.execute(
+                        "SELECT entry_key, id, seq FROM journal_entry "
+                        "WHERE tenant_id = %s AND entry_key = ANY(%s)", (tenant_id, list(keys)))
+                    found = cursor.fetchall()
+                else:
+                    found = []
+                    for start in range(0, len(keys), 500):
+                        chunk = list(keys[start : start + 500])
+                        cursor.execute(
+                            "SELECT entry_key, id, seq FROM journal_entry WHERE tenant_id = ? "
+                            f"AND entry_key IN ({', '.join('?' for _ in chunk)})",
+                            [tenant_id, *chunk])
+                        found.extend(cursor.fetchall())
+            finally:
+                cursor.close()
+        for key, entry_id, seq in found:
+            out[str(key)] = (str(entry_id), int(seq))
+        return out
+    raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
