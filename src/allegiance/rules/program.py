@@ -155,6 +155,7 @@ def compile_program(document: Mapping[str, Any]) -> CompiledProgram:
             raise RuleError(f"rules[{index}].code", f"duplicate rule code {rule.code!r}")
         codes.add(rule.code)
         rules.append(rule)
+    rules.extend(_tier_benefit_rules(document, rules, types, lists, units))
     for index, rule in enumerate(rules):
         for e_index, effect in enumerate(rule.effects):
             for target in effect.applies_to:
@@ -162,3 +163,61 @@ def compile_program(document: Mapping[str, Any]) -> CompiledProgram:
                     raise RuleError(f"rules[{index}].effects[{e_index}].applies_to",
                                     f"unknown rule {target!r}")
     return CompiledProgram(units, lists, activity_types, types, tuple(counters), tuple(rules))
+
+
+TIER_BENEFIT_PREFIX = "tier-benefit:"
+
+
+def _tier_benefit_rules(
+    document: Mapping[str, Any],
+    rules: list[Rule],
+    types: Mapping[str, str],
+    lists: Mapping[str, frozenset[str]],
+    units: Mapping[str, str],
+) -> list[Rule]:
+    """The primary ladder's ``earn_multiplier`` benefits as multiplier rules on points.
+
+    ``member.tier`` is the member's level on the primary ladder; each level with a multiplier
+    other than 1 becomes a rule of the lowest priority (applied after every other multiplier)
+    that multiplies the points awards of the program's rules — visible in dry-run traces, and
+    evaluated the same way per event and in columns.
+    """
+    ladders = document.get("tiers") or []
+    if not isinstance(ladders, list):
+        return []
+    primary = [ladder for ladder in ladders if isinstance(ladder, Mapping) and ladder.get("primary")]
+    if len(primary) != 1:
+        return []
+    ladder = primary[0]
+    targets = [
+        rule.code for rule in rules
+        if not rule.is_multiplier
+        and any(e.is_award and e.unit is not None and units.get(e.unit) == "points"
+                for e in rule.effects)
+    ]
+    if not targets:
+        return []
+    out = []
+    for index, level in enumerate(ladder.get("levels") or []):
+        if not isinstance(level, Mapping):
+            continue
+        benefits = level.get("benefits") or {}
+        factor = benefits.get("earn_multiplier") if isinstance(benefits, Mapping) else None
+        if factor is None or str(factor) in ("1", "1.0", "1.00"):
+            continue
+        code = str(level.get("code"))
+        path = f"tiers[{ladders.index(ladder)}].levels[{index}].benefits.earn_multiplier"
+        try:
+            rule = parse_rule(
+                {"code": f"{TIER_BENEFIT_PREFIX}{ladder.get('code')}:{code}",
+                 "name": f"{level.get('name', code)} earns x{factor}",
+                 "priority": -1_000_000,
+                 "condition": f"member.tier == {code!r}",
+                 "effects": [{"type": "multiplier", "factor": str(factor),
+                              "applies_to": targets}]},
+                path, types=types, lists=lists, units=units,
+            )
+        except RuleError as exc:
+            raise RuleError(path, exc.message) from exc
+        out.append(rule)
+    return out
