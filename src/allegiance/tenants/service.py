@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -147,6 +148,7 @@ def update_program(
     session: Session, tenant_id: str, program_id: str, changes: dict[str, Any]
 ) -> Program:
     program = get_program(session, tenant_id, program_id)
+    _settings_changed()
     allowed = {
         "name", "time_zone", "base_currency", "enrolment_mode", "eligible_regions",
         "adjustment_approval_threshold", "settings", "status",
@@ -262,6 +264,7 @@ def list_units(session: Session, tenant_id: str, program_id: str) -> list[Unit]:
 
 
 def update_unit(session: Session, tenant_id: str, unit_id: str, changes: dict[str, Any]) -> Unit:
+    _settings_changed()
     unit = get_unit(session, tenant_id, unit_id)
     allowed = {"name", "value_in_base", "negative_floor", "expiry_policy", "transferable"}
     unknown = set(changes) - allowed
@@ -278,16 +281,47 @@ def update_unit(session: Session, tenant_id: str, unit_id: str, changes: dict[st
     return unit
 
 
+# The ledger asks for units' expiry policies on every posting: they are cached per process for
+# a few seconds. A change made in this process is seen at once (the generation moves); one
+# made by another process is seen within EXPIRY_CACHE_SECONDS.
+EXPIRY_CACHE_SECONDS = 5.0
+_generation = 0
+_expiry_cache: dict[tuple[str, str], tuple[int, float, ExpiryPolicy, str]] = {}
+
+
+def _settings_changed() -> None:
+    global _generation
+    _generation += 1
+
+
 def unit_expiry(
     session: Session, tenant_id: str, unit_ids: list[str]
 ) -> dict[str, tuple[ExpiryPolicy, str]]:
     """Per unit, its expiry policy and its program's time zone."""
+    now = time.monotonic()
+    out: dict[str, tuple[ExpiryPolicy, str]] = {}
+    missing = []
+    for unit_id in unit_ids:
+        cached = _expiry_cache.get((tenant_id, unit_id))
+        if cached and cached[0] == _generation and now - cached[1] < EXPIRY_CACHE_SECONDS:
+            out[unit_id] = (cached[2], cached[3])
+        else:
+            missing.append(unit_id)
+    if not missing:
+        return out
+    generation = _generation
     rows = session.execute(
         select(Unit.id, Unit.expiry_policy, Program.time_zone)
         .join(Program, (Program.tenant_id == Unit.tenant_id) & (Program.id == Unit.program_id))
-        .where(Unit.tenant_id == tenant_id, Unit.id.in_(unit_ids))
+        .where(Unit.tenant_id == tenant_id, Unit.id.in_(missing))
     )
-    return {str(r[0]): (ExpiryPolicy.from_dict(r[1]), str(r[2])) for r in rows}
+    for unit_id, policy_data, time_zone in rows:
+        policy = ExpiryPolicy.from_dict(policy_data)
+        out[str(unit_id)] = (policy, str(time_zone))
+        if len(_expiry_cache) > 10_000:
+            _expiry_cache.clear()
+        _expiry_cache[(tenant_id, str(unit_id))] = (generation, now, policy, str(time_zone))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
