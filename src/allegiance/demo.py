@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance import ledger, members, tenants
+from allegiance import definitions, ledger, members, tenants
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import Tenant
@@ -104,6 +104,54 @@ def build_demo(db: Database) -> DemoResult:
 # The content
 
 
+PARTNER_REWARDS: dict[str, Any] = {
+    "program": {"code": "partner-rewards", "name": "Partner Rewards", "base_currency": "USD",
+                "time_zone": "America/Los_Angeles", "enrolment_mode": "open"},
+    "units": [{"code": "tokens", "name": "Tokens", "kind": "points", "value_in_base": "0.01",
+               "expiry": {"kind": "after_months", "months": 24}}],
+    "product_lists": {"own-brand": ["NW-PANEL-400", "NW-INVERTER-5K", "NW-BATTERY-10"]},
+    "activity_types": {"course_completed": {"attributes": {"course_id": "str",
+                                                            "mandatory": "bool"}}},
+    "counters": {"mandatory_courses": {"trigger": "activity:course_completed",
+                                       "condition": "event.attributes.mandatory"}},
+    "rules": [
+        {"code": "base", "name": "1 token per US$1 of purchases",
+         "effects": [{"type": "points_per_amount", "unit": "tokens", "rate": "0.01"},
+                     {"type": "tier_credit", "metric": "spend"}]},
+        {"code": "own-brand", "name": "25 tokens per own-brand item",
+         "condition": 'in_list(line.sku, "own-brand")',
+         "effects": [{"type": "points_per_item", "unit": "tokens", "points": 25}],
+         "limits": [{"period": "month", "max": 5000}]},
+        {"code": "course", "name": "200 tokens per course", "trigger": "activity:course_completed",
+         "effects": [{"type": "fixed", "unit": "tokens", "points": 200}]},
+        {"code": "onboarding-bonus", "name": "First two mandatory courses: 100 tokens, once",
+         "trigger": "activity:course_completed",
+         "condition": "member.counters.mandatory_courses >= 2",
+         "effects": [{"type": "fixed", "unit": "tokens", "points": 100}],
+         "limits": [{"period": "lifetime", "times": 1}]},
+    ],
+    "tiers": [{"code": "partner", "name": "Partner level", "metric": "spend", "primary": True,
+               "period": {"kind": "calendar_year"}, "downgrade": {"grace": "one_step"},
+               "levels": [
+                   {"code": "silver", "name": "Silver", "threshold": 0},
+                   {"code": "gold", "name": "Gold", "threshold": 2_500_000,
+                    "benefits": {"earn_multiplier": "1.25"}},
+                   {"code": "platinum", "name": "Platinum", "threshold": 10_000_000,
+                    "benefits": {"earn_multiplier": "1.5"}},
+               ]}],
+}
+
+DEALER_CASHBACK: dict[str, Any] = {
+    "program": {"code": "dealer-cashback", "name": "Dealer Cashback", "base_currency": "USD",
+                "enrolment_mode": "open"},
+    "units": [{"code": "usd", "name": "USD cashback", "kind": "money", "currency": "USD",
+               "value_in_base": "1"}],
+    "rules": [{"code": "cashback", "name": "2% back, at most $100 a month",
+               "effects": [{"type": "percent", "unit": "usd", "percent": "2"}],
+               "limits": [{"period": "month", "max": 10_000}]}],
+}
+
+
 def _populate(session: Session, tenant_id: str) -> dict[str, Any]:
     now = clock.now()
     rewards = tenants.create_program(
@@ -122,6 +170,10 @@ def _populate(session: Session, tenant_id: str) -> dict[str, Any]:
         session, tenant_id, cashback.id, code="usd", name="USD cashback", kind="money",
         currency="USD", value_in_base="1",
     )
+
+    # Earning rules and tiers, as programs as code (a definition document, version 1).
+    definitions.apply(session, tenant_id, PARTNER_REWARDS, actor=ACTOR)
+    definitions.apply(session, tenant_id, DEALER_CASHBACK, actor=ACTOR)
 
     # A distributor with two dealers; the western dealer has a branch.
     acc: dict[str, str] = {}
