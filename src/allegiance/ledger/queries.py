@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from allegiance import tenants
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.pagination import check_limit, decode_cursor, encode_cursor
+from allegiance.ledger import repository
 from allegiance.ledger.models import Adjustment, JournalEntry, LedgerAccount, Posting
 
 T = TypeVar("T")
@@ -47,25 +48,8 @@ def unit_codes(session: Session, tenant_id: str, unit_ids: Sequence[str]) -> dic
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def find_account(
-    session: Session,
-    tenant_id: str,
-    program_id: str,
-    unit_id: str,
-    owner_type: str,
-    owner_id: str,
-    purpose: str,
-) -> LedgerAccount | None:
-    return session.scalars(
-        select(LedgerAccount).where(
-            LedgerAccount.tenant_id == tenant_id,
-            LedgerAccount.program_id == program_id,
-            LedgerAccount.unit_id == unit_id,
-            LedgerAccount.owner_type == owner_type,
-            LedgerAccount.owner_id == owner_id,
-            LedgerAccount.purpose == purpose,
-        )
-    ).one_or_none()
+# The lookup of an account by its owner is the repository's.
+find_account = repository.find_account
 
 
 def list_accounts(
