@@ -11,10 +11,11 @@ from allegiance.members import models as members_models
 from allegiance.rules import models as rules_models
 from allegiance.tenants import models as tenants_models
 from allegiance.tiers import models as tiers_models
+from allegiance.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
 __all__ = [
     "audit_models", "definitions_models", "events_models", "kit_models", "ledger_models", "members_models", "metadata",
-    "rules_models", "tenants_models", "tiers_models",
+    "rules_models", "tenants_models", "tiers_models", "webhooks_models",
 ]

@@ -19,6 +19,7 @@ from allegiance.ledger.routes import router as ledger_router
 from allegiance.members.routes import router as members_router
 from allegiance.tenants.routes import router as tenants_router
 from allegiance.tiers.routes import router as tiers_router
+from allegiance.webhooks.routes import router as webhooks_router
 
 DESCRIPTION = """
 Allegiance is a headless B2B loyalty and partner-incentive engine on one double-entry ledger.
@@ -58,7 +59,7 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
     errors.install(app)
 
     for router in (tenants_router, members_router, ledger_router, tiers_router, events_router,
-                   definitions_router):
+                   definitions_router, webhooks_router):
         app.include_router(router, prefix="/v1")
 
     @app.get("/health", tags=["meta"], summary="Liveness")

@@ -19,6 +19,7 @@ from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import IdempotencyRecord
 from allegiance.tiers import jobs as tier_jobs
+from allegiance.webhooks import jobs as webhook_jobs
 
 Progress = Callable[[str, int], None]
 
@@ -114,6 +115,11 @@ JOBS: dict[str, Job] = {
             "prune-idempotency",
             "Delete stored Idempotency-Key responses older than their retention.",
             run_prune_idempotency,
+        ),
+        Job(
+            "webhooks",
+            "Deliver outbox messages to webhook endpoints; make every due retry (until idle).",
+            webhook_jobs.run,
         ),
     )
 }
