@@ -11,11 +11,12 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import ledger, rules
+from bench import ledger, rules, tiers
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "ledger": ledger.run,
     "rules": rules.run,
+    "tiers": tiers.run,
 }
 
 
