@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
