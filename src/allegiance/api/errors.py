@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from allegiance.kit.db import is_check_violation
 from allegiance.kit.errors import AllegianceError
 
 log = logging.getLogger("allegiance.api")
@@ -72,6 +74,28 @@ def install(app: FastAPI) -> None:
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # The database's own walls (CHECK, unique) stopped a write the services let through;
+        # the transaction was rolled back, so nothing was written.
+        if is_check_violation(exc):
+            return JSONResponse(
+                error_body("constraint_violation",
+                           "the change would break a limit of the ledger; nothing was written"),
+                status_code=422,
+            )
+        return JSONResponse(
+            error_body("conflict", "the change conflicts with existing data; nothing was written"),
+            status_code=409,
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse(
+            error_body("value_out_of_range", "a value is out of range; nothing was written"),
+            status_code=422,
         )
 
     @app.exception_handler(Exception)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
 
-# Storage column is a signed 64-bit integer; amounts stay well inside it.
-MAX_AMOUNT = 2**62
+# One amount (a posting, an event line) stays below this: 10^15 points, or ten trillion dollars
+# in cents. Ledger counters (sums of amounts) stay below MAX_COUNTER, checked by the database,
+# so a signed 64-bit column can never overflow (SQLite would silently turn it into a float).
+MAX_AMOUNT = 10**15
+MAX_COUNTER = 2**62
 
 # ISO 4217 exponents that differ from 2; everything else has two decimals.
 _EXPONENTS: dict[str, int] = {

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.db import ID, Base
+from allegiance.kit.money import MAX_COUNTER
 
 _AVAILABLE = (
     "(CASE WHEN normal = 'credit' "
@@ -42,7 +43,9 @@ class LedgerAccount(Base):
         CheckConstraint("normal IN ('credit', 'debit')", name="normal"),
         CheckConstraint(
             "debits_posted >= 0 AND credits_posted >= 0 "
-            "AND debits_pending >= 0 AND credits_pending >= 0",
+            "AND debits_pending >= 0 AND credits_pending >= 0 "
+            f"AND debits_posted < {MAX_COUNTER} AND credits_posted < {MAX_COUNTER} "
+            f"AND debits_pending < {MAX_COUNTER} AND credits_pending < {MAX_COUNTER}",
             name="counters",
         ),
         CheckConstraint(f"NOT no_overdraw OR {_AVAILABLE} >= floor", name="overdraw"),

@@ -298,7 +298,7 @@ def upgrade() -> None:
     sa.CheckConstraint("NOT no_overdraw OR (CASE WHEN normal = 'credit' THEN credits_posted - debits_posted - debits_pending ELSE debits_posted - credits_posted - credits_pending END) >= floor", name=op.f('ck_ledger_account_overdraw')),
     sa.CheckConstraint("normal IN ('credit', 'debit')", name=op.f('ck_ledger_account_normal')),
     sa.CheckConstraint("owner_type IN ('account', 'user', 'program')", name=op.f('ck_ledger_account_owner_type')),
-    sa.CheckConstraint('debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0', name=op.f('ck_ledger_account_counters')),
+    sa.CheckConstraint('debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0 AND debits_posted < 4611686018427387904 AND credits_posted < 4611686018427387904 AND debits_pending < 4611686018427387904 AND credits_pending < 4611686018427387904', name=op.f('ck_ledger_account_counters')),
     sa.CheckConstraint('floor <= 0', name=op.f('ck_ledger_account_floor')),
     sa.ForeignKeyConstraint(['tenant_id', 'program_id'], ['program.tenant_id', 'program.id'], name=op.f('fk_ledger_account_tenant_id_program_id_program')),
     sa.ForeignKeyConstraint(['tenant_id', 'unit_id'], ['unit.tenant_id', 'unit.id'], name=op.f('fk_ledger_account_tenant_id_unit_id_unit')),
