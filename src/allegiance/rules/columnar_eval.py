@@ -64,7 +64,8 @@ def evaluate_frame(
     usage = usage or {}
     budget_left = budget_left or {}
     ordered = order(rules)
-    events = lines.unique(subset=["_event"], keep="first", maintain_order=True).sort("_event")
+    # The first row of each event (line 0, or the only row of an event without lines).
+    events = lines.filter(pl.col("_line").is_null() | (pl.col("_line") == 0)).sort("_event")
     n_events = events.height
     blocked = pl.Series("blocked", [False] * n_events, dtype=pl.Boolean)
     any_blocked = False
@@ -169,18 +170,18 @@ def _multiply(ordered: Sequence[Rule], awards: pl.DataFrame,
             if effect.applies_to:
                 eligible = eligible & pl.col("rule").is_in(list(effect.applies_to))
             if rule.line_scope:
-                marked = matched.select(pl.col("_event").cast(pl.Int64),
-                                        pl.col("_line").cast(pl.Int64), pl.lit(True).alias("_hit"))
-                awards = awards.join(marked, on=["_event", "_line"], how="left")
+                # (event, line) pairs as one integer key: lines per event stay below 2^20.
+                hit = (pl.col("_event") * (1 << 20) + pl.col("_line")).is_in(
+                    matched.select(pl.col("_event").cast(pl.Int64) * (1 << 20)
+                                   + pl.col("_line").cast(pl.Int64)).to_series().implode()
+                ).fill_null(False)
             else:
-                marked = matched.select(pl.col("_event").cast(pl.Int64),
-                                        pl.lit(True).alias("_hit"))
-                awards = awards.join(marked, on="_event", how="left")
+                hit = pl.col("_event").is_in(
+                    matched["_event"].cast(pl.Int64).implode()).fill_null(False)
             scaled = _apply(effect.factor, pl.col("amount"), effect.rounding)
             awards = awards.with_columns(
-                pl.when(eligible & pl.col("_hit").fill_null(False)).then(scaled)
-                .otherwise(pl.col("amount")).alias("amount")
-            ).drop("_hit")
+                pl.when(eligible & hit).then(scaled).otherwise(pl.col("amount")).alias("amount")
+            )
     return awards
 
 
@@ -224,10 +225,15 @@ def _limits(
     allowed_all = pl.concat(allowed_frames).filter(pl.col("_allowed") < pl.col("_total"))
     if allowed_all.height == 0:
         return awards
-    # Only the awards of events that a limit cut need the in-event distribution.
-    awards = awards.join(allowed_all, on=["_event", "rule"], how="left")
-    cut_rows = awards.filter(pl.col("_allowed").is_not_null() & pl.col("unit").is_not_null())
-    rest = awards.filter(~(pl.col("_allowed").is_not_null() & pl.col("unit").is_not_null()))
+    # Only the awards of events that a limit cut need the in-event distribution: join just
+    # the rows of those events (a small part of all awards) with their allowed totals.
+    touched = pl.col("_event").is_in(allowed_all["_event"].unique().implode())
+    candidates = awards.filter(touched).join(allowed_all, on=["_event", "rule"], how="left")
+    untouched = awards.filter(~touched).with_columns(
+        pl.lit(None, dtype=pl.Int64).alias("_total"), pl.lit(None, dtype=pl.Int64).alias("_allowed"))
+    cut = pl.col("_allowed").is_not_null() & pl.col("unit").is_not_null()
+    cut_rows = candidates.filter(cut)
+    rest = pl.concat([untouched, candidates.filter(~cut).select(untouched.columns)])
     cut_rows = cut_rows.with_columns(
         pl.col("_line").fill_null(-1).alias("_sort_line")
     ).sort(["_event", "rule", "_sort_line", "effect"]).with_columns(
