@@ -8,6 +8,7 @@ from allegiance.kit import models as kit_models
 from allegiance.kit.db import Base
 from allegiance.ledger import models as ledger_models
 from allegiance.members import models as members_models
+from allegiance.rewards import models as rewards_models
 from allegiance.rules import models as rules_models
 from allegiance.tenants import models as tenants_models
 from allegiance.tiers import models as tiers_models
@@ -17,5 +18,5 @@ metadata = Base.metadata
 
 __all__ = [
     "audit_models", "definitions_models", "events_models", "kit_models", "ledger_models", "members_models", "metadata",
-    "rules_models", "tenants_models", "tiers_models", "webhooks_models",
+    "rewards_models", "rules_models", "tenants_models", "tiers_models", "webhooks_models",
 ]

@@ -17,6 +17,7 @@ from allegiance.kit.db import Database
 from allegiance.kit.settings import get_settings
 from allegiance.ledger.routes import router as ledger_router
 from allegiance.members.routes import router as members_router
+from allegiance.rewards.routes import router as rewards_router
 from allegiance.tenants.routes import router as tenants_router
 from allegiance.tiers.routes import router as tiers_router
 from allegiance.webhooks.routes import router as webhooks_router
@@ -59,7 +60,7 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
     errors.install(app)
 
     for router in (tenants_router, members_router, ledger_router, tiers_router, events_router,
-                   definitions_router, webhooks_router):
+                   definitions_router, webhooks_router, rewards_router):
         app.include_router(router, prefix="/v1")
 
     @app.get("/health", tags=["meta"], summary="Liveness")

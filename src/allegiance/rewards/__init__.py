@@ -1,0 +1,26 @@
+"""The rewards catalogue and redemptions: the public surface other features use."""
+
+from allegiance.rewards.models import Redemption, Reward, RewardCode
+from allegiance.rewards.service import (
+    add_codes,
+    approve,
+    cancel,
+    create_reward,
+    free_codes,
+    fulfil,
+    get_redemption,
+    get_reward,
+    list_redemptions,
+    list_rewards,
+    redeem,
+    reject,
+    update_reward,
+    use_coupon,
+    validate_coupon,
+)
+
+__all__ = [
+    "Redemption", "Reward", "RewardCode", "add_codes", "approve", "cancel", "create_reward",
+    "free_codes", "fulfil", "get_redemption", "get_reward", "list_redemptions", "list_rewards",
+    "redeem", "reject", "update_reward", "use_coupon", "validate_coupon",
+]

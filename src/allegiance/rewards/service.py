@@ -1,0 +1,499 @@
+"""The rewards catalogue and redemptions: eligibility, stock that never oversells, holds while
+a redemption awaits approval, refunds through the ledger, e-gift code pools and coupons."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from allegiance import audit, ledger, members, tenants, tiers
+from allegiance.kit import clock, outbox
+from allegiance.kit.db import is_unique_violation
+from allegiance.kit.ids import new_id
+from allegiance.rewards import domain
+from allegiance.rewards.errors import (
+    INELIGIBLE,
+    BelowMinimum,
+    CodesExhausted,
+    CouponExpired,
+    CouponNotFound,
+    CouponUsed,
+    DuplicateReward,
+    InvalidReward,
+    InvalidTransition,
+    LimitReached,
+    OutOfStock,
+    RedemptionNotFound,
+    RewardNotFound,
+)
+from allegiance.rewards.models import Redemption, Reward, RewardCode
+
+CODED = ("egift", "coupon")
+UPDATABLE = frozenset({
+    "name", "description", "cost", "stock", "min_balance", "eligible_regions", "eligible_tiers",
+    "eligible_segments", "causes", "limit_per_member", "limit_period", "visible_from",
+    "visible_to", "available_from", "available_to", "requires_approval", "code_valid_days",
+    "status",
+})
+
+NOT_NULL = frozenset({"name", "description", "cost", "eligible_regions", "eligible_tiers",
+                      "eligible_segments", "causes", "limit_period", "requires_approval",
+                      "status"})
+
+
+# --- catalogue -------------------------------------------------------------------------------
+
+def _check(values: dict[str, Any]) -> None:
+    if values.get("kind") not in domain.KINDS:
+        raise InvalidReward(f"kind must be one of {', '.join(domain.KINDS)}", field="kind")
+    cost = values.get("cost")
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0:
+        raise InvalidReward("cost must be a positive integer", field="cost")
+    for name in ("stock", "min_balance", "limit_per_member", "code_valid_days"):
+        value = values.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0):
+            raise InvalidReward(f"{name} must be a non-negative integer", field=name)
+    if values.get("limit_period", "all") not in domain.PERIODS:
+        raise InvalidReward(f"limit_period must be one of {', '.join(domain.PERIODS)}",
+                            field="limit_period")
+    if values.get("status", "active") not in ("active", "retired"):
+        raise InvalidReward("status must be active or retired", field="status")
+    for start, end in (("visible_from", "visible_to"), ("available_from", "available_to")):
+        if values.get(start) and values.get(end) and values[start] >= values[end]:
+            raise InvalidReward(f"{start} must be before {end}", field=end)
+    if values.get("kind") == "donation" and not values.get("causes"):
+        raise InvalidReward("a donation reward needs a list of causes", field="causes")
+
+
+def create_reward(session: Session, tenant_id: str, program_id: str, *, code: str, name: str,
+                  kind: str, unit_id: str, cost: int, **options: Any) -> Reward:
+    tenants.get_program(session, tenant_id, program_id)
+    unit = tenants.get_unit(session, tenant_id, unit_id)
+    if unit.program_id != program_id:
+        raise InvalidReward("the unit belongs to another program", field="unit_id")
+    unknown = set(options) - UPDATABLE
+    if unknown:
+        raise InvalidReward(f"unknown option {sorted(unknown)[0]}", field=sorted(unknown)[0])
+    now = clock.now()
+    values: dict[str, Any] = {
+        "description": "", "stock": None, "min_balance": None, "eligible_regions": [],
+        "eligible_tiers": [], "eligible_segments": [], "causes": [], "limit_per_member": None,
+        "limit_period": "all",
+        "visible_from": None, "visible_to": None, "available_from": None,
+        "available_to": None, "requires_approval": False, "code_valid_days": None,
+        "status": "active",
+    }
+    values.update({k: v for k, v in options.items() if v is not None})
+    values.update(kind=kind, cost=cost)
+    _check(values)
+    values["eligible_regions"] = [r.upper() for r in values["eligible_regions"]]
+    reward = Reward(tenant_id=tenant_id, id=new_id("rwd"), program_id=program_id, code=code,
+                    name=name, unit_id=unit_id, created_at=now, updated_at=now, **values)
+    try:
+        with session.begin_nested():
+            session.add(reward)
+            session.flush()
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise DuplicateReward(f"reward {code} exists in this program", field="code") from exc
+    return reward
+
+
+def get_reward(session: Session, tenant_id: str, reward_id: str) -> Reward:
+    reward = session.get(Reward, (tenant_id, reward_id))
+    if reward is None:
+        raise RewardNotFound(f"reward {reward_id} not found", field="reward_id")
+    return reward
+
+
+def update_reward(session: Session, tenant_id: str, reward_id: str,
+                  changes: dict[str, Any]) -> Reward:
+    reward = get_reward(session, tenant_id, reward_id)
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise InvalidReward(f"{sorted(unknown)[0]} cannot be changed", field=sorted(unknown)[0])
+    for name in NOT_NULL & set(changes):
+        if changes[name] is None:
+            raise InvalidReward(f"{name} cannot be empty", field=name)
+    values = {name: getattr(reward, name) for name in UPDATABLE | {"kind"}}
+    values.update(changes)
+    _check(values)
+    for name, value in changes.items():
+        if name == "eligible_regions" and value is not None:
+            value = [r.upper() for r in value]
+        setattr(reward, name, value)
+    reward.updated_at = clock.now()
+    session.flush()
+    return reward
+
+
+def _offer(reward: Reward) -> domain.Offer:
+    return domain.Offer(
+        status=reward.status, visible_from=reward.visible_from, visible_to=reward.visible_to,
+        available_from=reward.available_from, available_to=reward.available_to,
+        eligible_regions=reward.eligible_regions or [], eligible_tiers=reward.eligible_tiers or [],
+        eligible_segments=reward.eligible_segments or [])
+
+
+def _member_tiers(session: Session, tenant_id: str, program_id: str,
+                  account_id: str) -> set[str]:
+    return {s.level for s in tiers.status(session, tenant_id, program_id, account_id)
+            if s.level is not None}
+
+
+def _segment(account: members.Account) -> str | None:
+    value = (account.attributes or {}).get("segment")
+    return value if isinstance(value, str) else None
+
+
+def list_rewards(session: Session, tenant_id: str, program_id: str, *,
+                 account_id: str | None = None, visible_only: bool = False,
+                 limit: int = 50, after: str | None = None) -> list[Reward]:
+    """Rewards of a program by id; ``visible_only`` keeps those shown now, and with an
+    ``account_id`` only those that account may redeem now. Returns up to ``limit + 1``."""
+    tenants.get_program(session, tenant_id, program_id)
+    query = select(Reward).where(Reward.tenant_id == tenant_id, Reward.program_id == program_id)
+    if after:
+        query = query.where(Reward.id > after)
+    rows = list(session.scalars(query.order_by(Reward.id)))
+    now = clock.now()
+    if visible_only or account_id is not None:
+        rows = [r for r in rows if domain.is_visible(_offer(r), now)]
+    if account_id is not None:
+        account = members.get_account(session, tenant_id, account_id)
+        levels = _member_tiers(session, tenant_id, program_id, account_id)
+        rows = [r for r in rows if domain.ineligibility(
+            _offer(r), now, account.region, levels, _segment(account)) is None]
+    return rows[:limit + 1]
+
+
+def add_codes(session: Session, tenant_id: str, reward_id: str, codes: list[str]) -> int:
+    """Add e-gift codes to a reward's pool; codes already there are skipped. Returns the
+    number added."""
+    reward = get_reward(session, tenant_id, reward_id)
+    if reward.kind != "egift":
+        raise InvalidReward("only e-gift rewards have a code pool", field="reward_id")
+    wanted = {c.strip() for c in codes if c.strip()}
+    have = set(session.scalars(select(RewardCode.code).where(
+        RewardCode.tenant_id == tenant_id, RewardCode.reward_id == reward_id,
+        RewardCode.code.in_(wanted))))
+    now = clock.now()
+    fresh = sorted(wanted - have)
+    for code in fresh:
+        session.add(RewardCode(tenant_id=tenant_id, id=new_id("rcd"), reward_id=reward_id,
+                               code=code, redemption_id=None, created_at=now))
+    session.flush()
+    return len(fresh)
+
+
+def free_codes(session: Session, tenant_id: str, reward_id: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(RewardCode).where(
+        RewardCode.tenant_id == tenant_id, RewardCode.reward_id == reward_id,
+        RewardCode.redemption_id.is_(None))) or 0)
+
+
+# --- redemptions -----------------------------------------------------------------------------
+
+def _take_stock(session: Session, tenant_id: str, reward: Reward, quantity: int) -> None:
+    """The one place stock goes down: a conditional update, so two redemptions can never
+    both take the last item."""
+    if reward.stock is None:
+        return
+    result = session.execute(
+        update(Reward)
+        .where(Reward.tenant_id == tenant_id, Reward.id == reward.id,
+               Reward.stock.is_not(None), Reward.stock >= quantity)
+        .values(stock=Reward.stock - quantity)
+        .execution_options(synchronize_session=False))
+    if getattr(result, "rowcount", 0) != 1:
+        raise OutOfStock(f"reward {reward.code} is out of stock", field="quantity")
+    session.expire(reward, ["stock"])
+
+
+def _give_back_stock(session: Session, tenant_id: str, reward_id: str, quantity: int) -> None:
+    session.execute(
+        update(Reward)
+        .where(Reward.tenant_id == tenant_id, Reward.id == reward_id, Reward.stock.is_not(None))
+        .values(stock=Reward.stock + quantity)
+        .execution_options(synchronize_session=False))
+
+
+def _used_in_period(session: Session, tenant_id: str, reward: Reward, account_id: str,
+                    now: datetime) -> int:
+    start = domain.period_start(now, reward.limit_period)
+    query = select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
+        Redemption.tenant_id == tenant_id, Redemption.reward_id == reward.id,
+        Redemption.account_id == account_id,
+        Redemption.status.not_in(("cancelled", "rejected")))
+    if start is not None:
+        query = query.where(Redemption.created_at >= start)
+    return int(session.scalar(query) or 0)
+
+
+def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, account_id: str,
+           *, quantity: int = 1, user_id: str | None = None, cause: str | None = None,
+           shipping: dict[str, Any] | None = None, actor: str = "system") -> Redemption:
+    """Redeem ``quantity`` of a reward for an account's wallet: the points are posted at once,
+    or held until approval when the reward requires it."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidReward("quantity must be a positive integer", field="quantity")
+    reward = get_reward(session, tenant_id, reward_id)
+    if reward.program_id != program_id:
+        raise RewardNotFound(f"reward {reward_id} not found", field="reward_id")
+    account = members.get_account(session, tenant_id, account_id)
+    now = clock.now()
+    levels = (_member_tiers(session, tenant_id, program_id, account_id)
+              if reward.eligible_tiers else set())
+    problem = domain.ineligibility(_offer(reward), now, account.region, levels,
+                                   _segment(account))
+    if problem is not None:
+        raise INELIGIBLE[problem[0]](problem[1], field="reward_id")
+    if reward.kind == "donation" and cause not in (reward.causes or []):
+        raise InvalidReward("choose one of the reward's causes", field="cause")
+    if reward.limit_per_member is not None:
+        # Lock the reward first (the order every redemption path uses: reward, then the
+        # ledger), so two concurrent redemptions cannot both pass the count.
+        session.refresh(reward, with_for_update=True)
+        used = _used_in_period(session, tenant_id, reward, account_id, now)
+        if used + quantity > reward.limit_per_member:
+            raise LimitReached(
+                f"at most {reward.limit_per_member} per member per {reward.limit_period}",
+                field="quantity")
+    points = reward.cost * quantity
+    wallet = ledger.wallet(session, tenant_id, program_id, reward.unit_id, "account", account_id)
+    if reward.min_balance is not None:
+        available = ledger.balance_of(wallet).available
+        if available < reward.min_balance:
+            raise BelowMinimum(f"needs an available balance of at least {reward.min_balance}",
+                               field="reward_id")
+    _take_stock(session, tenant_id, reward, quantity)
+    redeemed = ledger.program_account(session, tenant_id, program_id, reward.unit_id,
+                                      "redeemed", normal="credit")
+    row = Redemption(
+        tenant_id=tenant_id, id=new_id("rdm"), program_id=program_id, reward_id=reward.id,
+        account_id=account_id, user_id=user_id, quantity=quantity, points=points,
+        status="requested", hold_id=None, entry_id=None, reversal_entry_id=None, code=None,
+        code_expires_at=None, code_used_at=None, shipping=shipping or {}, cause=cause,
+        reason=None, created_at=now, decided_at=None, decided_by=None, fulfilled_at=None)
+    session.add(row)
+    session.flush()
+    if reward.requires_approval:
+        hold, _ = ledger.create_hold(session, tenant_id, ledger.HoldRequest(
+            program_id=program_id, debit_account_id=wallet.id, credit_account_id=redeemed.id,
+            unit_id=reward.unit_id, amount=points, kind="redemption",
+            source_type="redemption", source_id=row.id, hold_key=f"redemption:{row.id}"))
+        row.hold_id = hold.id
+    else:
+        result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
+            program_id=program_id, kind="redeem",
+            lines=(ledger.Line(wallet.id, reward.unit_id, ledger.Side.DEBIT, points),
+                   ledger.Line(redeemed.id, reward.unit_id, ledger.Side.CREDIT, points)),
+            source_type="redemption", source_id=row.id, entry_key=f"redemption:{row.id}",
+            actor=actor))
+        row.entry_id = result.entry_id
+        row.status = "approved"
+        row.decided_at = now
+        row.decided_by = "auto"
+    session.flush()
+    outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
+    return row
+
+
+def _payload(row: Redemption) -> dict[str, Any]:
+    return {"redemption_id": row.id, "program_id": row.program_id, "reward_id": row.reward_id,
+            "account_id": row.account_id, "quantity": row.quantity, "points": row.points,
+            "status": row.status}
+
+
+def get_redemption(session: Session, tenant_id: str, redemption_id: str) -> Redemption:
+    row = session.get(Redemption, (tenant_id, redemption_id))
+    if row is None:
+        raise RedemptionNotFound(f"redemption {redemption_id} not found",
+                                 field="redemption_id")
+    return row
+
+
+def list_redemptions(session: Session, tenant_id: str, program_id: str, *,
+                     status: str | None = None, account_id: str | None = None,
+                     limit: int = 50, after: str | None = None) -> list[Redemption]:
+    query = select(Redemption).where(Redemption.tenant_id == tenant_id,
+                                     Redemption.program_id == program_id)
+    if status is not None:
+        query = query.where(Redemption.status == status)
+    if account_id is not None:
+        query = query.where(Redemption.account_id == account_id)
+    if after:
+        query = query.where(Redemption.id > after)
+    return list(session.scalars(query.order_by(Redemption.id).limit(limit + 1)))
+
+
+def _locked(session: Session, tenant_id: str, redemption_id: str, target: str) -> Redemption:
+    row = session.scalars(
+        select(Redemption).where(Redemption.tenant_id == tenant_id,
+                                 Redemption.id == redemption_id)
+        .with_for_update().execution_options(populate_existing=True)).first()
+    if row is None:
+        raise RedemptionNotFound(f"redemption {redemption_id} not found",
+                                 field="redemption_id")
+    if not domain.may_move(row.status, target):
+        raise InvalidTransition(f"a {row.status} redemption cannot become {target}",
+                                field="status")
+    return row
+
+
+def _decided(session: Session, tenant_id: str, row: Redemption, before: str, actor: str,
+             reason: str | None) -> None:
+    row.decided_at = clock.now()
+    row.decided_by = actor
+    if reason is not None:
+        row.reason = reason
+    session.flush()
+    audit.record(session, tenant_id, actor=actor, action=f"redemption.{row.status}",
+                 object_type="redemption", object_id=row.id, before={"status": before},
+                 after=_payload(row))
+    outbox.emit(session, tenant_id, f"redemption.{row.status}", _payload(row))
+
+
+def approve(session: Session, tenant_id: str, redemption_id: str, *,
+            actor: str) -> Redemption:
+    row = _locked(session, tenant_id, redemption_id, "approved")
+    assert row.hold_id is not None  # a requested redemption always holds its points
+    hold = ledger.post_hold(session, tenant_id, row.hold_id, actor=actor)
+    row.entry_id = hold.resolved_entry_id
+    row.status = "approved"
+    _decided(session, tenant_id, row, "requested", actor, None)
+    return row
+
+
+def _refund(session: Session, tenant_id: str, row: Redemption, target: str, actor: str,
+            reason: str | None) -> Redemption:
+    before = row.status
+    # Stock first: the reward row is always locked before ledger accounts.
+    _give_back_stock(session, tenant_id, row.reward_id, row.quantity)
+    if row.entry_id is not None:
+        result = ledger.reverse_entry(
+            session, tenant_id, row.entry_id, entry_key=f"redemption-refund:{row.id}",
+            actor=actor, source_type="redemption", source_id=row.id,
+            memo=reason or f"redemption {target}")
+        row.reversal_entry_id = result.entry_id
+    elif row.hold_id is not None:
+        ledger.void_hold(session, tenant_id, row.hold_id, actor=actor)
+    session.execute(update(RewardCode).where(
+        RewardCode.tenant_id == tenant_id, RewardCode.redemption_id == row.id)
+        .values(redemption_id=None).execution_options(synchronize_session=False))
+    row.status = target
+    _decided(session, tenant_id, row, before, actor, reason)
+    return row
+
+
+def reject(session: Session, tenant_id: str, redemption_id: str, *, actor: str,
+           reason: str | None = None) -> Redemption:
+    row = _locked(session, tenant_id, redemption_id, "rejected")
+    return _refund(session, tenant_id, row, "rejected", actor, reason)
+
+
+def cancel(session: Session, tenant_id: str, redemption_id: str, *, actor: str,
+           reason: str | None = None) -> Redemption:
+    row = _locked(session, tenant_id, redemption_id, "cancelled")
+    return _refund(session, tenant_id, row, "cancelled", actor, reason)
+
+
+def fulfil(session: Session, tenant_id: str, redemption_id: str, *, actor: str,
+           shipping: dict[str, Any] | None = None) -> Redemption:
+    """Deliver an approved redemption: an e-gift takes a code from the pool, a coupon gets a
+    fresh unique code, a physical gift records its shipping status."""
+    row = _locked(session, tenant_id, redemption_id, "fulfilled")
+    reward = get_reward(session, tenant_id, row.reward_id)
+    now = clock.now()
+    if reward.kind == "egift":
+        row.code = _take_code(session, tenant_id, reward, row.id)
+    elif reward.kind == "coupon":
+        row.code = _new_coupon(session, tenant_id)
+    if reward.kind in CODED and reward.code_valid_days is not None:
+        row.code_expires_at = now + timedelta(days=reward.code_valid_days)
+    if shipping:
+        row.shipping = {**(row.shipping or {}), **shipping}
+    row.status = "fulfilled"
+    row.fulfilled_at = now
+    session.flush()
+    audit.record(session, tenant_id, actor=actor, action="redemption.fulfilled",
+                 object_type="redemption", object_id=row.id, before={"status": "approved"},
+                 after=_payload(row))
+    outbox.emit(session, tenant_id, "redemption.fulfilled", _payload(row))
+    return row
+
+
+def _take_code(session: Session, tenant_id: str, reward: Reward, redemption_id: str) -> str:
+    """Claim a free pool code with a conditional update (retried if another claim won)."""
+    for _ in range(5):
+        candidate = session.scalars(
+            select(RewardCode).where(RewardCode.tenant_id == tenant_id,
+                                     RewardCode.reward_id == reward.id,
+                                     RewardCode.redemption_id.is_(None))
+            .order_by(RewardCode.id).limit(1)).first()
+        if candidate is None:
+            break
+        result = session.execute(
+            update(RewardCode)
+            .where(RewardCode.tenant_id == tenant_id, RewardCode.id == candidate.id,
+                   RewardCode.redemption_id.is_(None))
+            .values(redemption_id=redemption_id).execution_options(synchronize_session=False))
+        if getattr(result, "rowcount", 0) == 1:
+            return candidate.code
+        session.expire(candidate)
+    raise CodesExhausted(f"no e-gift codes left for reward {reward.code}", field="reward_id")
+
+
+def _new_coupon(session: Session, tenant_id: str) -> str:
+    for _ in range(10):
+        code = domain.new_coupon_code()
+        taken = session.scalar(select(Redemption.id).where(
+            Redemption.tenant_id == tenant_id, Redemption.code == code))
+        if taken is None:
+            return code
+    raise CodesExhausted("could not generate a unique coupon code", field="code")
+
+
+def _coupon(session: Session, tenant_id: str, code: str) -> Redemption:
+    clean = domain.normalise_code(code)
+    row = None
+    if domain.code_well_formed(clean):
+        row = session.scalars(select(Redemption).where(
+            Redemption.tenant_id == tenant_id, Redemption.code == clean,
+            Redemption.status == "fulfilled")).first()
+    if row is None or get_reward(session, tenant_id, row.reward_id).kind != "coupon":
+        raise CouponNotFound("no such coupon", field="code")
+    return row
+
+
+def validate_coupon(session: Session, tenant_id: str, code: str) -> Redemption:
+    """The coupon's redemption if the code may be used now; raises otherwise."""
+    row = _coupon(session, tenant_id, code)
+    if row.code_used_at is not None:
+        raise CouponUsed("the coupon has been used", field="code")
+    if row.code_expires_at is not None and row.code_expires_at <= clock.now():
+        raise CouponExpired("the coupon has expired", field="code")
+    return row
+
+
+def use_coupon(session: Session, tenant_id: str, code: str, *, actor: str) -> Redemption:
+    """Mark a coupon used, exactly once (a conditional update)."""
+    row = validate_coupon(session, tenant_id, code)
+    now = clock.now()
+    result = session.execute(
+        update(Redemption)
+        .where(Redemption.tenant_id == tenant_id, Redemption.id == row.id,
+               Redemption.code_used_at.is_(None))
+        .values(code_used_at=now).execution_options(synchronize_session=False))
+    if getattr(result, "rowcount", 0) != 1:
+        raise CouponUsed("the coupon has been used", field="code")
+    session.refresh(row)
+    audit.record(session, tenant_id, actor=actor, action="coupon.use",
+                 object_type="redemption", object_id=row.id, after={"code_used_at": str(now)})
+    return row

@@ -1,0 +1,145 @@
+"""The rewards API: catalogue, code pools, redemptions with approval, coupons; tenant
+isolation, scopes, idempotency and validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allegiance import ledger, members, tenants
+from tests.api.conftest import Api
+from tests.support.invariants import assert_ledger_invariants
+
+
+def _setup(api: Api, region: str = "US", points: int = 1000) -> tuple[str, str, str]:
+    with api.db.transaction() as s:
+        program = tenants.create_program(s, api.tenant_id, code="main", name="Main",
+                                         base_currency="USD")
+        unit = tenants.create_unit(s, api.tenant_id, program.id, code="points", name="Points",
+                                   kind="points", value_in_base="0.01",
+                                   expiry_policy={"kind": "never"})
+        account = members.create_account(s, api.tenant_id, name="Acme", region=region)
+        issued = ledger.program_account(s, api.tenant_id, program.id, unit.id, "issued")
+        wallet = ledger.wallet(s, api.tenant_id, program.id, unit.id, "account", account.id)
+        ledger.post_entry(s, api.tenant_id, ledger.EntryRequest(
+            program_id=program.id, kind="issue",
+            lines=(ledger.Line(issued.id, unit.id, ledger.Side.DEBIT, points),
+                   ledger.Line(wallet.id, unit.id, ledger.Side.CREDIT, points))))
+        return program.id, unit.id, account.id
+
+
+def _call(api: Api, method: str, path: str, body: Any = None, status: int = 200,
+          key: str | None = None, **kw: Any) -> Any:
+    r = api.client.request(method, f"/v1{path}", json=body, headers=api.headers(key, **kw))
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def _available(api: Api, program_id: str, unit_id: str, account_id: str) -> int:
+    with api.db.transaction() as s:
+        return ledger.balance_of(ledger.wallet(s, api.tenant_id, program_id, unit_id,
+                                               "account", account_id)).available
+
+
+def test_catalogue_and_redemption_lifecycle(api: Api) -> None:
+    pid, uid, acc = _setup(api)
+    body = {"code": "tv", "name": "TV", "kind": "physical", "unit_id": uid, "cost": 300,
+            "stock": 2, "requires_approval": True, "eligible_regions": ["US"]}
+    rw = _call(api, "POST", f"/programs/{pid}/rewards", body, 201)
+    assert (rw["stock"], rw["status"], rw["eligible_regions"]) == (2, "active", ["US"])
+    assert _call(api, "POST", f"/programs/{pid}/rewards", body, 409)["error"]["code"] == (
+        "duplicate_reward")
+    page = _call(api, "GET", f"/programs/{pid}/rewards?account_id={acc}")
+    assert [r["id"] for r in page["items"]] == [rw["id"]]
+    red = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": rw["id"], "account_id": acc,
+                 "shipping": {"address": "1 Main St"}}, 201, idempotency_key="r1")
+    again = _call(api, "POST", f"/programs/{pid}/redemptions",
+                  {"reward_id": rw["id"], "account_id": acc,
+                   "shipping": {"address": "1 Main St"}}, 201, idempotency_key="r1")
+    assert again["id"] == red["id"] and red["status"] == "requested"
+    assert _available(api, pid, uid, acc) == 700
+    assert _call(api, "GET", f"/rewards/{rw['id']}")["stock"] == 1
+    listed = _call(api, "GET", f"/programs/{pid}/redemptions?status=requested")
+    assert [r["id"] for r in listed["items"]] == [red["id"]]
+    ok = _call(api, "POST", f"/redemptions/{red['id']}/approve")
+    assert ok["status"] == "approved" and ok["entry_id"]
+    done = _call(api, "POST", f"/redemptions/{red['id']}/fulfil",
+                 {"shipping": {"carrier": "UPS", "status": "shipped"}})
+    assert done["status"] == "fulfilled"
+    assert done["shipping"] == {"address": "1 Main St", "carrier": "UPS", "status": "shipped"}
+    assert _call(api, "POST", f"/redemptions/{red['id']}/cancel", None, 409)["error"][
+        "code"] == "invalid_transition"
+    second = _call(api, "POST", f"/programs/{pid}/redemptions",
+                   {"reward_id": rw["id"], "account_id": acc}, 201)
+    rejected = _call(api, "POST", f"/redemptions/{second['id']}/reject", {"reason": "no"})
+    assert rejected["status"] == "rejected" and rejected["reason"] == "no"
+    assert _available(api, pid, uid, acc) == 700
+    upd = _call(api, "PATCH", f"/rewards/{rw['id']}", {"stock": 0, "name": "Big TV"})
+    assert (upd["stock"], upd["name"]) == (0, "Big TV")
+    err = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": rw["id"], "account_id": acc}, 409)
+    assert err["error"]["code"] == "out_of_stock"
+    assert_ledger_invariants(api.db)
+
+
+def test_region_codes_and_coupons(api: Api) -> None:
+    pid, uid, acc = _setup(api, region="DE")
+    us = _call(api, "POST", f"/programs/{pid}/rewards",
+               {"code": "mug", "name": "Mug", "kind": "physical", "unit_id": uid, "cost": 10,
+                "eligible_regions": ["US"]}, 201)
+    err = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": us["id"], "account_id": acc}, 422)
+    assert err["error"]["code"] == "region_not_eligible"
+    gift = _call(api, "POST", f"/programs/{pid}/rewards",
+                 {"code": "gift", "name": "Gift", "kind": "egift", "unit_id": uid,
+                  "cost": 10}, 201)
+    assert _call(api, "POST", f"/rewards/{gift['id']}/codes",
+                 {"codes": ["G-1"]}) == {"added": 1, "free": 0 + 1}
+    first = _call(api, "POST", f"/programs/{pid}/redemptions",
+                  {"reward_id": gift["id"], "account_id": acc}, 201)
+    assert _call(api, "POST", f"/redemptions/{first['id']}/fulfil")["code"] == "G-1"
+    second = _call(api, "POST", f"/programs/{pid}/redemptions",
+                   {"reward_id": gift["id"], "account_id": acc}, 201)
+    assert _call(api, "POST", f"/redemptions/{second['id']}/fulfil", None, 409)["error"][
+        "code"] == "codes_exhausted"
+    coupon = _call(api, "POST", f"/programs/{pid}/rewards",
+                   {"code": "off", "name": "10% off", "kind": "coupon", "unit_id": uid,
+                    "cost": 10}, 201)
+    red = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": coupon["id"], "account_id": acc}, 201)
+    code = _call(api, "POST", f"/redemptions/{red['id']}/fulfil")["code"]
+    assert _call(api, "POST", "/coupons/validate", {"code": code})["valid"] is True
+    assert _call(api, "POST", "/coupons/redeem", {"code": code})["used_at"] is not None
+    assert _call(api, "POST", "/coupons/redeem", {"code": code}, 409)["error"]["code"] == (
+        "coupon_used")
+    assert _call(api, "POST", "/coupons/validate", {"code": code}, 409)["error"]["code"] == (
+        "coupon_used")
+    assert_ledger_invariants(api.db)
+
+
+def test_isolation_scopes_and_validation(api: Api) -> None:
+    pid, uid, acc = _setup(api)
+    rw = _call(api, "POST", f"/programs/{pid}/rewards",
+               {"code": "mug", "name": "Mug", "kind": "physical", "unit_id": uid,
+                "cost": 10}, 201)
+    red = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": rw["id"], "account_id": acc}, 201)
+    _, other_key = api.new_tenant()
+    for path in (f"/rewards/{rw['id']}", f"/redemptions/{red['id']}"):
+        assert _call(api, "GET", path, None, 404, key=other_key)["error"]["code"].endswith(
+            "not_found")
+    _call(api, "POST", f"/redemptions/{red['id']}/cancel", None, 404, key=other_key)
+    reader = api.key_with(["read"])
+    _call(api, "POST", f"/programs/{pid}/rewards",
+          {"code": "x", "name": "X", "kind": "physical", "unit_id": uid, "cost": 1}, 403,
+          key=reader)
+    integration = api.key_with(["integration"])
+    _call(api, "POST", f"/programs/{pid}/redemptions",
+          {"reward_id": rw["id"], "account_id": acc}, 201, key=integration)
+    _call(api, "POST", f"/redemptions/{red['id']}/approve", None, 403, key=integration)
+    for bad in ({"cost": 0}, {"kind": "car"}, {"stock": -1}, {"balance": 5}):
+        body = {"code": "y", "name": "Y", "kind": "physical", "unit_id": uid, "cost": 1, **bad}
+        _call(api, "POST", f"/programs/{pid}/rewards", body, 422)
+    _call(api, "PATCH", f"/rewards/{rw['id']}", {"cost": None}, 422)
+    _call(api, "PATCH", f"/rewards/{rw['id']}", {"kind": "coupon"}, 422)
+    assert_ledger_invariants(api.db)
