@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from allegiance.cli import db, demo, jobs, ledger, serve, tenant
 from allegiance.definitions import cli as definitions_cli
+from allegiance.imports import cli as imports_cli
 from allegiance.kit.cli import err_console
 from allegiance.kit.errors import AllegianceError
 from allegiance.scenarios import cli as scenarios_cli
@@ -32,6 +33,7 @@ SUB_APPS: tuple[tuple[str, typer.Typer], ...] = (
     ("jobs", jobs.app),
     ("program", definitions_cli.app),
     ("scenario", scenarios_cli.app),
+    ("import", imports_cli.app),
 )
 for _name, _sub in SUB_APPS:
     app.add_typer(_sub, name=_name)

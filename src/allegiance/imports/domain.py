@@ -1,0 +1,432 @@
+"""Pure import logic: the column mapping from a file's headers to our fields, the per-row
+validation (every problem is a :class:`RowError` — row, column, value, reason), and the
+grouping of purchase rows into purchases (one row is one purchase line; contiguous rows with
+the same ``external_id`` form one purchase).
+
+A purchase with a bad row is rejected whole (its other rows are reported too): storing it
+without the bad line would make it impossible to fix later, since re-importing the same
+``external_id`` is a replay that adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from allegiance.kit.errors import ValidationFailed
+
+KINDS = ("purchases", "activities")
+ACCOUNT_FIELDS = ("account_id", "member_number", "account_external_id")
+EVENT_FIELDS = ("external_id", "occurred_at", *ACCOUNT_FIELDS, "currency", "amount",
+                "quantity", "channel", "user_id")
+LINE_FIELDS = ("sku", "name", "category", "brand", "labels", "line_quantity", "unit_price",
+               "line_amount")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "purchases": EVENT_FIELDS + LINE_FIELDS,
+    "activities": (*EVENT_FIELDS, "activity_type"),
+}
+INT_FIELDS = ("amount", "quantity", "line_quantity", "unit_price", "line_amount")
+ATTRIBUTE_TYPES = ("str", "int", "float", "bool")
+ATTRIBUTE_PREFIX = "attributes."
+MAX_AMOUNT = 10**15
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+class MappingInvalid(ValidationFailed):
+    code = "invalid_mapping"
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How a file's headers map to our fields.
+
+    ``columns``: our field -> the file's header (fields not listed are read from a header of
+    the same name, if any). ``attributes``: activity attribute -> header (headers named
+    ``attributes.X`` are read as attribute ``X`` too); ``types`` gives an attribute's type
+    (str, int, float, bool; default str). ``defaults``: a value for a field whose column is
+    missing or empty. ``account_source``: the source of ``account_external_id`` values.
+    ``time_zone``: the zone of times written without an offset (else such times are errors).
+    """
+
+    columns: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    types: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    account_source: str | None = None
+    time_zone: str | None = None
+
+
+def mapping_from(data: Any, kind: str) -> ColumnMapping:
+    """A :class:`ColumnMapping` from plain data (a parsed YAML/JSON mapping file)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise MappingInvalid("a mapping file is an object", field="mapping")
+    allowed = {"columns", "attributes", "types", "defaults", "account_source", "time_zone"}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise MappingInvalid(f"unknown keys: {', '.join(map(str, extra))}", field=str(extra[0]))
+    parts: dict[str, dict[str, Any]] = {}
+    for key in ("columns", "attributes", "types", "defaults"):
+        value = data.get(key) or {}
+        if not isinstance(value, Mapping):
+            raise MappingInvalid(f"{key} maps names to values", field=key)
+        parts[key] = {str(k): v for k, v in value.items()}
+    known = FIELDS[kind]
+    for key in ("columns", "defaults"):
+        for name in parts[key]:
+            if name not in known:
+                raise MappingInvalid(f"{name} is not a field of {kind} (known: "
+                                     f"{', '.join(known)})", field=f"{key}.{name}")
+    for key in ("columns", "attributes"):
+        for name, header in parts[key].items():
+            if not isinstance(header, str) or not header:
+                raise MappingInvalid("a column is named by its header", field=f"{key}.{name}")
+    for name, kind_name in parts["types"].items():
+        if kind_name not in ATTRIBUTE_TYPES:
+            raise MappingInvalid(f"type must be one of {', '.join(ATTRIBUTE_TYPES)}",
+                                 field=f"types.{name}")
+    if (parts["attributes"] or parts["types"]) and kind != "activities":
+        raise MappingInvalid("only activities have attributes", field="attributes")
+    zone = data.get("time_zone")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise MappingInvalid(f"unknown time zone {zone}", field="time_zone") from None
+    source = data.get("account_source")
+    return ColumnMapping(
+        columns=parts["columns"], attributes=parts["attributes"], types=parts["types"],
+        defaults=parts["defaults"], account_source=None if source is None else str(source),
+        time_zone=None if zone is None else str(zone),
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A mapping resolved against a file's headers: field -> header, attribute -> header."""
+
+    kind: str
+    fields: Mapping[str, str]
+    attributes: Mapping[str, str]
+    mapping: ColumnMapping
+
+    def columns(self) -> list[str]:
+        return sorted(set(self.fields.values()) | set(self.attributes.values()))
+
+
+def plan(kind: str, mapping: ColumnMapping, headers: Sequence[str]) -> Plan:
+    """Resolve ``mapping`` against the file's headers; a mapped header the file lacks, or a
+    file that cannot name an event or its account, is a :class:`MappingInvalid`."""
+    if kind not in KINDS:
+        raise MappingInvalid(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    present = set(headers)
+    fields: dict[str, str] = {}
+    for name, header in mapping.columns.items():
+        if header not in present:
+            raise MappingInvalid(f"the file has no column {header!r} (for {name})",
+                                 field=f"columns.{name}")
+        fields[name] = header
+    for name in FIELDS[kind]:
+        if name not in fields and name in present and name not in mapping.columns.values():
+            fields[name] = name
+    attributes: dict[str, str] = {}
+    if kind == "activities":
+        for header in headers:
+            if header.startswith(ATTRIBUTE_PREFIX):
+                attributes[header[len(ATTRIBUTE_PREFIX):]] = header
+        for name, header in mapping.attributes.items():
+            if header not in present:
+                raise MappingInvalid(f"the file has no column {header!r} (for attribute "
+                                     f"{name})", field=f"attributes.{name}")
+            attributes[name] = header
+    if "external_id" not in fields:
+        raise MappingInvalid("the file needs an external_id column", field="external_id")
+    if not any(f in fields or f in mapping.defaults for f in ACCOUNT_FIELDS):
+        raise MappingInvalid("the file needs an account_id, member_number or "
+                             "account_external_id column", field="member_number")
+    if "account_external_id" in fields and not mapping.account_source:
+        raise MappingInvalid("account_external_id needs account_source in the mapping",
+                             field="account_source")
+    if kind == "activities" and "activity_type" not in fields \
+            and "activity_type" not in mapping.defaults:
+        raise MappingInvalid("activities need an activity_type column or default",
+                             field="activity_type")
+    return Plan(kind, fields, attributes, mapping)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    out = value if isinstance(value, str) else str(value)
+    out = out.strip()
+    return out or None
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INT.match(value.strip()):
+        number = int(value.strip())
+    else:
+        raise ValueError("must be a whole number (amounts in minor units)")
+    if not 0 <= number <= MAX_AMOUNT:
+        raise ValueError(f"must be between 0 and {MAX_AMOUNT}")
+    return number
+
+
+def _datetime(value: Any, zone: str | None) -> datetime:
+    if isinstance(value, datetime):
+        at = value
+    elif isinstance(value, date):
+        at = datetime.combine(value, time())
+    else:
+        try:
+            at = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-15T10:00:00+00:00") \
+                from None
+    if at.tzinfo is None:
+        if zone is None:
+            raise ValueError("needs a time zone offset (or time_zone in the mapping)")
+        at = at.replace(tzinfo=ZoneInfo(zone))
+    return at
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "y", "t"):
+        return True
+    if text in ("false", "no", "0", "n", "f"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _attribute(value: Any, kind: str) -> Any:
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number")
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not _INT.match(text):
+            raise ValueError("must be a whole number")
+        return int(text)
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be a number") from None
+    if kind == "bool":
+        return _bool(value)
+    return value if isinstance(value, str) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str | None
+    name: str | None
+    category: str | None
+    brand: str | None
+    labels: tuple[str, ...]
+    quantity: int
+    unit_price: int | None
+    amount: int | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One valid row: the event fields and, for a purchase row, its line."""
+
+    row: int
+    external_id: str
+    values: Mapping[str, Any]
+    attributes: Mapping[str, Any]
+    line: Line | None
+
+
+# fields whose value must agree across the rows of one purchase
+HEADER_FIELDS = ("occurred_at", *ACCOUNT_FIELDS, "currency", "amount", "quantity", "channel",
+                 "user_id")
+
+
+def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]:
+    """Validate one row (``raw``: header -> cell); every problem of the row is reported."""
+    errors: list[RowError] = []
+    values: dict[str, Any] = {}
+    for name in FIELDS[p.kind]:
+        header = p.fields.get(name)
+        cell = raw.get(header) if header is not None else None
+        value: Any = _text(cell)
+        if value is None:
+            default = p.mapping.defaults.get(name)
+            value = None if default is None else _text(default)
+        if value is None:
+            continue
+        try:
+            if name in INT_FIELDS:
+                value = _int(cell if _text(cell) is not None else value)
+            elif name == "occurred_at":
+                source = cell if _text(cell) is not None else value
+                value = _datetime(source, p.mapping.time_zone)
+            elif name == "labels":
+                value = tuple(x.strip() for x in str(value).replace(";", ",").split(",")
+                              if x.strip())
+            elif len(str(value)) > 200:
+                raise ValueError("is longer than 200 characters")
+        except ValueError as exc:
+            errors.append(RowError(row, header or name, _text(cell) or "", str(exc)))
+            continue
+        values[name] = value
+    attributes: dict[str, Any] = {}
+    for name, header in p.attributes.items():
+        cell = raw.get(header)
+        if _text(cell) is None:
+            continue
+        try:
+            attributes[name] = _attribute(
+                cell if not isinstance(cell, str) else cell.strip(), p.mapping.types.get(name,
+                                                                                         "str"))
+        except ValueError as exc:
+            errors.append(RowError(row, header, _text(cell) or "", str(exc)))
+    external_id = values.get("external_id")
+    if external_id is None and not any(e.column == p.fields.get("external_id") for e in errors):
+        errors.append(RowError(row, p.fields["external_id"], "", "is required"))
+    if not any(name in values for name in ACCOUNT_FIELDS) and not any(
+            e.column in {p.fields.get(f) for f in ACCOUNT_FIELDS} for e in errors):
+        column = next((p.fields[f] for f in ACCOUNT_FIELDS if f in p.fields), "member_number")
+        errors.append(RowError(row, column, "", "names no account (account_id, member_number "
+                                                "or account_external_id)"))
+    if p.kind == "activities" and "activity_type" not in values:
+        errors.append(RowError(row, p.fields.get("activity_type", "activity_type"), "",
+                               "is required"))
+    if errors:
+        return errors
+    line: Line | None = None
+    if p.kind == "purchases" and any(name in values for name in LINE_FIELDS):
+        line = Line(
+            sku=values.get("sku"), name=values.get("name"), category=values.get("category"),
+            brand=values.get("brand"), labels=values.get("labels", ()),
+            quantity=values.get("line_quantity", 1), unit_price=values.get("unit_price"),
+            amount=values.get("line_amount"),
+        )
+        if line.quantity == 0:
+            return [RowError(row, p.fields["line_quantity"], "0", "must be more than 0")]
+    assert isinstance(external_id, str)
+    return Row(row, external_id, values, attributes, line)
+
+
+@dataclass
+class Group:
+    """The rows of one event: valid (``errors`` empty) or rejected whole."""
+
+    external_id: str
+    rows: list[Row] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def first_row(self) -> int:
+        return self.row_numbers[0]
+
+    @property
+    def values(self) -> Mapping[str, Any]:
+        return self.rows[0].values
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        return tuple(r.line for r in self.rows if r.line is not None)
+
+    def reject_rest(self) -> list[RowError]:
+        """The errors of a rejected group: its own, and one for each of its other rows."""
+        bad = {e.row for e in self.errors}
+        rest = [RowError(n, "external_id", self.external_id,
+                         "another row of this purchase is invalid: the purchase is skipped")
+                for n in self.row_numbers if n not in bad]
+        return sorted([*self.errors, *rest], key=lambda e: e.row)
+
+
+class Grouper:
+    """Feeds parsed rows in file order, hands back finished events. Purchase rows with the
+    same ``external_id`` next to each other form one purchase; the last open purchase of a
+    chunk is carried over to the next. An activity is always one row."""
+
+    def __init__(self, p: Plan) -> None:
+        self.plan = p
+        self.kind = p.kind
+        self.open: Group | None = None
+
+    def feed(self, row: int, external_id: str | None,
+             parsed: Row | list[RowError]) -> list[Group]:
+        done: list[Group] = []
+        key = external_id or f"\x00row{row}"  # a row without an id is a group of its own
+        if self.open is not None and (self.kind != "purchases" or self.open.external_id != key):
+            done.append(self.open)
+            self.open = None
+        if self.open is None:
+            self.open = Group(key if external_id else "")
+        group = self.open
+        group.row_numbers.append(row)
+        if isinstance(parsed, list):
+            group.errors.extend(parsed)
+            return done
+        if group.rows:
+            first = group.rows[0].values
+            for name in HEADER_FIELDS:
+                if parsed.values.get(name) != first.get(name):
+                    group.errors.append(RowError(
+                        row, self.plan.fields.get(name, name), str(parsed.values.get(name, "")),
+                        f"differs from the first row of purchase {key} (row {group.first_row})"))
+                    break
+        group.rows.append(parsed)
+        return done
+
+    def finish(self) -> list[Group]:
+        done = [] if self.open is None else [self.open]
+        self.open = None
+        return done
+
+
+def group_rows(p: Plan, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> list[Group]:
+    """Parse and group a whole sequence of rows (a convenience over :class:`Grouper`)."""
+    grouper = Grouper(p)
+    out: list[Group] = []
+    for number, raw in rows:
+        out.extend(grouper.feed(number, external_id_of(p, raw), parse_row(p, number, raw)))
+    out.extend(grouper.finish())
+    return out
+
+
+def external_id_of(p: Plan, raw: Mapping[str, Any]) -> str | None:
+    header = p.fields.get("external_id")
+    return None if header is None else _text(raw.get(header))

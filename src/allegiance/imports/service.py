@@ -1,0 +1,247 @@
+"""Run an import: read the file in chunks, validate and group its rows, and send each batch of
+events through :func:`allegiance.events.ingest` — the API's own earning path (rules, limits,
+budgets, tiers, ledger) — in one transaction per batch.
+
+Exactly once comes from the events' unique (program, source, external id): an event already
+stored is a replay and adds nothing, so re-importing a file (or an overlapping one) adds
+nothing, and an import killed at any point (its open batch rolls back) resumes by running it
+again. One bad event never blocks the others: each is ingested under its own savepoint and its
+rows go to the error report.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+
+from allegiance import events, tenants
+from allegiance.imports import domain, reader
+from allegiance.kit.db import Database
+from allegiance.kit.errors import AllegianceError
+
+DEFAULT_SOURCE = "import"
+DEFAULT_BATCH = 1000
+_LINE_FIELD = re.compile(r"^lines\[(\d+)\]\.(\w+)$")
+_LINE_COLUMNS = {"quantity": "line_quantity", "amount": "line_amount"}
+
+
+@dataclass
+class Report:
+    """What an import did. ``created`` events are new; ``replayed`` were already stored."""
+
+    kind: str
+    rows: int = 0
+    created: int = 0
+    replayed: int = 0
+    unmatched: int = 0
+    rejected_events: int = 0
+    rejected_rows: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    errors_file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "rows": self.rows, "created": self.created,
+            "replayed": self.replayed, "unmatched": self.unmatched,
+            "rejected_events": self.rejected_events, "rejected_rows": self.rejected_rows,
+            "batches": self.batches, "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds else None,
+            "errors_file": self.errors_file,
+        }
+
+
+class ErrorReport:
+    """The error report: a CSV of row, column, value, reason — created at the first error."""
+
+    HEADER = ("row", "column", "value", "reason")
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+
+    def write(self, errors: Iterable[domain.RowError]) -> None:
+        for error in errors:
+            self.count += 1
+            if self.path is None:
+                continue
+            if self._writer is None:
+                self._file = self.path.open("w", newline="", encoding="utf-8")
+                self._writer = csv.writer(self._file)
+                self._writer.writerow(self.HEADER)
+            self._writer.writerow((error.row, error.column, error.value, error.reason))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def event_data(group: domain.Group, kind: str, source: str,
+               account_source: str | None) -> events.EventData:
+    """The :class:`events.EventData` of a valid group."""
+    values = group.values
+    external = values.get("account_external_id")
+    lines = tuple(
+        events.LineIn(line.sku, line.name, line.category, line.brand, line.labels,
+                      line.quantity, line.unit_price, line.amount)
+        for line in group.lines
+    )
+    return events.EventData(
+        external_id=group.external_id,
+        kind="purchase" if kind == "purchases" else "activity",
+        source=source,
+        activity_type=values.get("activity_type"),
+        account_id=values.get("account_id"),
+        member_number=values.get("member_number"),
+        account_external_id=None if external is None else (account_source or "", external),
+        reported_by="operator",
+        user_id=values.get("user_id"),
+        occurred_at=values.get("occurred_at"),
+        currency=values.get("currency"),
+        amount=values.get("amount"),
+        quantity=values.get("quantity"),
+        channel=values.get("channel"),
+        attributes=dict(group.rows[0].attributes),
+        lines=lines,
+    )
+
+
+def _failure(plan: domain.Plan, group: domain.Group, exc: AllegianceError) -> domain.RowError:
+    """The row and column an ingest error points at."""
+    name = exc.field or "external_id"
+    row = group.first_row
+    column = plan.fields.get(name, name)
+    found = _LINE_FIELD.match(name)
+    if found:
+        with_lines = [r for r in group.rows if r.line is not None]
+        index = int(found.group(1))
+        if index < len(with_lines):
+            row = with_lines[index].row
+        field_name = _LINE_COLUMNS.get(found.group(2), found.group(2))
+        column = plan.fields.get(field_name, field_name)
+    elif name.startswith(domain.ATTRIBUTE_PREFIX):
+        column = plan.attributes.get(name[len(domain.ATTRIBUTE_PREFIX):], name)
+    value = group.values.get(name, group.rows[0].attributes.get(
+        name[len(domain.ATTRIBUTE_PREFIX):]) if name.startswith(domain.ATTRIBUTE_PREFIX)
+        else None)
+    return domain.RowError(row, column, "" if value is None else str(value), exc.message)
+
+
+@dataclass
+class BatchResult:
+    created: int = 0
+    replayed: int = 0
+    unmatched: int = 0
+    errors: list[domain.RowError] = field(default_factory=list)
+    rejected_events: int = 0
+
+
+def apply_batch(session: Session, tenant_id: str, program_id: str, plan: domain.Plan,
+                groups: list[domain.Group], *, source: str, actor: str) -> BatchResult:
+    """Ingest a batch of grouped rows in the caller's transaction; rejected groups and events
+    the events service refuses become row errors (each event runs under a savepoint)."""
+    out = BatchResult()
+    for group in groups:
+        if group.errors:
+            out.errors.extend(group.reject_rest())
+            out.rejected_events += 1
+            continue
+        data = event_data(group, plan.kind, source, plan.mapping.account_source)
+        try:
+            with session.begin_nested():
+                result = events.ingest(session, tenant_id, program_id, data, actor=actor)
+        except AllegianceError as exc:
+            group.errors.append(_failure(plan, group, exc))
+            out.errors.extend(group.reject_rest())
+            out.rejected_events += 1
+            continue
+        if not result.created:
+            out.replayed += 1
+        else:
+            out.created += 1
+            if result.event.status == "unmatched":
+                out.unmatched += 1
+    return out
+
+
+Progress = Callable[[int], None]
+
+
+def run(
+    db: Database,
+    tenant_id: str,
+    program_code: str,
+    kind: str,
+    path: Path,
+    *,
+    mapping: domain.ColumnMapping | None = None,
+    source: str | None = None,
+    batch: int = DEFAULT_BATCH,
+    errors_path: Path | None = None,
+    actor: str = "import",
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> Report:
+    """Import ``path`` as ``kind`` (purchases or activities) into the program; one
+    transaction per batch of ``batch`` rows. ``after_batch`` is called after each commit."""
+    if batch < 1:
+        raise domain.MappingInvalid("batch must be at least 1", field="batch")
+    with db.read() as s:
+        program_id = tenants.program_by_code(s, tenant_id, program_code).id
+    opened = reader.open_source(path)
+    plan = domain.plan(kind, mapping or domain.ColumnMapping(), opened.headers)
+    report = Report(kind=kind, errors_file=None)
+    errors = ErrorReport(errors_path)
+    if on_start is not None:
+        on_start(opened.rows)
+    started = time.perf_counter()
+    grouper = domain.Grouper(plan)
+    try:
+        chunks = opened.chunks(batch, plan.columns())
+        pending: list[domain.Group] = []
+        for chunk in chunks:
+            for number, raw in chunk:
+                parsed = domain.parse_row(plan, number, raw)
+                pending.extend(grouper.feed(number, domain.external_id_of(plan, raw), parsed))
+            _commit(db, tenant_id, program_id, plan, pending, source, actor, report, errors)
+            pending = []
+            report.rows += len(chunk)
+            if on_progress is not None:
+                on_progress(report.rows)
+            if after_batch is not None:
+                after_batch(report.batches)
+        pending.extend(grouper.finish())
+        if pending:
+            _commit(db, tenant_id, program_id, plan, pending, source, actor, report, errors)
+    finally:
+        errors.close()
+    report.seconds = time.perf_counter() - started
+    report.rejected_rows = errors.count
+    report.errors_file = str(errors_path) if errors_path is not None and errors.count else None
+    return report
+
+
+def _commit(db: Database, tenant_id: str, program_id: str, plan: domain.Plan,
+            groups: list[domain.Group], source: str | None, actor: str, report: Report,
+            errors: ErrorReport) -> None:
+    if not groups:
+        return
+    with db.transaction() as s:
+        result = apply_batch(s, tenant_id, program_id, plan, groups,
+                             source=source or DEFAULT_SOURCE, actor=actor)
+    report.batches += 1
+    report.created += result.created
+    report.replayed += result.replayed
+    report.unmatched += result.unmatched
+    report.rejected_events += result.rejected_events
+    errors.write(result.errors)
