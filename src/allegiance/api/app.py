@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from allegiance import __version__, tenants
@@ -15,6 +15,7 @@ from allegiance.events.routes import router as events_router
 from allegiance.kit.auth import Principal
 from allegiance.kit.db import Database
 from allegiance.kit.settings import get_settings
+from allegiance.kit.web import no_nul_parameters
 from allegiance.ledger.routes import router as ledger_router
 from allegiance.members.routes import router as members_router
 from allegiance.rewards.routes import router as rewards_router
@@ -61,7 +62,7 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
 
     for router in (tenants_router, members_router, ledger_router, tiers_router, events_router,
                    definitions_router, webhooks_router, rewards_router):
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", dependencies=[Depends(no_nul_parameters)])
 
     @app.get("/health", tags=["meta"], summary="Liveness")
     def health() -> dict[str, Any]:

@@ -222,3 +222,10 @@ def need(scope: str) -> Callable[..., Ctx]:
 
 
 JSON = JSONResponse
+
+
+def no_nul_parameters(request: Request) -> None:
+    """Refuse NUL characters in path and query parameters (PostgreSQL cannot store them)."""
+    values = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(v) for v in values):
+        raise ValidationFailed("parameters must not contain NUL characters")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,15 +53,7 @@ from allegiance.ledger.schemas import (
     WalletEntryRead,
 )
 
-
-def _no_nul(request: Request) -> None:
-    """Refuse NUL characters in path and query parameters (PostgreSQL cannot store them)."""
-    values = [*request.path_params.values(), *request.query_params.values()]
-    if any("\x00" in str(v) for v in values):
-        raise ValidationFailed("parameters must not contain NUL characters", field=None)
-
-
-router = APIRouter(tags=["ledger"], dependencies=[Depends(_no_nul)])
+router = APIRouter(tags=["ledger"])
 
 LimitQuery = Query(50, ge=1, le=MAX_LIMIT, description="page size")
 CursorQuery = Query(None, max_length=200, description="next_cursor of the previous page")

@@ -7,12 +7,11 @@ are refused with a 422 naming the field. Inputs forbid unknown fields.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     field_validator,
@@ -20,6 +19,8 @@ from pydantic import (
 )
 
 from allegiance.kit.money import MAX_AMOUNT
+from allegiance.kit.schemas import Input as _Input
+from allegiance.kit.schemas import Output as _Output
 from allegiance.ledger.balances import balance_of
 from allegiance.ledger.domain import Balance
 from allegiance.ledger.models import JournalEntry, LedgerAccount, Posting
@@ -31,31 +32,6 @@ OwnerType = Literal["account", "user"]
 
 def positive_amount() -> int:
     return Field(strict=True, gt=0, lt=MAX_AMOUNT)  # type: ignore[no-any-return]
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL characters")
-        return data
-
-
-class _Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class Page(BaseModel):

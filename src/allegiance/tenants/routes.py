@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -34,15 +34,7 @@ from allegiance.tenants.schemas import (
     UnitUpdate,
 )
 
-
-def _no_nul(request: Request) -> None:
-    """Refuse NUL characters in path and query parameters (PostgreSQL cannot store them)."""
-    values = [*request.path_params.values(), *request.query_params.values()]
-    if any("\x00" in str(v) for v in values):
-        raise ValidationFailed("parameters must not contain NUL characters", field=None)
-
-
-router = APIRouter(tags=["tenants"], dependencies=[Depends(_no_nul)])
+router = APIRouter(tags=["tenants"])
 
 T = TypeVar("T")
 LimitQuery = Query(50, ge=1, le=MAX_LIMIT, description="page size")

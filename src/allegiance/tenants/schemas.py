@@ -10,33 +10,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field
 
 from allegiance.kit.money import MAX_AMOUNT
+from allegiance.kit.schemas import Input as _Input
+from allegiance.kit.schemas import Output as _Output
 
 Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
 Scope = Literal["admin", "integration", "read"]
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL characters")
-        return data
 
 
 class ExpiryPolicyIn(_Input):
@@ -50,10 +31,6 @@ class ExpiryPolicyIn(_Input):
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
-
-
-class _Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class TenantRead(_Output):
