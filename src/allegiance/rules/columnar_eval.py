@@ -93,11 +93,11 @@ def evaluate_frame(
             blocked = blocked.scatter(hit_events, True)
             any_blocked = True
     awards = pl.concat(pieces, how="vertical") if pieces else pl.DataFrame(schema=AWARD_SCHEMA)
-    awards = awards.with_row_index("_order")
     awards = _multiply(ordered, awards, hits)
     awards = _limits(ordered, awards, events, time_zone, usage, budget_left)
     keep = (pl.col("amount") > 0) | pl.col("type").is_in(["badge", "coupon"])
-    return awards.filter(keep).sort("_order").drop("_order")
+    # Rows come in no particular order (sort by _event, _line, rule when it matters).
+    return awards.filter(keep)
 
 
 def _trigger_mask(rule: Rule) -> pl.Expr:
@@ -207,12 +207,11 @@ def _limits(
         pl.col("_event").cast(pl.Int64), pl.col("_member"),
         *[period_key_expr(p, time_zone).alias(f"_p_{p}") for p in periods],
     )
+    # One join and one sort for every limited rule; a filter keeps the event order.
+    joined = totals_all.join(keyed, on="_event", how="left").sort(["rule", "_event"])
     allowed_frames = []
     for rule in limited:
-        totals = (
-            totals_all.filter(pl.col("rule") == rule.code).drop("rule")
-            .join(keyed, on="_event", how="left").sort("_event")
-        )
+        totals = joined.filter(pl.col("rule") == rule.code).drop("rule")
         if totals.height == 0:
             continue
         allowed = _allowed_vectorised(rule, totals, usage, budget_left)
