@@ -39,7 +39,7 @@ db-upgrade: install ## Migrate the database (ALLEGIANCE_DATABASE_URL, default ./
 demo: db-upgrade ## Create the demo tenant (once) and print a new admin API key
 	$(BIN)/allegiance demo --url http://$(HOST):$(PORT)
 
-run: demo ## Install, migrate, load the demo and serve the API on http://127.0.0.1:8000
+run: demo ## Install, migrate, load the demo and serve the API, admin app and portal on :8000
 	$(BIN)/allegiance serve --host $(HOST) --port $(PORT)
 
 serve: install ## Serve the API without touching the data
@@ -47,6 +47,8 @@ serve: install ## Serve the API without touching the data
 
 test: install ## Everything CI checks: lint, types, import rules, the whole test suite
 	@# -k: every check runs and reports even when an earlier one fails; the status still fails.
+	@# ALLEGIANCE_REQUIRE_BROWSER=1: install Chromium first; the browser tests then must run.
+	$(if $(filter 1,$(ALLEGIANCE_REQUIRE_BROWSER)),@$(MAKE) --no-print-directory install-browser)
 	@$(MAKE) --no-print-directory -k lint pytest
 
 lint: ruff mypy imports ## ruff, mypy and the import-linter contracts
@@ -71,7 +73,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	@touch $@
 
 install-browser: ## Install Debian's Chromium for the browser tests (needs root)
-	command -v chromium || (apt-get update && apt-get install -y chromium)
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 clean: ## Remove caches and build output (keeps .venv and the database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis build dist

@@ -11,12 +11,17 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import ledger, rules, tiers
+from bench import analytics, api, imports, ledger, redeem, rules, simulate, tiers
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "analytics": analytics.run,
     "ledger": ledger.run,
     "rules": rules.run,
     "tiers": tiers.run,
+    "api": api.run,
+    "redeem": redeem.run,
+    "simulate": simulate.run,
+    "imports": imports.run,
 }
 
 

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance import definitions, ledger, members, tenants
+from allegiance import definitions, ledger, members, operators, rewards, tenants
 from allegiance.kit import clock
 from allegiance.kit.db import Database
+from allegiance.kit.errors import NotFound
 from allegiance.kit.models import Tenant
 
 DEMO_TENANT = "Demo Co"
@@ -50,6 +51,8 @@ class DemoResult:
     accounts: dict[str, str] = field(default_factory=dict)
     # Account role → wallet id in the points program.
     wallets: dict[str, str] = field(default_factory=dict)
+    # The web apps' demo sign-ins: [(app, e-mail, password, who)].
+    sign_ins: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,8 @@ class DemoResult:
             ],
             "accounts": self.accounts,
             "wallets": self.wallets,
+            "sign_ins": [{"app": a, "email": e, "password": p, "who": w}
+                         for a, e, p, w in self.sign_ins],
         }
 
 
@@ -86,6 +91,7 @@ def build_demo(db: Database) -> DemoResult:
             tenant.settings = {**(tenant.settings or {}), MARKER: marker}
             session.flush()
         marker = dict(tenant.settings[MARKER])
+        sign_ins = _web_demo(session, tenant.id, marker)
         issued = tenants.create_api_key(session, tenant.id, name="demo admin", scopes=["admin"])
         programs = [
             DemoProgram(
@@ -97,6 +103,7 @@ def build_demo(db: Database) -> DemoResult:
         return DemoResult(
             tenant_id=tenant.id, created=created, api_key=issued.secret, programs=programs,
             accounts=dict(marker.get("accounts", {})), wallets=dict(marker.get("wallets", {})),
+            sign_ins=sign_ins,
         )
 
 
@@ -274,3 +281,56 @@ class _Book:
 
     def redeem(self, wallet: str, amount: int, *, days_ago: int, key: str) -> None:
         self._post("redeem", wallet, self.redeemed, amount, days_ago, key, wallet)
+
+
+# ---------------------------------------------------------------------------------------------
+# The web apps: sign-ins, a catalogue and the portal's branding (added to older demos too)
+
+DEMO_OPERATOR = ("owner@demo.example", "allegiance-demo-admin", "Olivia Owner")
+DEMO_MEMBERS = (("grace@acme.example", "allegiance-demo-member"),
+                ("priya@boltwire.example", "allegiance-demo-member"))
+DEMO_REWARDS = (
+    ("gift-card-50", "US$50 gift card", "egift", 5_000, None, False),
+    ("headset", "Wireless headset", "physical", 3_000, 25, True),
+    ("trip", "Training trip to HQ", "experience", 40_000, 4, True),
+)
+
+
+def _web_demo(session: Session, tenant_id: str, marker: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """An owner operator, portal passwords for two member users, rewards and branding;
+    each made once (later runs find them)."""
+    email, password, name = DEMO_OPERATOR
+    if operators.operator_by_email(session, tenant_id, email) is None:
+        operators.create_operator(session, tenant_id, email=email, name=name, role="owner",
+                                  password=password, actor=ACTOR)
+    out = [("admin", email, password, f"{name}, owner of Demo Co")]
+    for member_email, member_password in DEMO_MEMBERS:
+        user = session.scalars(select(members.User).where(
+            members.User.tenant_id == tenant_id, members.User.email == member_email)).first()
+        if user is None:
+            continue
+        if not user.password_hash:
+            operators.portal.set_password(session, tenant_id, user.id, member_password,
+                                          actor=ACTOR)
+        account = members.get_account(session, tenant_id, user.account_id)
+        out.append(("portal", member_email, member_password, f"{user.name}, {account.name}"))
+    try:
+        program = tenants.program_by_code(session, tenant_id, "partner-rewards")
+    except NotFound:  # a demo without the program: nothing more to add
+        return out
+    settings = dict(program.settings or {})
+    if "branding" not in settings:
+        settings["branding"] = {"name": "Northwind Partner Rewards", "primary_color": "#0b5d4b",
+                                "accent_color": "#9c4a00"}
+        tenants.update_program(session, tenant_id, program.id, {"settings": settings})
+    unit = tenants.unit_by_code(session, tenant_id, program.id, "tokens")
+    existing = {r.code for r in rewards.list_rewards(session, tenant_id, program.id, limit=200)}
+    for code, title, kind, cost, stock, approval in DEMO_REWARDS:
+        if code not in existing:
+            reward = rewards.create_reward(
+                session, tenant_id, program.id, code=code, name=title, kind=kind,
+                unit_id=unit.id, cost=cost, stock=stock, requires_approval=approval)
+            if kind == "egift":
+                rewards.add_codes(session, tenant_id, reward.id,
+                                  [f"DEMO-GIFT-{n:04d}" for n in range(1, 51)])
+    return out

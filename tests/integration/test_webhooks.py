@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -231,20 +232,23 @@ with ssrf.allow_loopback_for_tests():
 
 
 def test_t17_dispatcher_killed_with_sigkill_mid_post_loses_nothing(
-        db: Database, tenant: str, receivers: list[Receiver]) -> None:
+        db: Database, tenant: str, receivers: list[Receiver], tmp_path: Path) -> None:
     """A real dispatcher process is killed (SIGKILL) while its third POST is in flight."""
     receiver = receivers[0]
     ep = _endpoint(db, tenant, receiver.url)
     produced = _emit(db, tenant, 6)
-    process = subprocess.Popen([sys.executable, "-c", DISPATCH_SCRIPT, db.url],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed = threading.Event()
+    stderr = tmp_path / "dispatcher.err"
+    with stderr.open("wb") as err:
+        process = subprocess.Popen([sys.executable, "-c", DISPATCH_SCRIPT, db.url],
+                                   stdout=subprocess.DEVNULL, stderr=err)
+    # Set before the signal is sent, so it is visible once the process is gone (the handler
+    # thread may run again only after the main thread has reaped the process).
+    kill_sent = threading.Event()
 
     def kill_on_third(count: int) -> None:
-        if count == 3 and not killed.is_set():
+        if count == 3 and not kill_sent.is_set():
+            kill_sent.set()
             os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-            killed.set()
 
     receiver.on_request = kill_on_third
     try:
@@ -254,7 +258,8 @@ def test_t17_dispatcher_killed_with_sigkill_mid_post_loses_nothing(
             process.kill()
             process.wait(timeout=30)
     receiver.on_request = None
-    assert killed.is_set() and process.returncode == -signal.SIGKILL
+    assert kill_sent.is_set() and process.returncode == -signal.SIGKILL, (
+        process.returncode, len(receiver.requests), stderr.read_text(errors="replace"))
     in_flight = receiver.requests[2]["headers"]["webhook-id"]
     assert len(receiver.requests) == 3
     # A new dispatcher after the claim's lease ran out finishes the work.

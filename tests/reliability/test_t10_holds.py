@@ -52,7 +52,9 @@ def real_resolver(s: Session, tenant_id: str, hold_id: str, i: int) -> object:
 
 
 def broken_resolver(s: Session, tenant_id: str, hold_id: str, i: int) -> object:
-    read_check_write_void(s, tenant_id, hold_id, pause=0.01)
+    # The pause must outlast the racers' start-up skew (new pooled connections, a loaded
+    # machine), or they never overlap and the broken resolver looks correct.
+    read_check_write_void(s, tenant_id, hold_id, pause=0.3)
     return None
 
 

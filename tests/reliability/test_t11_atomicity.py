@@ -146,22 +146,36 @@ def _fail_after_legs(original: Callable[..., Any], legs: int) -> Callable[..., A
     return wrapper
 
 
-def _fault_points() -> list[tuple[str, Any, str, Callable[[Callable[..., Any]], Any]]]:
-    """(label, module, attribute, wrapper factory) for every write of ``post_entry``.
+def _fault_points(
+    one_round_trip: bool,
+) -> list[tuple[str, Any, str, Callable[[Callable[..., Any]], Any]]]:
+    """(label, module, attribute, wrapper factory) for every write of a posting.
 
     Only attributes the ledger still has are used, so a refactor of the repository moves the
     fault points with it; a point that is never reached fails the test (``faults_fired``).
+    ``one_round_trip``: a single entry on PostgreSQL is written by the database function
+    ``ledger_post_one`` as one statement (atomic by itself); the faults are then after it and
+    at the lots written after it.
     """
-    points: list[tuple[str, Any, str, Callable[[Callable[..., Any]], Any]]] = [
-        (f"counters written for {n} of 6 legs", repository, "apply_deltas",
-         functools.partial(_fail_after_legs, legs=n)) for n in range(6)
-    ]
-    points.append(("journal number reserved", sequences, "reserve", _fail_once_done))
-    journal_writers = ["write_journal"] if hasattr(repository, "write_journal") else [
-        "insert_entries", "insert_postings"]
-    for name in [*journal_writers, "insert_lots", "insert_lot_uses"]:
+    points: list[tuple[str, Any, str, Callable[[Callable[..., Any]], Any]]] = []
+    if one_round_trip:
+        points.append(("ledger_post_one done", repository, "post_one_postgres", _fail_once_done))
+    else:
+        points.extend(
+            (f"counters written for {n} of 6 legs", repository, "apply_deltas",
+             functools.partial(_fail_after_legs, legs=n)) for n in range(6)
+        )
+        points.append(("journal number reserved", sequences, "reserve", _fail_once_done))
+        points.append(("write_journal done", repository, "write_journal", _fail_once_done))
+    for name in ["insert_lots", "insert_lot_uses"]:
         points.append((f"{name} done", repository, name, _fail_once_done))
     return points
+
+
+def _poster(via: str) -> Callable[[Any, str, ledger.EntryRequest], Any]:
+    if via == "post_entry":
+        return ledger.post_entry
+    return lambda s, tenant_id, request: ledger.post_entries(s, tenant_id, [request])[0]
 
 
 @pytest.fixture
@@ -171,21 +185,24 @@ def purchase(db: Database) -> Iterator[Purchase]:
     assert_ledger_invariants(db)
 
 
-def test_t11_fault_at_each_leg_leaves_nothing(purchase: Purchase,
+@pytest.mark.parametrize("via", ["post_entry", "post_entries"])
+def test_t11_fault_at_each_leg_leaves_nothing(purchase: Purchase, via: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     p, db = purchase, purchase.db
+    post = _poster(via)
     # Prime the tenant: the first purchase succeeds, so the next ones also consume/open lots.
     with db.transaction() as s:
         first = ledger.post_entry(s, p.tenant_id, p.request(key="purchase-0"))
     assert first.seq == 1
     faults_fired = 0
-    for index, (label, module, attribute, make) in enumerate(_fault_points()):
+    one_round_trip = via == "post_entry" and not db.is_sqlite
+    for index, (label, module, attribute, make) in enumerate(_fault_points(one_round_trip)):
         before = _snapshot(db, p.tenant_id)
         with monkeypatch.context() as m:
             m.setattr(module, attribute, make(getattr(module, attribute)))
             try:
                 with db.transaction() as s:
-                    ledger.post_entry(s, p.tenant_id, p.request(key=f"purchase-f{index}"))
+                    post(s, p.tenant_id, p.request(key=f"purchase-f{index}"))
             except InjectedFault:
                 faults_fired += 1
             else:
@@ -205,10 +222,37 @@ def test_t11_fault_at_each_leg_leaves_nothing(purchase: Purchase,
         nxt = ledger.post_entry(s, p.tenant_id, p.request(key="purchase-f0"))
     assert (nxt.seq, nxt.created) == (2, True)
     figures.record(
-        f"T11.faults.{engine_name(db)}", fault_points=faults_fired,
+        f"T11.faults.{engine_name(db)}.{via}", fault_points=faults_fired,
         partial_journals=0, orphan_postings=0, balance_changes_after_fault=0,
         next_seq_after_faults=nxt.seq,
     )
+
+
+@pytest.mark.parametrize("via", ["post_entry", "post_entries"])
+def test_t11_overdraw_on_the_last_leg_undoes_the_first_legs(purchase: Purchase, via: str) -> None:
+    """The overdraw check fails on the last account in lock order, after the counters of the
+    others were updated: nothing of the entry stays."""
+    p, db = purchase, purchase.db
+    a = p.accounts
+    last = max(a["points_wallet"], a["cash_wallet"])
+    spend = ledger.EntryRequest(
+        program_id=p.program_id, kind="redeem",
+        lines=(ledger.Line(a["points_wallet"], p.points, ledger.Side.DEBIT,
+                           10**6 if a["points_wallet"] == last else 1),
+               ledger.Line(a["points_issued"], p.points, ledger.Side.CREDIT,
+                           10**6 if a["points_wallet"] == last else 1),
+               ledger.Line(a["cash_wallet"], p.cash, ledger.Side.DEBIT,
+                           10**6 if a["cash_wallet"] == last else 1),
+               ledger.Line(a["cash_issued"], p.cash, ledger.Side.CREDIT,
+                           10**6 if a["cash_wallet"] == last else 1)))
+    with db.transaction() as s:
+        ledger.post_entry(s, p.tenant_id, p.request(key="fund"))
+    before = _snapshot(db, p.tenant_id)
+    with pytest.raises(AllegianceError) as caught, db.transaction() as s:
+        _poster(via)(s, p.tenant_id, spend)
+    assert caught.value.code == "insufficient_funds"
+    assert _snapshot(db, p.tenant_id) == before
+    assert _orphans(db) == (0, 0)
 
 
 def test_t11_partial_batch_skips_only_the_bad_entry(purchase: Purchase) -> None:

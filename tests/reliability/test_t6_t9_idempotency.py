@@ -287,7 +287,7 @@ def _servers(db: Database, count_: int, logs: Path) -> Iterator[list[str]]:
                 env=env, stdout=subprocess.DEVNULL,
                 stderr=open(logs / f"uvicorn-{port}.log", "wb")))  # noqa: SIM115
             urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous: CI machines may be loaded
         for url, proc in zip(urls, procs, strict=True):
             while True:
                 assert proc.poll() is None, f"{url} exited; see {logs}"

@@ -91,15 +91,15 @@ def broken_redeem_in_transaction(
 def post_legs_separately(db: Database, tenant_id: str, request: EntryRequest) -> None:
     """Post a multi-leg entry the wrong way: each debit/credit pair as its own entry in its own
     transaction. A fault between two legs leaves the first legs committed (a partial journal)."""
-    from allegiance.ledger.service import post_entry
+    from allegiance.ledger.service import post_entries
 
     lines = list(request.lines)
     for start in range(0, len(lines), 2):
         with db.transaction() as session:
-            post_entry(session, tenant_id, EntryRequest(
+            post_entries(session, tenant_id, [EntryRequest(
                 program_id=request.program_id, kind=request.kind,
                 lines=tuple(lines[start:start + 2]),
-            ))
+            )])
 
 
 def read_check_write_void(session: Session, tenant_id: str, hold_id: str,

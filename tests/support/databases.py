@@ -13,8 +13,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from sqlalchemy.engine import make_url
 
-from allegiance.kit.migrate import upgrade
+from allegiance.kit import tenancy
+from allegiance.kit.migrate import grant_app_role, upgrade
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 _TEMPLATE_SQLITE: Path | None = None
@@ -40,6 +42,21 @@ def postgres_available() -> bool:
         except psycopg.Error:
             _pg_checked = False
     return _pg_checked
+
+
+def as_superuser() -> bool:
+    """Tests connect as the ordinary application role (row-level security applies), unless
+    ALLEGIANCE_TEST_PG_AS_SUPERUSER=1."""
+    return os.environ.get("ALLEGIANCE_TEST_PG_AS_SUPERUSER") == "1"
+
+
+def app_role_url(url: str, role: str = tenancy.DEFAULT_APP_ROLE) -> str:
+    return make_url(url).set(username=role).render_as_string(hide_password=False)
+
+
+def admin_url_of(url: str) -> str:
+    """The same database as the administrator (the owner, who may bypass RLS)."""
+    return _replace_db(postgres_admin_url(), url.rpartition("/")[2])
 
 
 def _replace_db(url: str, name: str) -> str:
@@ -68,11 +85,13 @@ def postgres_url() -> str:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         upgrade(_replace_db(admin, name))
+        grant_app_role(_replace_db(admin, name))
         _TEMPLATE_PG = name
     name = f"allegiance_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE_PG}"')
-    return _replace_db(admin, name)
+    url = _replace_db(admin, name)
+    return url if as_superuser() else app_role_url(url)
 
 
 def drop_postgres(url: str) -> None:

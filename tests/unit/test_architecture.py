@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "src" / "allegiance"
-INTERFACES = {"api", "admin", "portal", "cli", "jobs", "scenarios"}
+INTERFACES = {"api", "web", "admin", "portal", "cli", "jobs", "scenarios"}
 NOT_FEATURES = {"kit", "migrations", "__pycache__"} | INTERFACES
 FEATURES = sorted(
     p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in NOT_FEATURES

@@ -39,7 +39,9 @@ def test_help_lists_every_target_with_a_description() -> None:
 @needs_make
 def test_test_target_runs_lint_types_import_rules_then_the_suite() -> None:
     # Dry run: print the commands without running them (the stamp keeps install out).
-    commands = [line for line in make("-n", "test", "WORKERS=2").splitlines() if line.strip()]
+    # Without ALLEGIANCE_REQUIRE_BROWSER (CI sets it; the variable on the command line wins).
+    commands = [line for line in make("-n", "test", "WORKERS=2", "ALLEGIANCE_REQUIRE_BROWSER=")
+                .splitlines() if line.strip()]
     tools = ["ruff check .", "mypy", "lint-imports", "pytest -n 2"]
     positions = []
     for tool in tools:
@@ -48,6 +50,9 @@ def test_test_target_runs_lint_types_import_rules_then_the_suite() -> None:
         positions.append(found[0])
     assert positions == sorted(positions)
     assert not any("apt-get" in line for line in commands)
+    # With it (as in CI), Chromium is installed first.
+    required = make("-n", "test", "WORKERS=2", "ALLEGIANCE_REQUIRE_BROWSER=1").splitlines()
+    assert any("apt-get" in line and "chromium" in line for line in required), required
 
 
 @needs_make

@@ -10,8 +10,10 @@ purchases on one day are one transaction.
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,26 @@ def load(path: Path) -> Purchases:
         np.asarray(dates, dtype="datetime64[D]"),
         np.asarray(amounts, dtype=np.float64),
     )
+
+
+def write_import_csv(path: Path, out: Path) -> int:
+    """Write ``CDNOW_sample.txt`` as a purchases file for ``allegiance import purchases``:
+    one event per row (external id ``cdnow-<row>``), the member number is the sample id,
+    amounts in cents, at noon UTC of the purchase day. Returns the rows written."""
+    rows = 0
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("external_id", "member_number", "occurred_at", "currency", "amount"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            day = fields[2]
+            cents = int((Decimal(fields[4]) * 100).to_integral_value(ROUND_HALF_EVEN))
+            writer.writerow((f"cdnow-{number}", str(int(fields[1])),
+                             f"{day[:4]}-{day[4:6]}-{day[6:8]}T12:00:00+00:00", "USD", cents))
+            rows += 1
+    return rows
 
 
 def calibration_summary(purchases: Purchases) -> RFM:

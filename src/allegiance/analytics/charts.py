@@ -144,3 +144,78 @@ def line_chart(
         out.append(f'<text x="{left + 50}" y="{ly + 4}">{escape(s.name)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def bar_chart(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+    *,
+    title: str,
+    y_label: str = "",
+    width: int = 720,
+    height: int = 420,
+) -> str:
+    """Grouped vertical bars: one group per label, one bar per series; returns the SVG text."""
+    if not labels or not series:
+        raise ValueError("nothing to draw")
+    for name, values in series:
+        if len(values) != len(labels):
+            raise ValueError(f"series {name!r}: one value per label is needed")
+    values = [v for _, vs in series for v in vs]
+    y_ticks = nice_ticks(min(0.0, min(values)), max(0.0, max(values)))
+    y0, y1 = y_ticks[0], y_ticks[-1]
+    left, right, top, bottom = 70, 20, 44, 70
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def sy(y: float) -> float:
+        return top + plot_h - (y - y0) / (y1 - y0) * plot_h
+
+    group_w = plot_w / len(labels)
+    bar_w = group_w * 0.8 / len(series)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{width / 2:.1f}" y="24" text-anchor="middle" font-size="15" '
+        f'font-weight="bold">{escape(title)}</text>',
+    ]
+    for t in y_ticks:
+        y = sy(t)
+        out.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+        )
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(t)}</text>')
+    zero = sy(0.0)
+    for i, label in enumerate(labels):
+        gx = left + i * group_w + group_w * 0.1
+        for j, (name, vs) in enumerate(series):
+            color = PALETTE[j % len(PALETTE)]
+            y = sy(vs[i])
+            top_y, h = min(y, zero), abs(zero - y)
+            out.append(
+                f'<rect x="{gx + j * bar_w:.1f}" y="{top_y:.1f}" width="{bar_w * 0.95:.1f}" '
+                f'height="{h:.1f}" fill="{color}"><title>{escape(name)} {escape(label)}: '
+                f"{_label(vs[i])}</title></rect>"
+            )
+        out.append(
+            f'<text x="{left + (i + 0.5) * group_w:.1f}" y="{top + plot_h + 18}" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    out.append(
+        f'<path d="M{left},{top} V{top + plot_h} H{left + plot_w}" fill="none" stroke="#333333"/>'
+    )
+    if y_label:
+        cy = top + plot_h / 2
+        out.append(
+            f'<text x="16" y="{cy:.1f}" text-anchor="middle" '
+            f'transform="rotate(-90 16 {cy:.1f})">{escape(y_label)}</text>'
+        )
+    if len(series) > 1:
+        for j, (name, _) in enumerate(series):
+            lx = left + 10 + j * 150
+            out.append(f'<rect x="{lx}" y="{height - 22}" width="12" height="12" '
+                       f'fill="{PALETTE[j % len(PALETTE)]}"/>')
+            out.append(f'<text x="{lx + 18}" y="{height - 12}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 
-from allegiance import __version__, tenants
-from allegiance.api import errors
+from allegiance import __version__, audit, tenants
+from allegiance.analytics.routes import router as analytics_router
+from allegiance.api import access, errors
 from allegiance.api.ratelimit import RateLimiter
+from allegiance.audit.routes import router as audit_router
+from allegiance.campaigns.routes import router as campaigns_router
+from allegiance.cashback.routes import router as cashback_router
+from allegiance.claims.routes import router as claims_router
 from allegiance.definitions.routes import router as definitions_router
+from allegiance.engagement.routes import router as engagement_router
 from allegiance.events.routes import router as events_router
+from allegiance.fx.routes import router as fx_router
+from allegiance.imports.routes import router as imports_router
 from allegiance.kit.auth import Principal
 from allegiance.kit.db import Database
-from allegiance.kit.settings import get_settings
-from allegiance.kit.web import no_nul_parameters
+from allegiance.kit.settings import cors_origins, get_settings
+from allegiance.kit.web import Ctx, no_nul_parameters, route_template
 from allegiance.ledger.routes import router as ledger_router
+from allegiance.mdf.routes import router as mdf_router
 from allegiance.members.routes import router as members_router
+from allegiance.memberships.routes import router as memberships_router
+from allegiance.payouts.routes import router as payouts_router
+from allegiance.privacy.routes import router as privacy_router
+from allegiance.referrals.routes import router as referrals_router
 from allegiance.rewards.routes import router as rewards_router
+from allegiance.simulation.routes import router as simulation_router
 from allegiance.tenants.routes import router as tenants_router
 from allegiance.tiers.routes import router as tiers_router
+from allegiance.web import install as install_web
 from allegiance.webhooks.routes import router as webhooks_router
 
 DESCRIPTION = """
@@ -44,6 +62,18 @@ def authenticate(db: Database, secret: str) -> Principal:
     return principal
 
 
+def audit_write(session: Session, ctx: Ctx, payload: str) -> None:
+    """The audit row of an API write that recorded none itself (see kit.web.AuditHook)."""
+    try:
+        response = json.loads(payload)
+    except ValueError:
+        response = None
+    audit.record_request(
+        session, ctx.tenant_id, actor=ctx.actor, method=ctx.request.method,
+        route=route_template(ctx.request) or ctx.request.url.path,
+        path_params={k: str(v) for k, v in ctx.request.path_params.items()}, response=response)
+
+
 def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None = None) -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -58,11 +88,46 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
     )
     app.state.limiter = RateLimiter(per_minute) if per_minute > 0 else None
     app.state.authenticate = authenticate
+    app.state.scope_policy = access.required_scope
+    app.state.audit_hook = audit_write
     errors.install(app)
+    origins = cors_origins(settings)
+    if origins:
+        # Only the listed origins; a wildcard is never honoured (see `allegiance check-settings`).
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Idempotent-Replayed", "Event-Replayed"],
+        )
 
-    for router in (tenants_router, members_router, ledger_router, tiers_router, events_router,
-                   definitions_router, webhooks_router, rewards_router):
+    for router in (
+        tenants_router,
+        members_router,
+        ledger_router,
+        tiers_router,
+        events_router,
+        definitions_router,
+        webhooks_router,
+        rewards_router,
+        privacy_router,
+        audit_router,
+        fx_router,
+        imports_router,
+        simulation_router,
+        engagement_router,
+        memberships_router,
+        campaigns_router,
+        analytics_router,
+        cashback_router,
+        referrals_router,
+        claims_router,
+        mdf_router,
+        payouts_router,
+    ):
         app.include_router(router, prefix="/v1", dependencies=[Depends(no_nul_parameters)])
+
+    install_web(app)
 
     @app.get("/health", tags=["meta"], summary="Liveness")
     def health() -> dict[str, Any]:

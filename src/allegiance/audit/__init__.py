@@ -1,6 +1,16 @@
 """The append-only audit log."""
 
 from allegiance.audit.models import AuditRecord
-from allegiance.audit.service import ChainCheck, history, record, verify
+from allegiance.audit.service import (
+    PERSONAL_FIELDS,
+    ChainCheck,
+    history,
+    record,
+    record_request,
+    redact,
+    verify,
+)
 
-__all__ = ["AuditRecord", "ChainCheck", "history", "record", "verify"]
+__all__ = ["PERSONAL_FIELDS", "AuditRecord", "ChainCheck", "history", "record", "record_request",
+           "redact",
+           "verify"]

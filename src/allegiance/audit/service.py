@@ -13,7 +13,27 @@ from allegiance.audit.models import AuditRecord
 from allegiance.kit import clock, sequences
 from allegiance.kit.ids import new_id
 
-AUDIT_SEQUENCE = "audit"
+AUDIT_SEQUENCE = sequences.AUDIT
+
+# Personal values never enter the append-only log (GDPR erasure could not remove them): for
+# these objects the named fields are recorded as "[personal data]" (or null when empty).
+PERSONAL_FIELDS: dict[str, frozenset[str]] = {
+    "account": frozenset({"name", "email", "tax_id", "attributes", "external_ids"}),
+    "user": frozenset({"name", "email", "external_id"}),
+    "invitation": frozenset({"email"}),
+    "enrolment": frozenset({"application"}),
+    "redemption": frozenset({"shipping"}),
+}
+PERSONAL = "[personal data]"
+
+
+def redact(object_type: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``data`` with the personal fields of ``object_type`` replaced by a marker."""
+    fields = PERSONAL_FIELDS.get(object_type)
+    if data is None or not fields:
+        return data
+    return {k: (PERSONAL if k in fields and v not in (None, "", {}, []) else v)
+            for k, v in data.items()}
 
 
 def _content(record: dict[str, Any]) -> str:
@@ -31,7 +51,8 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Append one audit row in the caller's transaction."""
+    """Append one audit row in the caller's transaction (personal fields redacted)."""
+    before, after = redact(object_type, before), redact(object_type, after)
     seq, previous_hash = sequences.reserve(session, tenant_id, AUDIT_SEQUENCE)
     at = clock.now()
     fields = {
@@ -47,6 +68,7 @@ def record(
     )
     session.add(row)
     session.flush()
+    session.info["audit_rows"] = int(session.info.get("audit_rows", 0)) + 1
     return row
 
 
@@ -87,3 +109,24 @@ def verify(session: Session, tenant_id: str) -> ChainCheck:
             return ChainCheck(count, row.seq)
         expected_seq += 1
     return ChainCheck(count, None)
+
+
+def record_request(session: Session, tenant_id: str, *, actor: str, method: str, route: str,
+                   path_params: dict[str, str], response: Any) -> AuditRecord:
+    """The generic audit row of an API write whose route recorded none itself: the route, its
+    path parameters and the id and status of what it returned (never the body: it may hold
+    secrets or personal data)."""
+    params = [name for name in path_params]
+    object_type = params[-1].removesuffix("_id") if params else (
+        route.strip("/").split("/")[1].rstrip("s").replace("-", "_") if "/" in route.strip("/")
+        else "request")
+    summary: dict[str, Any] = {"route": f"{method} {route}", "path": dict(path_params)}
+    object_id = path_params[params[-1]] if params else "-"
+    if isinstance(response, dict):
+        for key in ("id", "status", "entry_id"):
+            if isinstance(response.get(key), (str, int)):
+                summary[key] = response[key]
+        if not params and isinstance(response.get("id"), str):
+            object_id = response["id"]
+    return record(session, tenant_id, actor=actor, action=f"{method} {route}"[:80],
+                  object_type=object_type[:40], object_id=str(object_id)[:200], after=summary)

@@ -11,12 +11,14 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from allegiance.cli import db, demo, jobs, ledger, serve, tenant
+from allegiance.analytics import cli as analytics_cli
+from allegiance.cli import audit, check, db, demo, export, fx, jobs, ledger, operator, serve, tenant
 from allegiance.definitions import cli as definitions_cli
 from allegiance.imports import cli as imports_cli
 from allegiance.kit.cli import err_console
 from allegiance.kit.errors import AllegianceError
 from allegiance.scenarios import cli as scenarios_cli
+from allegiance.simulation import cli as simulation_cli
 
 app = typer.Typer(
     name="allegiance",
@@ -29,7 +31,10 @@ app = typer.Typer(
 SUB_APPS: tuple[tuple[str, typer.Typer], ...] = (
     ("db", db.app),
     ("tenant", tenant.app),
+    ("operator", operator.app),
     ("ledger", ledger.app),
+    ("audit", audit.app),
+    ("fx", fx.app),
     ("jobs", jobs.app),
     ("program", definitions_cli.app),
     ("scenario", scenarios_cli.app),
@@ -39,6 +44,10 @@ for _name, _sub in SUB_APPS:
     app.add_typer(_sub, name=_name)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("export")(export.export)
+app.command("check-settings")(check.check_settings)
+app.command("simulate")(simulation_cli.simulate)
+app.command("report")(analytics_cli.report)
 
 
 def main() -> None:

@@ -37,6 +37,11 @@ def demo(
             wallet = result.wallets.get(role, "")
             out(f"  {role:<13} {account_id}  {wallet}", soft_wrap=True, highlight=False)
     out(f"API: {url}   docs: {url}/docs", soft_wrap=True)
+    if result.sign_ins:
+        out("Web apps (demo sign-ins):")
+        for app, email, password, who in result.sign_ins:
+            out(f"  {url}/{app}/  {email} / {password}  ({who})", soft_wrap=True,
+                highlight=False)
     out("Paste into your shell for the README's tour (a new key on every run; earlier keys "
         "stay valid):", soft_wrap=True)
     typer.echo(f"export ALLEGIANCE_KEY={result.api_key}")

@@ -7,9 +7,10 @@ from allegiance.events.inputs import EventData, Outcome, WalletBalance, get_even
 from allegiance.events.models import Event, EventAward, EventLine, MemberCounter
 from allegiance.events.returns import ReturnData, ReturnLine, record_return
 from allegiance.events.service import ingest, match, prepare
+from allegiance.events.volume import purchase_volume
 
 __all__ = [
     "DryRun", "Event", "EventAward", "EventData", "EventLine", "LineIn", "MemberCounter",
     "Outcome", "ReturnData", "ReturnLine", "WalletBalance", "dry_run", "get_event", "ingest",
-    "match", "outcome", "prepare", "record_return",
+    "match", "outcome", "prepare", "purchase_volume", "record_return",
 ]

@@ -1,5 +1,6 @@
 """Dry-run: the awards an event would earn now and why each rule matched or not. Same
-definition, member fields, counters, limits and budgets as a real event; no locks, no writes."""
+definition (with the running campaigns), member fields and segments, counters, limits and
+budgets as a real event; no locks, no writes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from allegiance import ledger, members, rules, tenants
+from allegiance import campaigns, ledger, members, rules, tenants
 from allegiance.events import repository as repo
 from allegiance.events.inputs import EventData, build_input, counter_deltas, member_fields, unit_ids
 from allegiance.events.service import prepare, user_of
@@ -25,9 +26,10 @@ class DryRun:
 def dry_run(session: Session, tenant_id: str, program_id: str, data: EventData) -> DryRun:
     program = tenants.get_program(session, tenant_id, program_id)
     draft = prepare(session, tenant_id, program, data)
-    event, account, compiled = draft.event, draft.account, draft.compiled
+    event, account = draft.event, draft.account
     tz = program.time_zone
     at = event.occurred_at
+    compiled = campaigns.with_campaigns(session, tenant_id, program.id, draft.compiled, at)
     user = user_of(session, tenant_id, event.user_id)
     enrolment = None
     counters: dict[str, int] = {}
@@ -46,6 +48,8 @@ def dry_run(session: Session, tenant_id: str, program_id: str, data: EventData) 
         usage = repo.read_usage(session, tenant_id, program.id, account.id,
                                 rules.usage_keys([r for r in fitting if r.limits], at, tz))
         member = member_fields(compiled, account, enrolment, user, counters, at)
+        member["member.segments"] = campaigns.segment_codes(session, tenant_id, program.id,
+                                                            account.id)
     else:
         member = {}
     units = unit_ids(session, tenant_id, program.id, compiled)

@@ -3,13 +3,16 @@ member counters rules can read."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    Date,
     ForeignKeyConstraint,
     Index,
+    Numeric,
     String,
     UniqueConstraint,
 )
@@ -50,6 +53,12 @@ class Event(Base):
     occurred_at: Mapped[datetime]
     currency: Mapped[str | None] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(default=0)
+    # An event reported in another currency than the program's: what was sent, and the rate
+    # (base per unit, of the day ``fx_date``) that turned it into ``currency``/``amount``.
+    original_currency: Mapped[str | None] = mapped_column(String(3))
+    original_amount: Mapped[int | None]
+    fx_rate: Mapped[Decimal | None] = mapped_column(Numeric(24, 10))
+    fx_date: Mapped[date | None] = mapped_column(Date)
     quantity: Mapped[int] = mapped_column(default=0)
     returned_amount: Mapped[int] = mapped_column(default=0)
     channel: Mapped[str | None] = mapped_column(String(64))

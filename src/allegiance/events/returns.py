@@ -5,14 +5,16 @@ their hold and holding the remainder again — and lower the tier credits."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance import ledger, tenants, tiers
+from allegiance import fx, ledger, tenants, tiers
 from allegiance.events import domain
 from allegiance.events import repository as repo
 from allegiance.events.errors import InvalidEvent, NotReturnable, ReturnTooLarge
@@ -58,6 +60,21 @@ def _original(session: Session, tenant_id: str, program_id: str, data: ReturnDat
     if found is None:
         raise InvalidEvent("no purchase has that external id", field="original_external_id")
     return get_event(session, tenant_id, found.id, lock=True)
+
+
+def _in_base_currency(original: Event, data: ReturnData) -> ReturnData:
+    """Amounts of a return of a foreign-currency purchase are in that purchase's currency:
+    convert them at the purchase's own rate (half-even), so a full return takes it all."""
+    if original.fx_rate is None or not original.original_currency or original.currency is None:
+        return data
+    source, base, rate = original.original_currency, original.currency, Decimal(original.fx_rate)
+
+    def convert(value: int | None) -> int | None:
+        return None if value is None else fx.convert(value, source, base, rate)
+
+    lines = None if data.lines is None else tuple(
+        dataclasses.replace(line, amount=convert(line.amount)) for line in data.lines)
+    return dataclasses.replace(data, amount=convert(data.amount), lines=lines)
 
 
 def _plan(original: Event, lines: list[EventLine], data: ReturnData) -> list[domain.LineReturn]:
@@ -109,6 +126,8 @@ def record_return(
     if original.kind != "purchase" or original.status != "processed":
         raise NotReturnable(f"event {original.id} is a {original.status} {original.kind}: only "
                             "processed purchases can be returned", field="original_event_id")
+    requested = data.amount
+    data = _in_base_currency(original, data)
     lines = repo.lines_of(session, tenant_id, original.id)
     plan = _plan(original, lines, data)
     if lines:
@@ -131,6 +150,9 @@ def record_return(
         reported_by="operator", reporter_account_id=None, account_id=original.account_id,
         match_key={"account_id": original.account_id}, user_id=original.user_id,
         occurred_at=data.occurred_at or now, currency=original.currency, amount=taken,
+        original_currency=original.original_currency,
+        original_amount=requested if original.original_currency else None,
+        fx_rate=original.fx_rate, fx_date=original.fx_date,
         quantity=taken_quantity, returned_amount=0, channel=original.channel,
         attributes={"reason": data.reason} if data.reason else {}, status="processed",
         reason=None, original_event_id=original.id, version=original.version, created_at=now,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -175,6 +176,12 @@ class EventRead(BaseModel):
     occurred_at: datetime
     currency: str | None
     amount: int
+    original_currency: str | None = Field(
+        None, description="The currency the event was reported in, when not the program's.")
+    original_amount: int | None = Field(None,
+                                        description="The amount as reported (minor units).")
+    fx_rate: Decimal | None = Field(None, description="Base-currency units per unit used.")
+    fx_date: date | None = Field(None, description="The day of that rate.")
     quantity: int
     returned_amount: int
     channel: str | None

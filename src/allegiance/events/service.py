@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance import ledger, members, rules, tenants, tiers
+from allegiance import campaigns, engagement, fx, ledger, members, rules, tenants, tiers
 from allegiance.events import domain
 from allegiance.events import repository as repo
 from allegiance.events.errors import InvalidEvent, NotEnrolled, NotUnmatched
@@ -177,6 +178,18 @@ def prepare(session: Session, tenant_id: str, program: tenants.Program,
     amount = data.amount if data.amount is not None else sum(line_amounts)
     if amount > MAX_AMOUNT:
         raise InvalidEvent("the event amount is too large", field="amount")
+    currency = data.currency or (program.base_currency if data.kind == "purchase" else None)
+    conversion = _conversion(session, tenant_id, program, currency, at)
+    original_amount = amount
+    unit_prices = [line.unit_price for line in data.lines]
+    if conversion is not None:
+        # Each line converted on its own (half-even); the event is the sum of its lines.
+        line_amounts = [conversion.apply(a) for a in line_amounts]
+        unit_prices = [None if p is None else conversion.apply(p) for p in unit_prices]
+        amount = conversion.apply(amount) if data.amount is not None else sum(line_amounts)
+        currency = program.base_currency
+        if amount > MAX_AMOUNT:
+            raise InvalidEvent("the event amount is too large", field="amount")
     quantity = data.quantity if data.quantity is not None else sum(
         line.quantity for line in data.lines)
     event = Event(
@@ -184,8 +197,11 @@ def prepare(session: Session, tenant_id: str, program: tenants.Program,
         activity_type=data.activity_type, source=_source(data), external_id=data.external_id,
         reported_by=data.reported_by, reporter_account_id=data.reporter_account_id,
         account_id=None, match_key=key, user_id=data.user_id, occurred_at=at,
-        currency=data.currency or (program.base_currency if data.kind == "purchase" else None),
-        amount=amount, quantity=quantity, returned_amount=0, channel=data.channel,
+        currency=currency, amount=amount,
+        original_currency=conversion.currency if conversion else None,
+        original_amount=original_amount if conversion else None,
+        fx_rate=conversion.rate if conversion else None,
+        fx_date=conversion.day if conversion else None, quantity=quantity, returned_amount=0, channel=data.channel,
         attributes=attributes, status="unmatched",
         reason=None if account else "no account matches " + _describe(key),
         original_event_id=None, version=version.number, created_at=clock.now(),
@@ -195,13 +211,23 @@ def prepare(session: Session, tenant_id: str, program: tenants.Program,
         EventLine(
             tenant_id=tenant_id, event_id=event.id, line_no=index, sku=line.sku,
             name=line.name, category=line.category, brand=line.brand,
-            labels=list(line.labels), quantity=line.quantity, unit_price=line.unit_price,
+            labels=list(line.labels), quantity=line.quantity, unit_price=unit_price,
             amount=line_total, returned_quantity=0, returned_amount=0,
         )
-        for index, (line, line_total) in enumerate(zip(data.lines, line_amounts, strict=True),
-                                                    start=1)
+        for index, (line, line_total, unit_price) in enumerate(
+            zip(data.lines, line_amounts, unit_prices, strict=True), start=1)
     ]
     return Draft(event, lines, account, compiled)
+
+
+def _conversion(session: Session, tenant_id: str, program: tenants.Program,
+                currency: str | None, at: datetime) -> fx.Conversion | None:
+    """The conversion of an event in another currency than the program's, at the rate of its
+    day in the program's time zone (None when no conversion is needed)."""
+    if currency is None or currency == program.base_currency:
+        return None
+    day = at.astimezone(ZoneInfo(program.time_zone)).date()
+    return fx.conversion(session, tenant_id, program.base_currency, currency, day)
 
 
 def ingest(
@@ -306,20 +332,26 @@ def process(
 ) -> list[rules.Trace]:
     """Evaluate and write the earnings of a matched event; returns the rule traces."""
     version = compiled_at(session, tenant_id, program.id, event.occurred_at)
-    compiled = version.compiled
+    # the program's rules and those of the campaigns running at the event's time
+    compiled = campaigns.with_campaigns(session, tenant_id, program.id, version.compiled,
+                                        event.occurred_at)
     tz = program.time_zone
     enrolment = _enrol(session, tenant_id, program.id, account.id, actor)
     user = user_of(session, tenant_id, event.user_id)
     lines = repo.lines_of(session, tenant_id, event.id)
-    base = build_input(compiled, event, lines, tz,
-                       member_fields(compiled, account, enrolment, user, {}, event.occurred_at))
+    segments = campaigns.segment_codes(session, tenant_id, program.id, account.id)
+
+    def member(counters: Mapping[str, int]) -> dict[str, Any]:
+        fields = member_fields(compiled, account, enrolment, user, counters, event.occurred_at)
+        fields["member.segments"] = segments
+        return fields
+
+    base = build_input(compiled, event, lines, tz, member({}))
     deltas = counter_deltas(compiled, base)
     if deltas:
         repo.bump_counters(session, tenant_id, program.id, account.id, deltas)
     counters = repo.counters_of(session, tenant_id, program.id, account.id)
-    event_input = build_input(
-        compiled, event, lines, tz,
-        member_fields(compiled, account, enrolment, user, counters, event.occurred_at))
+    event_input = build_input(compiled, event, lines, tz, member(counters))
     at = event.occurred_at
     fitting = [r for r in compiled.rules
                if r.triggered_by(event.kind, event.activity_type) and r.valid_at(at)]
@@ -333,8 +365,16 @@ def process(
                             usage=usage, budget_left=budget)
     rules.add_usage(session, tenant_id, program.id, account.id, result.usage)
     traces = list(result.traces)
-    _write_awards(session, tenant_id, program, event, account.id, compiled, units, result,
-                  traces, actor=actor)
+    points = _write_awards(session, tenant_id, program, event, account.id, compiled, units,
+                           result, traces, actor=actor)
+    engagement.on_event(session, tenant_id, program, engagement.Occurrence(
+        event_id=event.id, program_id=program.id, account_id=account.id, kind=event.kind,
+        activity_type=event.activity_type, occurred_at=event.occurred_at, amount=event.amount,
+        quantity=event.quantity, product_lists=compiled.lists, points=points,
+        badges=tuple(str(a.data.get("code")) for a in result.awards if a.type == "badge"),
+        lines=tuple(engagement.LineFact(line.sku, line.category, line.quantity, line.amount)
+                    for line in lines)), actor=actor)
+    campaigns.refresh_account(session, tenant_id, program.id, account.id)
     event.account_id = account.id
     event.status = "processed"
     event.reason = None
@@ -356,7 +396,8 @@ def _write_awards(
     traces: list[rules.Trace],
     *,
     actor: str,
-) -> None:
+) -> int:
+    """Write the awards; returns the points (units of kind points) earned, pending included."""
     rows: list[EventAward] = []
     lines: list[ledger.Line] = []
     posted_rows: list[EventAward] = []
@@ -452,6 +493,7 @@ def _write_awards(
             "event_id": event.id, "program_id": program.id, "account_id": account_id,
             "external_id": event.external_id, "awards": earned,
         })
+    return points
 
 
 def _shares(rule: rules.Rule, amount: int, account_id: str,

@@ -1,5 +1,6 @@
-"""Bulk import of purchases and activities from CSV and Parquet files, through the
-same earning path as the API, exactly once (see ``docs/imports.md``)."""
+"""Bulk import of purchases, activities, returns, accounts, users and catalogue items from
+CSV, XLSX and Parquet files, through the same services as the API, exactly once; saved
+column mappings and upload jobs (see ``docs/imports.md``)."""
 
 from allegiance.imports.domain import (
     ColumnMapping,

@@ -1,7 +1,9 @@
 """Pure import logic: the column mapping from a file's headers to our fields, the per-row
 validation (every problem is a :class:`RowError` — row, column, value, reason), and the
 grouping of purchase rows into purchases (one row is one purchase line; contiguous rows with
-the same ``external_id`` form one purchase).
+the same ``external_id`` form one purchase) and of return rows into returns. Every kind
+(:data:`KINDS`) is described by its fields (:data:`FIELDS`), the fields one of which each row
+needs (:data:`REQUIRED`) and its key (:data:`KEY_FIELD`).
 
 A purchase with a bad row is rejected whole (its other rows are reported too): storing it
 without the bad line would make it impossible to fix later, since re-importing the same
@@ -19,17 +21,53 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from allegiance.kit.errors import ValidationFailed
 
-KINDS = ("purchases", "activities")
+KINDS = ("purchases", "activities", "returns", "accounts", "users", "catalogue")
+EVENT_KINDS = ("purchases", "activities")
+GROUPED_KINDS = ("purchases", "returns")  # contiguous rows with one external_id: one record
 ACCOUNT_FIELDS = ("account_id", "member_number", "account_external_id")
 EVENT_FIELDS = ("external_id", "occurred_at", *ACCOUNT_FIELDS, "currency", "amount",
                 "quantity", "channel", "user_id")
 LINE_FIELDS = ("sku", "name", "category", "brand", "labels", "line_quantity", "unit_price",
                "line_amount")
+RETURN_FIELDS = ("external_id", "original_external_id", "original_source", "original_event_id",
+                 "occurred_at", "amount", "reason", "line_no", "line_quantity", "line_amount")
+ACCOUNT_RECORD_FIELDS = ("member_number", "account_external_id", "name", "parent_member_number",
+                         "region", "email", "tax_id")
+USER_FIELDS = ("external_id", "name", "email", "role", *ACCOUNT_FIELDS)
+CATALOGUE_FIELDS = ("code", "name", "kind", "unit", "cost", "description", "stock",
+                    "min_balance", "eligible_regions", "eligible_tiers", "eligible_segments",
+                    "limit_per_member", "limit_period", "requires_approval", "code_valid_days",
+                    "visible_from", "visible_to", "available_from", "available_to")
 FIELDS: dict[str, tuple[str, ...]] = {
     "purchases": EVENT_FIELDS + LINE_FIELDS,
     "activities": (*EVENT_FIELDS, "activity_type"),
+    "returns": RETURN_FIELDS,
+    "accounts": ACCOUNT_RECORD_FIELDS,
+    "users": USER_FIELDS,
+    "catalogue": CATALOGUE_FIELDS,
 }
-INT_FIELDS = ("amount", "quantity", "line_quantity", "unit_price", "line_amount")
+# Each entry: one of these fields must have a value on every row.
+REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "purchases": (("external_id",), ACCOUNT_FIELDS),
+    "activities": (("external_id",), ACCOUNT_FIELDS, ("activity_type",)),
+    "returns": (("external_id",), ("original_external_id", "original_event_id")),
+    "accounts": (("member_number", "account_external_id"), ("name",)),
+    "users": (("external_id",), ("name",), ("role",), ACCOUNT_FIELDS),
+    "catalogue": (("code",), ("name",), ("kind",), ("unit",), ("cost",)),
+}
+# The field naming a record in messages and in the error report.
+KEY_FIELD = {"accounts": "member_number", "catalogue": "code"}
+ATTRIBUTE_KINDS = ("activities", "accounts")
+INT_FIELDS = frozenset({"amount", "quantity", "line_quantity", "unit_price", "line_amount",
+                        "line_no", "cost", "stock", "min_balance", "limit_per_member",
+                        "code_valid_days"})
+DATE_FIELDS = frozenset({"occurred_at", "visible_from", "visible_to", "available_from",
+                         "available_to"})
+BOOL_FIELDS = frozenset({"requires_approval"})
+LIST_FIELDS = frozenset({"labels", "eligible_regions", "eligible_tiers", "eligible_segments"})
+LONG_TEXT = {"description": 2000, "reason": 1000}
+NOUNS = {"purchases": "purchase", "activities": "activity", "returns": "return",
+         "accounts": "account", "users": "user", "catalogue": "reward"}
 ATTRIBUTE_TYPES = ("str", "int", "float", "bool")
 ATTRIBUTE_PREFIX = "attributes."
 MAX_AMOUNT = 10**15
@@ -98,8 +136,9 @@ def mapping_from(data: Any, kind: str) -> ColumnMapping:
         if kind_name not in ATTRIBUTE_TYPES:
             raise MappingInvalid(f"type must be one of {', '.join(ATTRIBUTE_TYPES)}",
                                  field=f"types.{name}")
-    if (parts["attributes"] or parts["types"]) and kind != "activities":
-        raise MappingInvalid("only activities have attributes", field="attributes")
+    if (parts["attributes"] or parts["types"]) and kind not in ATTRIBUTE_KINDS:
+        raise MappingInvalid("only activities and accounts have attributes",
+                             field="attributes")
     zone = data.get("time_zone")
     if zone is not None:
         try:
@@ -143,7 +182,7 @@ def plan(kind: str, mapping: ColumnMapping, headers: Sequence[str]) -> Plan:
         if name not in fields and name in present and name not in mapping.columns.values():
             fields[name] = name
     attributes: dict[str, str] = {}
-    if kind == "activities":
+    if kind in ATTRIBUTE_KINDS:
         for header in headers:
             if header.startswith(ATTRIBUTE_PREFIX):
                 attributes[header[len(ATTRIBUTE_PREFIX):]] = header
@@ -152,18 +191,18 @@ def plan(kind: str, mapping: ColumnMapping, headers: Sequence[str]) -> Plan:
                 raise MappingInvalid(f"the file has no column {header!r} (for attribute "
                                      f"{name})", field=f"attributes.{name}")
             attributes[name] = header
-    if "external_id" not in fields:
-        raise MappingInvalid("the file needs an external_id column", field="external_id")
-    if not any(f in fields or f in mapping.defaults for f in ACCOUNT_FIELDS):
-        raise MappingInvalid("the file needs an account_id, member_number or "
-                             "account_external_id column", field="member_number")
+    for choice in REQUIRED[kind]:
+        if not any(f in fields or f in mapping.defaults for f in choice):
+            if choice == ACCOUNT_FIELDS:
+                raise MappingInvalid("the file needs an account_id, member_number or "
+                                     "account_external_id column", field="member_number")
+            names = " or ".join(choice)
+            article = "an" if names[0] in "aeiou" else "a"
+            raise MappingInvalid(f"the file needs {article} {names} column (or a default)",
+                                 field=choice[0])
     if "account_external_id" in fields and not mapping.account_source:
         raise MappingInvalid("account_external_id needs account_source in the mapping",
                              field="account_source")
-    if kind == "activities" and "activity_type" not in fields \
-            and "activity_type" not in mapping.defaults:
-        raise MappingInvalid("activities need an activity_type column or default",
-                             field="activity_type")
     return Plan(kind, fields, attributes, mapping)
 
 
@@ -275,9 +314,13 @@ class Row:
     line: Line | None
 
 
-# fields whose value must agree across the rows of one purchase
-HEADER_FIELDS = ("occurred_at", *ACCOUNT_FIELDS, "currency", "amount", "quantity", "channel",
-                 "user_id")
+# fields whose value must agree across the rows of one purchase (or return)
+HEADER_FIELDS: dict[str, tuple[str, ...]] = {
+    "purchases": ("occurred_at", *ACCOUNT_FIELDS, "currency", "amount", "quantity", "channel",
+                  "user_id"),
+    "returns": ("occurred_at", "original_external_id", "original_source", "original_event_id",
+                "amount", "reason"),
+}
 
 
 def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]:
@@ -294,16 +337,8 @@ def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]
         if value is None:
             continue
         try:
-            if name in INT_FIELDS:
-                value = _int(cell if _text(cell) is not None else value)
-            elif name == "occurred_at":
-                source = cell if _text(cell) is not None else value
-                value = _datetime(source, p.mapping.time_zone)
-            elif name == "labels":
-                value = tuple(x.strip() for x in str(value).replace(";", ",").split(",")
-                              if x.strip())
-            elif len(str(value)) > 200:
-                raise ValueError("is longer than 200 characters")
+            value = _convert(name, cell if _text(cell) is not None else value,
+                             p.mapping.time_zone)
         except ValueError as exc:
             errors.append(RowError(row, header or name, _text(cell) or "", str(exc)))
             continue
@@ -319,17 +354,21 @@ def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]
                                                                                          "str"))
         except ValueError as exc:
             errors.append(RowError(row, header, _text(cell) or "", str(exc)))
-    external_id = values.get("external_id")
-    if external_id is None and not any(e.column == p.fields.get("external_id") for e in errors):
-        errors.append(RowError(row, p.fields["external_id"], "", "is required"))
-    if not any(name in values for name in ACCOUNT_FIELDS) and not any(
-            e.column in {p.fields.get(f) for f in ACCOUNT_FIELDS} for e in errors):
-        column = next((p.fields[f] for f in ACCOUNT_FIELDS if f in p.fields), "member_number")
-        errors.append(RowError(row, column, "", "names no account (account_id, member_number "
-                                                "or account_external_id)"))
-    if p.kind == "activities" and "activity_type" not in values:
-        errors.append(RowError(row, p.fields.get("activity_type", "activity_type"), "",
-                               "is required"))
+    for choice in REQUIRED[p.kind]:
+        if any(name in values for name in choice):
+            continue
+        columns = {p.fields.get(f, f) for f in choice}
+        if any(e.column in columns for e in errors):
+            continue
+        column = next((p.fields[f] for f in choice if f in p.fields), choice[0])
+        reason = ("names no account (account_id, member_number or account_external_id)"
+                  if choice == ACCOUNT_FIELDS else "is required" if len(choice) == 1
+                  else f"is required (or {', '.join(choice[1:])})")
+        errors.append(RowError(row, column, "", reason))
+    if p.kind == "returns" and "line_no" not in values:
+        errors.extend(RowError(row, p.fields.get(name, name), str(values[name]),
+                               "needs line_no (the purchase line it returns)")
+                      for name in ("line_quantity", "line_amount") if name in values)
     if errors:
         return errors
     line: Line | None = None
@@ -342,8 +381,26 @@ def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]
         )
         if line.quantity == 0:
             return [RowError(row, p.fields["line_quantity"], "0", "must be more than 0")]
-    assert isinstance(external_id, str)
-    return Row(row, external_id, values, attributes, line)
+    if p.kind == "returns" and values.get("line_quantity") == 0:
+        return [RowError(row, p.fields["line_quantity"], "0", "must be more than 0")]
+    key = values.get(KEY_FIELD.get(p.kind, "external_id"))
+    return Row(row, "" if key is None else str(key), values, attributes, line)
+
+
+def _convert(name: str, value: Any, zone: str | None) -> Any:
+    """The typed value of a field's cell (or default); ``ValueError`` says what is wrong."""
+    if name in INT_FIELDS:
+        return _int(value)
+    if name in DATE_FIELDS:
+        return _datetime(value, zone)
+    if name in BOOL_FIELDS:
+        return _bool(value)
+    if name in LIST_FIELDS:
+        return tuple(x.strip() for x in str(value).replace(";", ",").split(",") if x.strip())
+    text = _text(value) or ""
+    if len(text) > LONG_TEXT.get(name, 200):
+        raise ValueError(f"is longer than {LONG_TEXT.get(name, 200)} characters")
+    return text
 
 
 @dataclass
@@ -354,6 +411,7 @@ class Group:
     rows: list[Row] = field(default_factory=list)
     row_numbers: list[int] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    noun: str = "purchase"
 
     @property
     def first_row(self) -> int:
@@ -371,7 +429,8 @@ class Group:
         """The errors of a rejected group: its own, and one for each of its other rows."""
         bad = {e.row for e in self.errors}
         rest = [RowError(n, "external_id", self.external_id,
-                         "another row of this purchase is invalid: the purchase is skipped")
+                         f"another row of this {self.noun} is invalid: the {self.noun} is "
+                         "skipped")
                 for n in self.row_numbers if n not in bad]
         return sorted([*self.errors, *rest], key=lambda e: e.row)
 
@@ -390,11 +449,12 @@ class Grouper:
              parsed: Row | list[RowError]) -> list[Group]:
         done: list[Group] = []
         key = external_id or f"\x00row{row}"  # a row without an id is a group of its own
-        if self.open is not None and (self.kind != "purchases" or self.open.external_id != key):
+        if self.open is not None and (self.kind not in GROUPED_KINDS
+                                      or self.open.external_id != key):
             done.append(self.open)
             self.open = None
         if self.open is None:
-            self.open = Group(key if external_id else "")
+            self.open = Group(key if external_id else "", noun=NOUNS[self.kind])
         group = self.open
         group.row_numbers.append(row)
         if isinstance(parsed, list):
@@ -402,11 +462,12 @@ class Grouper:
             return done
         if group.rows:
             first = group.rows[0].values
-            for name in HEADER_FIELDS:
+            for name in HEADER_FIELDS[self.kind]:
                 if parsed.values.get(name) != first.get(name):
                     group.errors.append(RowError(
                         row, self.plan.fields.get(name, name), str(parsed.values.get(name, "")),
-                        f"differs from the first row of purchase {key} (row {group.first_row})"))
+                        f"differs from the first row of {group.noun} {key} "
+                        f"(row {group.first_row})"))
                     break
         group.rows.append(parsed)
         return done
@@ -428,5 +489,7 @@ def group_rows(p: Plan, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> list[G
 
 
 def external_id_of(p: Plan, raw: Mapping[str, Any]) -> str | None:
-    header = p.fields.get("external_id")
+    """The row's key: its external id (the member number of an account, the code of a
+    reward)."""
+    header = p.fields.get(KEY_FIELD.get(p.kind, "external_id"))
     return None if header is None else _text(raw.get(header))

@@ -1,8 +1,11 @@
-"""Read a CSV or Parquet file in chunks (XLSX is not supported yet).
+"""Read a CSV, XLSX or Parquet file in chunks.
 
 CSV is read with the standard ``csv`` module, one row at a time, cells as text (no type
 guessing: ``007`` stays ``007``). Parquet is read with Polars in slices of at most
 :data:`PARQUET_SLICE` rows, its cells keep their types (the row validation accepts both).
+XLSX is read with openpyxl in read-only mode (rows streamed from the sheet's XML, never the
+whole workbook in memory), from the first sheet; numbers, dates and text keep their types, a
+whole float (``12.0``) is read as the integer 12, and empty rows are skipped.
 Memory is bounded by the chunk size, whatever the file's size: nothing is read ahead of the
 import (Polars' streaming ``collect_batches`` runs the whole query ahead of a slow consumer, so
 it is not used).
@@ -11,17 +14,19 @@ it is not used).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import polars as pl
 
 from allegiance.imports.domain import MappingInvalid
 
 PARQUET_SLICE = 100_000
-FORMATS = ("csv", "parquet")
+FORMATS = ("csv", "xlsx", "parquet")
 
 
 def file_format(path: Path) -> str:
@@ -30,8 +35,10 @@ def file_format(path: Path) -> str:
         return "csv"
     if suffix in ("parquet", "pq"):
         return "parquet"
-    raise MappingInvalid(f"unknown file type {path.suffix!r} (use .csv or .parquet; save "
-                         "spreadsheets as CSV)", field="file")
+    if suffix in ("xlsx", "xlsm"):
+        return "xlsx"
+    raise MappingInvalid(f"unknown file type {path.suffix!r} (use .csv, .xlsx or .parquet)",
+                         field="file")
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Source:
         """Chunks of (row number, header -> cell); row 1 is the first row under the header."""
         if self.format == "csv":
             yield from self._csv_chunks(size, columns)
+        elif self.format == "xlsx":
+            yield from self._xlsx_chunks(size, columns)
         else:
             yield from self._parquet_chunks(size, columns)
 
@@ -67,6 +76,25 @@ class Source:
             if chunk:
                 yield chunk
 
+    def _xlsx_chunks(self, size: int,
+                     columns: list[str]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+        wanted_names = set(columns)
+        chunk: list[tuple[int, dict[str, Any]]] = []
+        rows = _xlsx_rows(self.path)
+        try:
+            headers = next(rows, [])
+            wanted = [(i, h) for i, h in enumerate(headers) if h in wanted_names]
+            for number, cells in enumerate(rows, start=1):
+                chunk.append((number, {h: _cell(cells[i]) if i < len(cells) else None
+                                       for i, h in wanted}))
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+        finally:
+            rows.close()
+        if chunk:
+            yield chunk
+
     def _parquet_chunks(self, size: int,
                         columns: list[str]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
         scan = pl.scan_parquet(self.path).select(columns)
@@ -85,11 +113,14 @@ def open_source(path: Path) -> Source:
     try:
         if fmt == "csv":
             headers, rows = _csv_shape(path, separator)
+        elif fmt == "xlsx":
+            headers, rows = _xlsx_shape(path)
         else:
             scan = pl.scan_parquet(path)
             headers = list(scan.collect_schema().names())
             rows = int(scan.select(pl.len()).collect().item())
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, csv.Error, KeyError,
+            ValueError, zipfile.BadZipFile) as exc:
         raise MappingInvalid(f"cannot read {path.name}: {exc}", field="file") from None
     source.headers, source.rows = headers, rows
     return source
@@ -101,3 +132,38 @@ def _csv_shape(path: Path, separator: str) -> tuple[list[str], int]:
         rows = csv.reader(f, delimiter=separator)
         headers = next(rows, [])
         return headers, sum(1 for _ in rows)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _xlsx_rows(path: Path) -> Generator[list[Any], None, None]:
+    """The first sheet's non-empty rows as lists (the header row first), streamed."""
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        header = True
+        for values in sheet.iter_rows(values_only=True):
+            cells = list(values)
+            if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+                continue
+            if header:
+                cells = ["" if c is None else str(c).strip() for c in cells]
+                while cells and not cells[-1]:
+                    cells.pop()
+                header = False
+            yield cells
+    finally:
+        book.close()
+
+
+def _xlsx_shape(path: Path) -> tuple[list[str], int]:
+    rows = _xlsx_rows(path)
+    try:
+        headers = [str(h) for h in next(rows, [])]
+        return headers, sum(1 for _ in rows)
+    finally:
+        rows.close()

@@ -1,6 +1,8 @@
 """Run an import: read the file in chunks, validate and group its rows, and send each batch of
 events through :func:`allegiance.events.ingest` — the API's own earning path (rules, limits,
-budgets, tiers, ledger) — in one transaction per batch.
+budgets, tiers, ledger) — in one transaction per batch. Returns go through the events
+service's return path, accounts, users and catalogue items through their services
+(:mod:`allegiance.imports.records`).
 
 Exactly once comes from the events' unique (program, source, external id): an event already
 stored is a replay and adds nothing, so re-importing a file (or an overlapping one) adds
@@ -22,7 +24,7 @@ from typing import IO, Any
 from sqlalchemy.orm import Session
 
 from allegiance import events, tenants
-from allegiance.imports import domain, reader
+from allegiance.imports import domain, reader, records
 from allegiance.kit.db import Database
 from allegiance.kit.errors import AllegianceError
 
@@ -44,6 +46,7 @@ class Report:
     rejected_events: int = 0
     rejected_rows: int = 0
     batches: int = 0
+    checked: int = 0
     seconds: float = 0.0
     errors_file: str | None = None
 
@@ -52,7 +55,8 @@ class Report:
             "kind": self.kind, "rows": self.rows, "created": self.created,
             "replayed": self.replayed, "unmatched": self.unmatched,
             "rejected_events": self.rejected_events, "rejected_rows": self.rejected_rows,
-            "batches": self.batches, "seconds": round(self.seconds, 3),
+            "batches": self.batches, "checked": self.checked,
+            "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds else None,
             "errors_file": self.errors_file,
         }
@@ -155,20 +159,26 @@ def apply_batch(session: Session, tenant_id: str, program_id: str, plan: domain.
             out.errors.extend(group.reject_rest())
             out.rejected_events += 1
             continue
-        data = event_data(group, plan.kind, source, plan.mapping.account_source)
         try:
             with session.begin_nested():
-                result = events.ingest(session, tenant_id, program_id, data, actor=actor)
+                if plan.kind in domain.EVENT_KINDS:
+                    data = event_data(group, plan.kind, source, plan.mapping.account_source)
+                    result = events.ingest(session, tenant_id, program_id, data, actor=actor)
+                    created, unmatched = result.created, result.event.status == "unmatched"
+                else:
+                    created = records.apply_record(session, tenant_id, program_id, plan, group,
+                                                   source=source, actor=actor)
+                    unmatched = False
         except AllegianceError as exc:
             group.errors.append(_failure(plan, group, exc))
             out.errors.extend(group.reject_rest())
             out.rejected_events += 1
             continue
-        if not result.created:
+        if not created:
             out.replayed += 1
         else:
             out.created += 1
-            if result.event.status == "unmatched":
+            if unmatched:
                 out.unmatched += 1
     return out
 
@@ -191,9 +201,12 @@ def run(
     on_start: Callable[[int], None] | None = None,
     on_progress: Progress | None = None,
     after_batch: Callable[[int], None] | None = None,
+    check_only: bool = False,
+    on_report: Callable[[Report], None] | None = None,
 ) -> Report:
-    """Import ``path`` as ``kind`` (purchases or activities) into the program; one
-    transaction per batch of ``batch`` rows. ``after_batch`` is called after each commit."""
+    """Import ``path`` as ``kind`` (one of :data:`domain.KINDS`) into the program; one
+    transaction per batch of ``batch`` rows. ``after_batch`` is called after each commit.
+    ``check_only``: read and validate every row and write the error report, store nothing."""
     if batch < 1:
         raise domain.MappingInvalid("batch must be at least 1", field="batch")
     with db.read() as s:
@@ -213,15 +226,23 @@ def run(
             for number, raw in chunk:
                 parsed = domain.parse_row(plan, number, raw)
                 pending.extend(grouper.feed(number, domain.external_id_of(plan, raw), parsed))
-            _commit(db, tenant_id, program_id, plan, pending, source, actor, report, errors)
+            if check_only:
+                _check(pending, report, errors)
+            else:
+                _commit(db, tenant_id, program_id, plan, pending, source, actor, report, errors)
             pending = []
             report.rows += len(chunk)
+            report.rejected_rows = errors.count
             if on_progress is not None:
                 on_progress(report.rows)
+            if on_report is not None:
+                on_report(report)
             if after_batch is not None:
                 after_batch(report.batches)
         pending.extend(grouper.finish())
-        if pending:
+        if pending and check_only:
+            _check(pending, report, errors)
+        elif pending:
             _commit(db, tenant_id, program_id, plan, pending, source, actor, report, errors)
     finally:
         errors.close()
@@ -245,3 +266,13 @@ def _commit(db: Database, tenant_id: str, program_id: str, plan: domain.Plan,
     report.unmatched += result.unmatched
     report.rejected_events += result.rejected_events
     errors.write(result.errors)
+
+
+def _check(groups: list[domain.Group], report: Report, errors: ErrorReport) -> None:
+    """Count the valid groups of a check-only run and report the invalid ones."""
+    for group in groups:
+        if group.errors:
+            errors.write(group.reject_rest())
+            report.rejected_events += 1
+        else:
+            report.checked += 1

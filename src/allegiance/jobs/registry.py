@@ -15,9 +15,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from allegiance import ledger
+from allegiance.campaigns import jobs as campaign_jobs
+from allegiance.cashback import jobs as cashback_jobs
+from allegiance.imports import jobs as import_jobs
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import IdempotencyRecord
+from allegiance.mdf import jobs as mdf_jobs
+from allegiance.memberships import jobs as membership_jobs
+from allegiance.referrals import jobs as referral_jobs
 from allegiance.tiers import jobs as tier_jobs
 from allegiance.webhooks import jobs as webhook_jobs
 
@@ -59,6 +65,20 @@ def run_expire(db: Database, batch: int = 1000, progress: Progress = _no_progres
         "amount_expired": report.points,
         "entries_posted": report.entries,
     }
+
+
+def run_release(db: Database, batch: int = 1000,
+                progress: Progress = _no_progress) -> dict[str, int]:
+    """Post the pending holds whose release time has come (earnings after the return window,
+    referral commissions and bounties after their lock date)."""
+    released = 0
+    while True:
+        with db.transaction() as session:
+            done = ledger.release_due_holds(session, limit=batch)
+        released += done
+        progress("holds", done)
+        if done < batch:
+            return {"holds_released": released}
 
 
 def run_tiers(db: Database, batch: int = 1000, progress: Progress = _no_progress) -> dict[str, int]:
@@ -107,6 +127,11 @@ JOBS: dict[str, Job] = {
             run_expire,
         ),
         Job(
+            "release",
+            "Post pending holds whose release time has come (pending → available).",
+            run_release,
+        ),
+        Job(
             "tiers",
             "Recalculate every program's tiers (set-based); settle the month that ended.",
             run_tiers,
@@ -117,9 +142,39 @@ JOBS: dict[str, Job] = {
             run_prune_idempotency,
         ),
         Job(
+            "imports",
+            "Run the uploaded import jobs that are queued (or whose worker went silent).",
+            import_jobs.run_pending,
+        ),
+        Job(
+            "memberships",
+            "Write membership status changes that came due (trial end, grace, lapse, cancel).",
+            membership_jobs.run,
+        ),
+        Job(
+            "segments",
+            "Refresh every program's rule-based segments (set-based); announce who entered/left.",
+            campaign_jobs.run,
+        ),
+        Job(
             "webhooks",
             "Deliver outbox messages to webhook endpoints; make every due retry (until idle).",
             webhook_jobs.run,
+        ),
+        Job(
+            "rebates",
+            "Accrue volume rebates (pending), true up ended periods, claw back returns.",
+            cashback_jobs.run,
+        ),
+        Job(
+            "referrals",
+            "Attribute referral commissions on purchases; give back those of refunds.",
+            referral_jobs.run,
+        ),
+        Job(
+            "mdf",
+            "Accrue co-marketing funds from purchases; expire funds past their deadline.",
+            mdf_jobs.run,
         ),
     )
 }

@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from allegiance.kit import tenancy
 from allegiance.kit.clock import as_utc
 
 NAMING_CONVENTION = {
@@ -103,7 +105,13 @@ def make_engine(url: str, *, busy_timeout: float = 5.0, echo: bool = False) -> E
 
 
 class Database:
-    """An engine with its session factories; one per process (or per test)."""
+    """An engine with its session factories; one per process (or per test).
+
+    On PostgreSQL every transaction starts by setting ``allegiance.tenant_id`` for row-level
+    security (see :mod:`allegiance.kit.tenancy`): the ``tenant_id`` given to
+    :meth:`transaction` / :meth:`read`, else the one of :func:`tenancy.tenant_scope`, else the
+    system context ``'*'``.
+    """
 
     def __init__(self, url: str, *, busy_timeout: float = 5.0, echo: bool = False) -> None:
         self.url = url
@@ -113,11 +121,19 @@ class Database:
         self._readonly_sessions = sessionmaker(
             self.engine.execution_options(readonly=True), expire_on_commit=False, autoflush=False
         )
+        if self.engine.dialect.name == "postgresql":
+            for factory in (self._sessions, self._readonly_sessions):
+                event.listen(factory, "after_begin", _set_tenant_setting)
+
+    def _open(self, factory: sessionmaker[Session], tenant_id: str | None) -> Session:
+        session = factory()
+        session.info["tenant"] = tenancy.setting_for(tenant_id)
+        return session
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, tenant_id: str | None = None) -> Iterator[Session]:
         """The unit of work: commit on success, roll back on any exception."""
-        session = self._sessions()
+        session = self._open(self._sessions, tenant_id)
         try:
             yield session
             session.commit()
@@ -128,9 +144,9 @@ class Database:
             session.close()
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self, tenant_id: str | None = None) -> Iterator[Session]:
         """A read-only session (a deferred transaction on SQLite); never commits."""
-        session = self._readonly_sessions()
+        session = self._open(self._readonly_sessions, tenant_id)
         try:
             yield session
         finally:
@@ -139,10 +155,40 @@ class Database:
 
     def session(self) -> Session:
         """A bare session; the caller owns commit and close."""
-        return self._sessions()
+        return self._open(self._sessions, None)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def driver_connection(session: Session) -> Iterator[Any]:
+    """The session's DBAPI connection, inside the session's transaction, for hot paths where
+    SQLAlchemy's per-statement overhead costs more than the database. Driver errors come out
+    wrapped as SQLAlchemy's (``IntegrityError`` …), exactly as from ``session.execute``."""
+    connection = session.connection()
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        yield connection.connection.driver_connection
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+
+def _set_tenant_setting(session: Session, _transaction: Any, connection: Any) -> None:
+    tenancy.set_transaction_tenant(connection, session.info.get("tenant", tenancy.setting_for(None)))
+
+
+def add_unique(session: Session, row: Any, duplicate: Exception) -> None:
+    """Add and flush ``row`` in a savepoint; if a unique constraint refuses it, the savepoint
+    is rolled back (the session stays usable) and ``duplicate`` is raised instead."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise duplicate from exc
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -1,11 +1,33 @@
-"""Gapless, per-tenant sequences with a hash chain (journal numbers, audit numbers)."""
+"""Gapless, per-tenant sequences with a hash chain (journal numbers, audit numbers).
+
+Both statements run on every posting, so they go to the driver directly (see
+:func:`kit.db.driver_connection`), in the session's transaction.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from allegiance.kit.db import driver_connection
+
+_SQL = {
+    "reserve": "UPDATE sequence SET last_value = last_value + {n} "
+               "WHERE tenant_id = {t} AND name = {name} RETURNING last_value, last_hash",
+    "create": "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
+              "VALUES ({t}, {name}, 0, '') ON CONFLICT DO NOTHING",
+    "set_hash": "UPDATE sequence SET last_hash = {h} WHERE tenant_id = {t} AND name = {name}",
+    "lock": "UPDATE sequence SET last_value = last_value WHERE tenant_id = {t} AND name = {name}",
+}
+_MARKS = {
+    "sqlite": {k: v.format(n="?", t="?", name="?", h="?") for k, v in _SQL.items()},
+    "postgresql": {k: v.format(n="%s", t="%s", name="%s", h="%s") for k, v in _SQL.items()},
+}
+
+
+def _statements(session: Session) -> dict[str, str]:
+    return _MARKS[session.get_bind().dialect.name]
 
 
 def reserve(session: Session, tenant_id: str, name: str, count: int = 1) -> tuple[int, str]:
@@ -14,33 +36,49 @@ def reserve(session: Session, tenant_id: str, name: str, count: int = 1) -> tupl
     The row stays locked until the transaction ends, so numbers are gapless: a rollback gives
     them back. Call it as late as possible in a transaction to keep the lock short.
     """
-    row = session.execute(
-        text(
-            "UPDATE sequence SET last_value = last_value + :n "
-            "WHERE tenant_id = :t AND name = :name RETURNING last_value, last_hash"
-        ),
-        {"n": count, "t": tenant_id, "name": name},
-    ).one_or_none()
-    if row is None:
-        # First use: create the row; a concurrent creator wins quietly and we then wait on its
-        # row lock like any other writer.
-        session.execute(
-            text(
-                "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
-                "VALUES (:t, :name, 0, '') ON CONFLICT DO NOTHING"
-            ),
-            {"t": tenant_id, "name": name},
-        )
-        return reserve(session, tenant_id, name, count)
+    sql = _statements(session)
+    with driver_connection(session) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql["reserve"], (count, tenant_id, name))
+            row = cursor.fetchone()
+            if row is None:
+                # First use: create the row; a concurrent creator wins quietly and we then wait
+                # on its row lock like any other writer.
+                cursor.execute(sql["create"], (tenant_id, name))
+                cursor.execute(sql["reserve"], (count, tenant_id, name))
+                row = cursor.fetchone()
+        finally:
+            cursor.close()
+    assert row is not None
     last_value, last_hash = int(row[0]), str(row[1])
     return last_value - count + 1, last_hash
 
 
+AUDIT = "audit"
+
+
+def lock(session: Session, tenant_id: str, name: str) -> None:
+    """Take the sequence's row lock now (a no-op update), so a transaction that will use it
+    takes it before any other lock: every API write locks the audit chain first, so two writes
+    can never wait on each other's journal and audit locks in opposite orders."""
+    sql = _statements(session)
+    with driver_connection(session) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql["lock"], (tenant_id, name))
+        finally:
+            cursor.close()
+
+
 def set_last_hash(session: Session, tenant_id: str, name: str, last_hash: str) -> None:
-    session.execute(
-        text("UPDATE sequence SET last_hash = :h WHERE tenant_id = :t AND name = :name"),
-        {"h": last_hash, "t": tenant_id, "name": name},
-    )
+    sql = _statements(session)
+    with driver_connection(session) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql["set_hash"], (last_hash, tenant_id, name))
+        finally:
+            cursor.close()
 
 
 def chain(previous_hash: str, content: str) -> str:

@@ -22,8 +22,37 @@ class Settings(BaseSettings):
     port: int = 8000
     # Requests per minute per API key (0 disables the limiter).
     rate_limit_per_minute: int = 6000
+    # Where uploaded import files and their error reports are kept.
+    import_dir: str = "./var/imports"
+    # Who runs uploaded imports: "thread" (a worker thread of the API process) or "none"
+    # (only `allegiance jobs run imports`).
+    import_worker: str = "thread"
+    # A running import job whose worker has not reported for this long is taken over.
+    import_stale_seconds: int = 300
+    # The largest file an upload may send.
+    import_max_bytes: int = 2 * 1024**3
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What in these settings is unfit for production (empty: fine)."""
+    problems: list[str] = []
+    if settings.debug:
+        problems.append("ALLEGIANCE_DEBUG is on: turn it off in production")
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if "*" in origins:
+        problems.append("ALLEGIANCE_CORS_ORIGINS allows every origin: list the allowed ones")
+    for origin in origins:
+        if origin != "*" and not origin.startswith("https://"):
+            problems.append(f"CORS origin {origin!r} is not https")
+    if settings.rate_limit_per_minute <= 0:
+        problems.append("ALLEGIANCE_RATE_LIMIT_PER_MINUTE is 0: API keys are not rate limited")
+    return problems
+
+
+def cors_origins(settings: Settings) -> list[str]:
+    return [o.strip() for o in settings.cors_origins.split(",") if o.strip() and o.strip() != "*"]

@@ -27,7 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance.kit import clock
+from allegiance.kit import clock, sequences
 from allegiance.kit.auth import Principal, scope_allows
 from allegiance.kit.db import Database, is_unique_violation
 from allegiance.kit.errors import (
@@ -42,6 +42,10 @@ from allegiance.kit.settings import get_settings
 
 # Installed by the app factory: turns a bearer secret into a principal or raises.
 Authenticator = Callable[[Database, str], Principal]
+# Installed by the app factory: records the audit row of a write that recorded none itself
+# (session, ctx, the response payload). Writes that audit themselves mark the session by
+# incrementing ``session.info["audit_rows"]``.
+AuditHook = Callable[[Session, "Ctx", str], None]
 
 _in_flight: set[tuple[str, str]] = set()
 _in_flight_lock = threading.Lock()
@@ -73,7 +77,13 @@ class Ctx:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self.db.read() as session:
+        with self.db.read(self.tenant_id) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work of the caller's tenant (row-level security applies on PostgreSQL)."""
+        with self.db.transaction(self.tenant_id) as session:
             yield session
 
     def write(
@@ -85,9 +95,12 @@ class Ctx:
         """Run ``fn`` in one transaction; store and replay the response per Idempotency-Key."""
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
-            with self.db.transaction() as session:
+            with self.db.transaction(self.tenant_id) as session:
+                sequences.lock(session, self.tenant_id, sequences.AUDIT)
                 result = fn(session)
-            return _response(status_code, _dump(result))
+                payload = _dump(result)
+                self._audit(session, payload)
+            return _response(status_code, payload)
         if not key or len(key) > 255:
             raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
                                    field="Idempotency-Key")
@@ -104,6 +117,12 @@ class Ctx:
             with _in_flight_lock:
                 _in_flight.discard(token)
 
+    def _audit(self, session: Session, payload: str) -> None:
+        """Every write leaves at least one audit row: the route's own, or a generic one."""
+        hook: AuditHook | None = getattr(self.request.app.state, "audit_hook", None)
+        if hook is not None and not session.info.get("audit_rows"):
+            hook(session, self, payload)
+
     def _write_once(
         self,
         key: str,
@@ -117,7 +136,8 @@ class Ctx:
         now = clock.now()
         retention = timedelta(days=get_settings().idempotency_retention_days)
         try:
-            with self.db.transaction() as session:
+            with self.db.transaction(self.tenant_id) as session:
+                sequences.lock(session, self.tenant_id, sequences.AUDIT)
                 session.execute(
                     delete(IdempotencyRecord).where(
                         IdempotencyRecord.tenant_id == self.tenant_id,
@@ -127,6 +147,7 @@ class Ctx:
                 )
                 result = fn(session)
                 payload = _dump(result)
+                self._audit(session, payload)
                 session.add(IdempotencyRecord(
                     tenant_id=self.tenant_id, key=key, request_hash=fingerprint,
                     method=self.request.method, path=self.request.url.path,
@@ -146,7 +167,7 @@ class Ctx:
         return _response(status_code, payload)
 
     def _replay(self, key: str, fingerprint: str) -> Response | None:
-        with self.db.read() as session:
+        with self.db.read(self.tenant_id) as session:
             record = session.scalars(
                 select(IdempotencyRecord).where(
                     IdempotencyRecord.tenant_id == self.tenant_id, IdempotencyRecord.key == key
@@ -204,15 +225,51 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
+# Installed by the app factory: the scope a route (method, path template) needs, from the
+# role × route matrix (``allegiance.api.access``); None for a route the matrix does not list.
+ScopePolicy = Callable[[str, str], "str | None"]
+
+
+def route_scope(request: Request) -> str | None:
+    """The scope the matrix asks for the route being served (None: not in the matrix)."""
+    policy: ScopePolicy | None = getattr(request.app.state, "scope_policy", None)
+    template = route_template(request)
+    if policy is None or template is None:
+        return None
+    return policy(request.method, template)
+
+
+def route_template(request: Request) -> str | None:
+    """The full path template of the route being served (``/v1/units/{unit_id}``): the
+    router-relative template of the matched route behind the prefix the request came under
+    (path parameters never contain ``/``)."""
+    route = request.scope.get("route")
+    relative = getattr(route, "path", None)
+    if not isinstance(relative, str):
+        return None
+    path = str(request.scope.get("path", ""))
+    root = str(request.scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root):]
+    segments = path.strip("/").split("/")
+    own = relative.strip("/").split("/") if relative.strip("/") else []
+    if len(own) > len(segments):
+        return None
+    prefix = segments[: len(segments) - len(own)]
+    return "/" + "/".join([*prefix, *own]) if prefix or own else "/"
+
+
 def need(scope: str) -> Callable[..., Ctx]:
-    """A dependency that authenticates the API key and requires ``scope``."""
+    """A dependency that authenticates the API key and enforces the role × route matrix
+    installed by the app (``scope`` is the fallback for a route the matrix does not list)."""
 
     def dependency(request: Request, db: Database = Depends(get_db)) -> Ctx:
         secret = bearer(request)
         authenticate: Authenticator = request.app.state.authenticate
         principal = authenticate(db, secret)
-        if not scope_allows(list(principal.scopes), scope):
-            raise Forbidden(f"this API key lacks the {scope!r} scope", field="Authorization")
+        required = route_scope(request) or scope
+        if not scope_allows(list(principal.scopes), required):
+            raise Forbidden(f"this API key lacks the {required!r} scope", field="Authorization")
         limiter = getattr(request.app.state, "limiter", None)
         if limiter is not None:
             limiter.check(principal.key_id)

@@ -13,7 +13,14 @@ from allegiance.ledger.holds import (
     release_due_holds,
     void_hold,
 )
-from allegiance.ledger.models import Adjustment, Hold, JournalEntry, LedgerAccount, Posting
+from allegiance.ledger.models import (
+    Adjustment,
+    Hold,
+    JournalEntry,
+    LedgerAccount,
+    Lot,
+    Posting,
+)
 from allegiance.ledger.movements import (
     decide_adjustment,
     get_adjustment,
@@ -46,6 +53,7 @@ __all__ = [
     "JournalEntry",
     "LedgerAccount",
     "Line",
+    "Lot",
     "Mismatch",
     "Posting",
     "Side",

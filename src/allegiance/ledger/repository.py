@@ -23,8 +23,10 @@ from allegiance.ledger.models import (
 )
 
 # The hot write path lives in writes.py; re-exported here, where every query of the ledger is.
+from allegiance.ledger.writes import account_rows as account_rows
 from allegiance.ledger.writes import apply_deltas as apply_deltas
 from allegiance.ledger.writes import existing_entries_by_key as existing_entries_by_key
+from allegiance.ledger.writes import post_one_postgres as post_one_postgres
 from allegiance.ledger.writes import write_journal as write_journal
 
 _entry_table = JournalEntry.__table__
@@ -61,20 +63,7 @@ def account_infos(session: Session, tenant_id: str, ids: Iterable[str]) -> dict[
     found = {i: _info_cache[(tenant_id, i)] for i in wanted if (tenant_id, i) in _info_cache}
     missing = sorted(wanted - found.keys())
     for start in range(0, len(missing), 500):
-        chunk = missing[start : start + 500]
-        rows = session.execute(
-            select(
-                LedgerAccount.id,
-                LedgerAccount.program_id,
-                LedgerAccount.unit_id,
-                LedgerAccount.owner_type,
-                LedgerAccount.owner_id,
-                LedgerAccount.purpose,
-                LedgerAccount.normal,
-                LedgerAccount.no_overdraw,
-            ).where(LedgerAccount.tenant_id == tenant_id, LedgerAccount.id.in_(chunk))
-        )
-        for row in rows:
+        for row in account_rows(session, tenant_id, missing[start : start + 500]):
             info = AccountInfo(*row)
             found[info.id] = info
             if len(_info_cache) < _INFO_CACHE_MAX:

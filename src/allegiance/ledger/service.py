@@ -7,6 +7,7 @@ work does). Batched posting with ``partial=True`` isolates each failing entry in
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,9 +172,65 @@ def get_account(session: Session, tenant_id: str, account_id: str) -> LedgerAcco
 
 def post_entry(session: Session, tenant_id: str, request: EntryRequest) -> EntryResult:
     """Post one balanced entry. A repeated ``entry_key`` returns the first entry (created=False)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _post_one_postgres(session, tenant_id, request)
     result = post_entries(session, tenant_id, [request])[0]
     if isinstance(result, AllegianceError):
         raise result
+    return result
+
+
+def _post_one_postgres(session: Session, tenant_id: str, request: EntryRequest) -> EntryResult:
+    """The same entry as :func:`post_entries` writes, by the database function
+    ``ledger_post_one`` in one round trip (key check, account checks, counters in id order,
+    journal number, hash chain, rows); lots, where a wallet's unit expires, follow here."""
+    try:
+        check_lines(request.lines)
+    except EntryProblem as exc:
+        raise InvalidEntry(str(exc), field=exc.field) from exc
+    now = clock.now()
+    effective_at = request.effective_at or now
+    if effective_at > now:
+        raise InvalidEntry("entries cannot be dated in the future", field="effective_at")
+    lines = request.lines
+    entry_id = new_id("txn")
+    try:
+        status, found_id, seq, detail, lots = repo.post_one_postgres(session, (
+            tenant_id, entry_id, request.program_id, request.kind, request.source_type,
+            request.source_id, request.entry_key, request.reverses_entry_id, request.hold_id,
+            request.memo, json.dumps(dict(request.meta)), request.actor, effective_at,
+            effective_at.isoformat(), now, [line.account_id for line in lines],
+            [line.unit_id for line in lines], [line.side.value for line in lines],
+            [line.amount for line in lines], [line.reverses_line_no for line in lines],
+            sorted(request.unchecked), JOURNAL_SEQUENCE,
+        ))
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise Conflict("an entry with this key is being written", field="entry_key") from exc
+        raise
+    if status == "exists":
+        return EntryResult(str(found_id), int(seq), created=False)
+    if status == "missing":
+        index = int(detail)
+        raise AccountNotFound(f"ledger account {lines[index].account_id} not found",
+                              field=f"postings[{index}].account_id")
+    if status == "program":
+        raise InvalidEntry("every posting must be in the entry's program",
+                           field=f"postings[{int(detail)}].account_id")
+    if status == "unit":
+        index_text, _, unit_id = str(detail).partition(":")
+        index = int(index_text)
+        raise InvalidEntry(
+            f"account {lines[index].account_id} holds unit {unit_id}, not {lines[index].unit_id}",
+            field=f"postings[{index}].unit_id",
+        )
+    if status == "overdrawn":
+        raise InsufficientFunds(f"ledger account {detail} has not enough available balance",
+                                field="postings", account_id=str(detail))
+    result = EntryResult(entry_id, int(seq), created=True)
+    if lots:
+        infos = repo.account_infos(session, tenant_id, {line.account_id for line in lines})
+        _track_lots(session, tenant_id, [request], [result], infos, now)
     return result
 
 
@@ -298,8 +355,8 @@ def record(  # entries already checked and counted; used by holds and expiry
     now: datetime,
 ) -> list[EntryResult]:
     first_seq, previous_hash = sequences.reserve(session, tenant_id, JOURNAL_SEQUENCE, len(requests))
-    entry_rows: list[dict[str, Any]] = []
-    posting_rows: list[dict[str, Any]] = []
+    entry_rows: list[tuple[Any, ...]] = []  # in repo.ENTRY_COLUMNS order
+    posting_rows: list[tuple[Any, ...]] = []  # in repo.POSTING_COLUMNS order
     results: list[EntryResult] = []
     stamps: dict[datetime, str] = {}  # isoformat of the (few, shared) effective times
     chain = sequences.chain
@@ -316,26 +373,18 @@ def record(  # entries already checked and counted; used by holds and expiry
         for line_no, line in enumerate(request.lines, start=1):
             side = line.side.value
             parts.append(f"{line_no}:{line.account_id}:{line.unit_id}:{side}:{line.amount}")
-            posting_rows.append({
-                "tenant_id": tenant_id, "entry_id": entry_id, "line_no": line_no,
-                "account_id": line.account_id, "unit_id": line.unit_id,
-                "side": side, "amount": line.amount,
-                "reverses_line_no": line.reverses_line_no,
-            })
+            posting_rows.append((tenant_id, entry_id, line_no, line.account_id, line.unit_id,
+                                 side, line.amount, line.reverses_line_no))
         # The entry's canonical content; balances.verify_chain recomputes it.
         previous_hash = chain(previous_hash, (
             f"{seq}|{entry_id}|{request.program_id}|{request.kind}|{stamp}|"
             f"{request.entry_key or ''}|{request.reverses_entry_id or ''}|{';'.join(parts)}"
         ))
-        entry_rows.append({
-            "tenant_id": tenant_id, "id": entry_id, "seq": seq,
-            "program_id": request.program_id, "kind": request.kind,
-            "source_type": request.source_type, "source_id": request.source_id,
-            "entry_key": request.entry_key, "reverses_entry_id": request.reverses_entry_id,
-            "hold_id": request.hold_id, "memo": request.memo, "meta": dict(request.meta),
-            "actor": request.actor, "effective_at": effective_at, "created_at": now,
-            "hash": previous_hash,
-        })
+        entry_rows.append((
+            tenant_id, entry_id, seq, request.program_id, request.kind, request.source_type,
+            request.source_id, request.entry_key, request.reverses_entry_id, request.hold_id,
+            request.memo, request.meta, request.actor, effective_at, now, previous_hash,
+        ))
         results.append(EntryResult(entry_id, seq, created=True))
     try:
         repo.write_journal(

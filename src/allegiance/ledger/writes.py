@@ -11,15 +11,14 @@ stored exactly as Core stores them) and driver errors wrapped as SQLAlchemy's
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from allegiance.kit import sequences
+from allegiance.kit.db import driver_connection as _driver
 from allegiance.ledger.models import JournalEntry, LedgerAccount, Posting
 
 if TYPE_CHECKING:
@@ -27,6 +26,26 @@ if TYPE_CHECKING:
 
 _entry_table = JournalEntry.__table__
 _posting_table = Posting.__table__
+
+
+def account_rows(session: Session, tenant_id: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(id, program_id, unit_id, owner_type, owner_id, purpose, normal, no_overdraw) of
+    the given ledger accounts (at most a few hundred ids)."""
+    if not ids:
+        return []
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    sql = ("SELECT id, program_id, unit_id, owner_type, owner_id, purpose, normal, no_overdraw "
+           f"FROM ledger_account WHERE tenant_id = {mark} AND id IN "
+           f"({', '.join(mark for _ in ids)})")
+    with _driver(session) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql, (tenant_id, *ids))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    return [(*row[:7], bool(row[7])) for row in rows]
 
 
 def apply_deltas(
@@ -192,18 +211,6 @@ def _apply_postgres(
     return None
 
 
-@contextlib.contextmanager
-def _driver(session: Session) -> Iterator[Any]:
-    """The session's DBAPI connection (in its transaction); driver errors come out wrapped as
-    SQLAlchemy's (``IntegrityError`` …), exactly as from ``session.execute``."""
-    connection = session.connection()
-    dbapi = connection.dialect.loaded_dbapi
-    try:
-        yield connection.connection.driver_connection
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
-
-
 _processors: dict[tuple[str, str, str], Any] = {}
 
 
@@ -222,15 +229,28 @@ def _identity(value: Any) -> Any:
     return value
 
 
+ENTRY_COLUMNS = ("tenant_id", "id", "seq", "program_id", "kind", "source_type", "source_id",
+                 "entry_key", "reverses_entry_id", "hold_id", "memo", "meta", "actor",
+                 "effective_at", "created_at", "hash")
+POSTING_COLUMNS = ("tenant_id", "entry_id", "line_no", "account_id", "unit_id", "side",
+                   "amount", "reverses_line_no")
+_ENTRY_NAMES = ", ".join(ENTRY_COLUMNS)
+_POSTING_NAMES = ", ".join(POSTING_COLUMNS)
+# The entry columns whose values SQLAlchemy's types convert (JSON, UTC timestamps).
+_CONVERTED = [(ENTRY_COLUMNS.index(name), _entry_table.c[name])
+              for name in ("meta", "effective_at", "created_at")]
+
+
 def write_journal(
     session: Session,
     tenant_id: str,
     sequence: str,
     last_hash: str,
-    entry_rows: list[dict[str, Any]],
-    posting_rows: list[dict[str, Any]],
+    entry_rows: list[tuple[Any, ...]],
+    posting_rows: list[tuple[Any, ...]],
 ) -> None:
-    """Insert entries and their postings and store the journal's new last hash.
+    """Insert entries (tuples in :data:`ENTRY_COLUMNS` order) and their postings (in
+    :data:`POSTING_COLUMNS` order) and store the journal's new last hash.
 
     SQLite: ``executemany`` through the driver. PostgreSQL: a few entries as one statement
     (one round trip), many with ``COPY``. Values are converted by the columns' SQLAlchemy
@@ -240,39 +260,35 @@ def write_journal(
         sequences.set_last_hash(session, tenant_id, sequence, last_hash)
         return
     name = session.get_bind().dialect.name
-    entry_cols = [c for c in _entry_table.c if c.name in entry_rows[0]]
-    posting_cols = [c for c in _posting_table.c if c.name in posting_rows[0]] if posting_rows else []
-    entries = _tuples(session, entry_cols, entry_rows)
-    postings = _tuples(session, posting_cols, posting_rows)
-    entry_names = ", ".join(c.name for c in entry_cols)
-    posting_names = ", ".join(c.name for c in posting_cols)
+    entries = _convert(session, entry_rows)
+    postings = posting_rows
     if name == "sqlite":
         sequences.set_last_hash(session, tenant_id, sequence, last_hash)
         with _driver(session) as conn:
             conn.executemany(
-                f"INSERT INTO journal_entry ({entry_names}) "
-                f"VALUES ({', '.join('?' for _ in entry_cols)})", entries)
+                f"INSERT INTO journal_entry ({_ENTRY_NAMES}) "
+                f"VALUES ({', '.join('?' for _ in ENTRY_COLUMNS)})", entries)
             if postings:
                 conn.executemany(
-                    f"INSERT INTO posting ({posting_names}) "
-                    f"VALUES ({', '.join('?' for _ in posting_cols)})", postings)
+                    f"INSERT INTO posting ({_POSTING_NAMES}) "
+                    f"VALUES ({', '.join('?' for _ in POSTING_COLUMNS)})", postings)
         return
     if name != "postgresql":
         raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
     with _driver(session) as conn, conn.cursor() as cursor:
         if len(entries) <= _PG_STATEMENT_MAX_ENTRIES:
-            entry_marks = "(" + ", ".join("%s" for _ in entry_cols) + ")"
+            entry_marks = "(" + ", ".join("%s" for _ in ENTRY_COLUMNS) + ")"
             sql = (
                 "WITH h AS (UPDATE sequence SET last_hash = %s "
                 "WHERE tenant_id = %s AND name = %s), "
-                f"e AS (INSERT INTO journal_entry ({entry_names}) VALUES "
+                f"e AS (INSERT INTO journal_entry ({_ENTRY_NAMES}) VALUES "
                 + ", ".join(entry_marks for _ in entries) + ") "
             )
             params: list[Any] = [last_hash, tenant_id, sequence]
             params.extend(v for row in entries for v in row)
             if postings:
-                posting_marks = "(" + ", ".join("%s" for _ in posting_cols) + ")"
-                sql += (f"INSERT INTO posting ({posting_names}) VALUES "
+                posting_marks = "(" + ", ".join("%s" for _ in POSTING_COLUMNS) + ")"
+                sql += (f"INSERT INTO posting ({_POSTING_NAMES}) VALUES "
                         + ", ".join(posting_marks for _ in postings))
                 params.extend(v for row in postings for v in row)
             else:
@@ -283,11 +299,11 @@ def write_journal(
             "UPDATE sequence SET last_hash = %s WHERE tenant_id = %s AND name = %s",
             (last_hash, tenant_id, sequence),
         )
-        with cursor.copy(f"COPY journal_entry ({entry_names}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY journal_entry ({_ENTRY_NAMES}) FROM STDIN") as copy:
             for row in entries:
                 copy.write_row(row)
         if postings:
-            with cursor.copy(f"COPY posting ({posting_names}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY posting ({_POSTING_NAMES}) FROM STDIN") as copy:
                 for row in postings:
                     copy.write_row(row)
 
@@ -295,24 +311,27 @@ def write_journal(
 _PG_STATEMENT_MAX_ENTRIES = 50
 
 
-def _tuples(session: Session, columns: list[Any], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    if not rows:
-        return []
-    names = [c.name for c in columns]
-    out = [[row[name] for name in names] for row in rows]
-    for index, column in enumerate(columns):
-        convert = _processor(session, column)
-        if convert is _identity:
-            continue
-        last_in: Any = object()
-        last_out: Any = None
-        for values in out:
+def _convert(session: Session, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Entry rows with meta and timestamps converted as SQLAlchemy's column types would
+    (rows of a batch share their timestamps, and most have an empty ``meta``)."""
+    converters = [(index, convert) for index, column in _CONVERTED
+                  if (convert := _processor(session, column)) is not _identity]
+    cache: dict[tuple[int, Any], tuple[Any, Any]] = {}
+    out = []
+    for row in rows:
+        values = list(row)
+        for index, convert in converters:
             value = values[index]
-            # Rows of a batch share their timestamps, and most have an empty ``meta``.
-            if value is not last_in and not (value == {} and last_in == {}):
-                last_in, last_out = value, convert(value)
-            values[index] = last_out
-    return [tuple(values) for values in out]
+            key = (index, "{}" if index == _META and not value else id(value))
+            hit = cache.get(key)
+            if hit is None:
+                hit = cache[key] = (value, convert(dict(value) if index == _META else value))
+            values[index] = hit[1]  # hit[0] keeps the value alive, so its id stays its own
+        out.append(tuple(values))
+    return out
+
+
+_META = ENTRY_COLUMNS.index("meta")
 
 
 def existing_entries_by_key(
@@ -346,3 +365,20 @@ def existing_entries_by_key(
             out[str(key)] = (str(entry_id), int(seq))
         return out
     raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
+
+
+_PG_POST_ONE = (
+    "SELECT status, entry_id, seq, detail, lots FROM ledger_post_one("
+    + ", ".join(["%s"] * 10) + ", %s::json, " + ", ".join(["%s"] * 11) + ")"
+)
+
+
+def post_one_postgres(session: Session, args: Sequence[Any]) -> tuple[Any, ...]:
+    """Call ``ledger_post_one`` (migration 0013): one entry in one round trip. The
+    transaction's ``BEGIN`` already went out with its tenant setting
+    (``kit.tenancy.set_transaction_tenant``, pipelined)."""
+    with _driver(session) as conn, conn.cursor() as cursor:
+        cursor.execute(_PG_POST_ONE, args, prepare=True)
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)

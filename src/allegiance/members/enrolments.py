@@ -7,12 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import audit, tenants
 from allegiance.kit import clock, outbox
-from allegiance.kit.db import is_unique_violation
+from allegiance.kit.db import add_unique
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.ids import new_id
 from allegiance.kit.pagination import Page, check_limit, decode_cursor, page_of
@@ -91,15 +90,7 @@ def _create_enrolment(
         status=status, tier=None, application=dict(application or {}), created_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(enrolment)
-            session.flush()
-    except IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        raise AlreadyEnrolled(f"account {account.id} is already enrolled",
-                              field="account_id") from exc
+    add_unique(session, enrolment, AlreadyEnrolled(f"account {account.id} is already enrolled", field="account_id"))
     _record_change(session, tenant_id, enrolment, None, actor, reason)
     return enrolment
 

@@ -65,6 +65,8 @@ class User(Base):
         UniqueConstraint("tenant_id", "email"),
         UniqueConstraint("tenant_id", "external_id"),
         Index("ix_member_user_account", "tenant_id", "account_id"),
+        # Portal sign-in looks a person up by e-mail across tenants.
+        Index("ix_member_user_email", "email"),
         CheckConstraint("role IN ('owner', 'manager', 'rep', 'viewer')", name="role"),
     )
 

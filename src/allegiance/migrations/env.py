@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from allegiance.kit import tenancy
 from allegiance.kit.db import make_engine
 from allegiance.kit.settings import get_settings
 from allegiance.registry import metadata
@@ -20,6 +21,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Migrations work across tenants: the system context of row-level security.
+            tenancy.set_transaction_tenant(connection, tenancy.SYSTEM)
         context.run_migrations()
 
 

@@ -102,6 +102,8 @@ class RedemptionCreate(_In):
     user_id: str | None = Field(None, max_length=40)
     cause: str | None = Field(None, max_length=200)
     shipping: dict[str, Any] | None = Field(None, description="address and contact")
+    pay_from: Literal["account", "user"] = Field(
+        "account", description="the company's wallet, or the wallet of user_id (an employee)")
 
 
 class Decision(_In):

@@ -7,12 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import audit, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
-from allegiance.kit.db import is_unique_violation
+from allegiance.kit.db import add_unique
 from allegiance.kit.ids import new_id
 from allegiance.rewards import domain
 from allegiance.rewards.errors import (
@@ -94,14 +93,7 @@ def create_reward(session: Session, tenant_id: str, program_id: str, *, code: st
     values["eligible_regions"] = [r.upper() for r in values["eligible_regions"]]
     reward = Reward(tenant_id=tenant_id, id=new_id("rwd"), program_id=program_id, code=code,
                     name=name, unit_id=unit_id, created_at=now, updated_at=now, **values)
-    try:
-        with session.begin_nested():
-            session.add(reward)
-            session.flush()
-    except IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        raise DuplicateReward(f"reward {code} exists in this program", field="code") from exc
+    add_unique(session, reward, DuplicateReward(f"reward {code} exists in this program", field="code"))
     return reward
 
 
@@ -238,11 +230,19 @@ def _used_in_period(session: Session, tenant_id: str, reward: Reward, account_id
 
 def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, account_id: str,
            *, quantity: int = 1, user_id: str | None = None, cause: str | None = None,
-           shipping: dict[str, Any] | None = None, actor: str = "system") -> Redemption:
-    """Redeem ``quantity`` of a reward for an account's wallet: the points are posted at once,
-    or held until approval when the reward requires it."""
+           shipping: dict[str, Any] | None = None, pay_from: str = "account",
+           actor: str = "system") -> Redemption:
+    """Redeem ``quantity`` of a reward from an account's wallet, or with ``pay_from="user"``
+    from the wallet of its user ``user_id`` (an employee's own points): the points are posted
+    at once, or held until approval when the reward requires it."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidReward("quantity must be a positive integer", field="quantity")
+    if pay_from not in ("account", "user"):
+        raise InvalidReward("pay_from must be account or user", field="pay_from")
+    if pay_from == "user" and (user_id is None or members.get_user(
+            session, tenant_id, user_id).account_id != account_id):
+        raise InvalidReward("paying from a user's wallet needs a user_id of the account",
+                            field="user_id")
     reward = get_reward(session, tenant_id, reward_id)
     if reward.program_id != program_id:
         raise RewardNotFound(f"reward {reward_id} not found", field="reward_id")
@@ -266,7 +266,8 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
                 f"at most {reward.limit_per_member} per member per {reward.limit_period}",
                 field="quantity")
     points = reward.cost * quantity
-    wallet = ledger.wallet(session, tenant_id, program_id, reward.unit_id, "account", account_id)
+    owner_id = user_id if pay_from == "user" and user_id is not None else account_id
+    wallet = ledger.wallet(session, tenant_id, program_id, reward.unit_id, pay_from, owner_id)
     if reward.min_balance is not None:
         available = ledger.balance_of(wallet).available
         if available < reward.min_balance:
@@ -322,6 +323,7 @@ def get_redemption(session: Session, tenant_id: str, redemption_id: str) -> Rede
 def list_redemptions(session: Session, tenant_id: str, program_id: str, *,
                      status: str | None = None, account_id: str | None = None,
                      limit: int = 50, after: str | None = None) -> list[Redemption]:
+    tenants.get_program(session, tenant_id, program_id)  # another tenant's program: not found
     query = select(Redemption).where(Redemption.tenant_id == tenant_id,
                                      Redemption.program_id == program_id)
     if status is not None:

@@ -1,11 +1,21 @@
 """Earning rules as data: a safe condition language compiled to Python (per event) and to
 Polars (columnar), effects, limits, budgets, stacking and dry-run traces."""
 
+from allegiance.rules.columnar import to_polars
 from allegiance.rules.columnar_eval import evaluate_frame
-from allegiance.rules.domain import Effect, Limit, Ratio, Rule, RuleError, divide, order
+from allegiance.rules.domain import (
+    Effect,
+    Limit,
+    Ratio,
+    Rule,
+    RuleError,
+    divide,
+    order,
+    parse_rule,
+)
 from allegiance.rules.evaluate import Award, Evaluation, EventInput, Trace, evaluate
 from allegiance.rules.frames import lines_frame
-from allegiance.rules.language import ExpressionError, compile_expression
+from allegiance.rules.language import ExpressionError, Node, compile_expression, to_python
 from allegiance.rules.periods import period_key, period_key_expr
 from allegiance.rules.program import CompiledProgram, Counter, compile_program
 from allegiance.rules.service import (
@@ -19,8 +29,8 @@ from allegiance.rules.service import (
 
 __all__ = [
     "Award", "CompiledProgram", "Counter", "Effect", "Evaluation", "EventInput",
-    "ExpressionError", "Limit", "Ratio", "Rule", "RuleError", "Trace", "add_usage",
+    "ExpressionError", "Limit", "Node", "Ratio", "Rule", "RuleError", "Trace", "add_usage",
     "budget_account", "budgets_left", "compile_expression", "compile_program", "divide",
     "evaluate", "evaluate_frame", "fund_budget", "lines_frame", "lock_usage", "order",
-    "period_key", "period_key_expr", "usage_keys",
+    "parse_rule", "period_key", "period_key_expr", "to_polars", "to_python", "usage_keys",
 ]

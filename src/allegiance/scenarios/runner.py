@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -150,6 +151,8 @@ class Run:
         self.accounts: dict[str, str] = {}
         self.users: dict[str, str] = {}
         self.last: Result | None = None
+        self.saved: dict[str, Any] = {}
+        self.units: dict[str, str] = {}
         self.pending: tuple[Step, Result] | None = None
         self.report = Report(scenario.name)
 
@@ -291,17 +294,48 @@ class Run:
             return self.call("POST", f"/programs/{pid}/accounts/{account_id}/{suffix}", data)
         if step.kind == "run":
             return self.run_job(str(step.body))
-        # api: {method, path, body}; {program} and {account:ref} / {user:ref} are replaced
-        target = str(body.get("path", ""))
-        target = target.replace("{program}", pid)
-        for ref, account_id in self.accounts.items():
-            target = target.replace(f"{{account:{ref}}}", account_id)
-        for ref, user_id in self.users.items():
-            target = target.replace(f"{{user:{ref}}}", user_id)
+        # api: {method, path, body}; {program}, {account:ref}, {user:ref}, {unit:code} and
+        # {saved:name.path} are replaced in the path and in the body's strings
+        target = self.fill(str(body.get("path", "")), f"{path}.path")
         payload = body.get("body")
         if isinstance(payload, Mapping):
-            payload = self.resolve(payload, f"{path}.body")
-        return self.call(str(body.get("method", "POST")).upper(), target, payload)
+            payload = self.fill(self.resolve(payload, f"{path}.body"), f"{path}.body")
+        result = self.call(str(body.get("method", "POST")).upper(), target, payload)
+        if step.save and result.ok:
+            self.saved[step.save] = result.body
+        return result
+
+    def fill(self, value: Any, path: str) -> Any:
+        """Replace the placeholders of an api step (recursively in mappings and lists)."""
+        if isinstance(value, Mapping):
+            return {k: self.fill(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.fill(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str) or "{" not in value:
+            return value
+        text = value.replace("{program}", self.program_id)
+        for ref, account_id in self.accounts.items():
+            text = text.replace(f"{{account:{ref}}}", account_id)
+        for ref, user_id in self.users.items():
+            text = text.replace(f"{{user:{ref}}}", user_id)
+        for name in re.findall(r"\{unit:([^}]+)\}", text):
+            text = text.replace(f"{{unit:{name}}}", self.unit_id(name, path))
+        for name in re.findall(r"\{saved:([^}]+)\}", text):
+            ref, _, inner = name.partition(".")
+            if ref not in self.saved:
+                raise ScenarioError(path, f"nothing saved as {ref!r}")
+            text = text.replace(f"{{saved:{name}}}",
+                                str(_lookup(self.saved[ref], inner) if inner else self.saved[ref]))
+        return text
+
+    def unit_id(self, code: str, path: str) -> str:
+        if not self.units:
+            page = self.must("GET", f"/programs/{self.program_id}/units?limit=200",
+                             what="reading units")
+            self.units = {u["code"]: u["id"] for u in page["items"]}
+        if code not in self.units:
+            raise ScenarioError(path, f"unknown unit {code!r}")
+        return self.units[code]
 
     def run_job(self, name: str) -> Result:
         if name in ("tiers", "tiers-recalculate"):

@@ -30,7 +30,8 @@ ACTIONS = ("event", "return", "activity", "run", "redeem", "earn", "report", "ce
            "api")
 EXPECTATIONS = ("balance", "tier", "error", "entries", "enrolment", "response")
 RUN_JOBS = {"expire": "expire", "release": "release", "tiers-recalculate": "tiers",
-            "tiers": "tiers", "tiers-settle": "tiers-settle"}
+            "tiers": "tiers", "tiers-settle": "tiers-settle", "rebates": "rebates",
+            "referrals": "referrals", "mdf": "mdf"}
 ACCOUNT_FIELDS = ("ref", "name", "region", "parent", "external_ids", "users", "email",
                   "attributes", "member_number", "enrol", "application", "tax_id")
 
@@ -49,6 +50,9 @@ class Step:
     kind: str  # one of ACTIONS, or "expect"
     body: Any
     label: str = ""
+    # An ``api`` step's response body is kept under this name: later steps read it as
+    # ``{saved:<name>.<path>}`` (e.g. the id of a claim to approve).
+    save: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def _step(raw: Any, index: int) -> Step:
     if not isinstance(raw, Mapping):
         raise ScenarioError(path, "a step is a mapping: {at?, <action>: {...}} or {expect: {...}}")
     kinds = [k for k in raw if k in (*ACTIONS, "expect")]
-    extra = sorted(set(raw) - {*ACTIONS, "expect", "at", "label"})
+    extra = sorted(set(raw) - {*ACTIONS, "expect", "at", "label", "save"})
     if extra:
         raise ScenarioError(f"{path}.{extra[0]}", "is not a known step key (actions: "
                                                   f"{', '.join(ACTIONS)}; or expect)")
@@ -111,7 +115,10 @@ def _step(raw: Any, index: int) -> Step:
             raise ScenarioError(f"{path}.expect.{next(iter(body))}", "must be a mapping")
     elif not isinstance(body, Mapping):
         raise ScenarioError(f"{path}.{kind}", "must be a mapping")
-    return Step(index, at, kind, normalise(body), str(raw.get("label", "")))
+    if raw.get("save") is not None and kind != "api":
+        raise ScenarioError(f"{path}.save", "only api steps save their response")
+    return Step(index, at, kind, normalise(body), str(raw.get("label", "")),
+                str(raw.get("save") or ""))
 
 
 def parse(data: Any, base: Path, source: Path | None = None) -> Scenario:

@@ -19,6 +19,7 @@ from allegiance.tenants.service import (
     list_units,
     program_by_code,
     revoke_api_key,
+    rotate_api_key,
     touch_api_key,
     unit_by_code,
     unit_expiry,
@@ -30,6 +31,6 @@ __all__ = [
     "ApiKey", "IssuedKey", "Principal", "Program", "Unit", "authenticate", "create_api_key",
     "create_program", "create_tenant", "create_unit", "get_program", "get_tenant", "get_unit",
     "last_use_due", "list_api_keys", "list_programs", "list_units", "program_by_code", "region_eligible",
-    "revoke_api_key", "scope_allows", "touch_api_key", "unit_by_code", "unit_expiry",
+    "revoke_api_key", "rotate_api_key", "scope_allows", "touch_api_key", "unit_by_code", "unit_expiry",
     "update_program", "update_unit",
 ]

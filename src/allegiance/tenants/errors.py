@@ -27,3 +27,7 @@ class InvalidApiKey(Unauthorized):
 
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
+
+
+class ApiKeyNotUsable(Conflict):
+    code = "api_key_not_usable"

@@ -92,6 +92,10 @@ class ApiKey(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     secret_hash: Mapped[str] = mapped_column(String(64))
+    # After a rotation the previous secret keeps working until this moment (grace period).
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None]
+    rotated_at: Mapped[datetime | None]
     scopes: Mapped[list[Any]] = mapped_column(default=list)
     # Programs this key may touch; empty means all of the tenant's programs.
     program_ids: Mapped[list[Any]] = mapped_column(default=list)

@@ -7,6 +7,7 @@ tenant is an operator action (CLI), not an HTTP route. Every admin write leaves 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -23,6 +24,7 @@ from allegiance.tenants.schemas import (
     ApiKeyIssued,
     ApiKeyPage,
     ApiKeyRead,
+    ApiKeyRotate,
     ProgramCreate,
     ProgramPage,
     ProgramRead,
@@ -243,18 +245,40 @@ def list_api_keys(
                           next_cursor=next_cursor)
 
 
+def _check_reach(session: Session, ctx: Ctx, key_id: str) -> None:
+    """A key limited to some programs may only manage keys that reach no further."""
+    limited = ctx.principal.program_ids
+    if limited:
+        keys = {k.id: k for k in tenants.list_api_keys(session, ctx.tenant_id)}
+        target = keys.get(key_id)
+        if target is not None and not (
+            target.program_ids and set(target.program_ids) <= set(limited)
+        ):
+            raise Forbidden("this key may not manage a key that reaches further",
+                            field="key_id")
+
+
+@router.post("/api-keys/{key_id}/rotate", response_model=ApiKeyIssued,
+             summary="Rotate an API key's secret (the new secret is returned once)")
+def rotate_api_key(key_id: str, body: ApiKeyRotate | None = None,
+                   ctx: Ctx = Depends(need("admin"))) -> Response:
+    grace = timedelta(seconds=body.grace_seconds if body is not None else 0)
+
+    def run(session: Session) -> ApiKeyIssued:
+        _check_reach(session, ctx, key_id)
+        issued = tenants.rotate_api_key(session, ctx.tenant_id, key_id, grace)
+        read = ApiKeyRead.model_validate(issued.key)
+        _record(session, ctx, "api_key.rotate", "api_key", key_id, None,
+                read.model_dump(mode="json"))
+        return ApiKeyIssued(**read.model_dump(), secret=issued.secret)
+
+    return ctx.write(body, run, 200)
+
+
 @router.post("/api-keys/{key_id}/revoke", response_model=ApiKeyRead, summary="Revoke an API key")
 def revoke_api_key(key_id: str, ctx: Ctx = Depends(need("admin"))) -> Response:
     def run(session: Session) -> ApiKeyRead:
-        limited = ctx.principal.program_ids
-        if limited:
-            keys = {k.id: k for k in tenants.list_api_keys(session, ctx.tenant_id)}
-            target = keys.get(key_id)
-            if target is not None and not (
-                target.program_ids and set(target.program_ids) <= set(limited)
-            ):
-                raise Forbidden("this key may not revoke a key that reaches further",
-                                field="key_id")
+        _check_reach(session, ctx, key_id)
         out = ApiKeyRead.model_validate(tenants.revoke_api_key(session, ctx.tenant_id, key_id))
         _record(session, ctx, "api_key.revoke", "api_key", key_id, None,
                 out.model_dump(mode="json"))

@@ -145,7 +145,17 @@ class ApiKeyRead(_Output):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
-    last_used_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="Last authenticated use (recorded at most once a minute per process).")
+    rotated_at: datetime | None = None
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="Until when the secret replaced by the last rotation works.")
+
+
+class ApiKeyRotate(_Input):
+    grace_seconds: int = Field(
+        default=0, ge=0, le=7 * 24 * 3600,
+        description="How long the old secret keeps working (0: refused at once).")
 
 
 class ApiKeyIssued(ApiKeyRead):

@@ -30,6 +30,7 @@ from allegiance.tenants.domain import (
 )
 from allegiance.tenants.errors import (
     ApiKeyNotFound,
+    ApiKeyNotUsable,
     DuplicateCode,
     InvalidApiKey,
     ProgramNotFound,
@@ -378,14 +379,54 @@ def authenticate(session: Session, secret: str) -> Principal:
     if not key_id.startswith("key_") or not _rest:
         raise InvalidApiKey("the API key is not valid")
     key = session.scalars(select(ApiKey).where(ApiKey.id == key_id)).one_or_none()
-    if key is None or not hmac.compare_digest(key.secret_hash, _hash(secret)):
-        raise InvalidApiKey("the API key is not valid")
     now = clock.now()
+    digest = _hash(secret)
+    if key is None or not (hmac.compare_digest(key.secret_hash, digest) or _previous_valid(
+            key, digest, now)):
+        raise InvalidApiKey("the API key is not valid")
     if key.revoked_at is not None:
         raise InvalidApiKey("the API key has been revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise InvalidApiKey("the API key has expired")
     return Principal(key.tenant_id, key.id, tuple(key.scopes), tuple(key.program_ids))
+
+
+def _previous_valid(key: ApiKey, digest: str, now: datetime) -> bool:
+    """The secret replaced by a rotation still works until the grace period ends."""
+    return (key.previous_secret_hash is not None and key.previous_secret_expires_at is not None
+            and now < key.previous_secret_expires_at
+            and hmac.compare_digest(key.previous_secret_hash, digest))
+
+
+MAX_ROTATION_GRACE = timedelta(days=7)
+
+
+def rotate_api_key(session: Session, tenant_id: str, key_id: str,
+                   grace: timedelta = timedelta(0)) -> IssuedKey:
+    """A new secret for the key (same id, scopes and programs). The old secret keeps working
+    for ``grace`` (at most 7 days; zero: refused at once). A revoked or expired key cannot be
+    rotated: create a new one."""
+    if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
+        raise ValidationFailed("the grace period is 0 to 7 days", field="grace_seconds")
+    key = session.get(ApiKey, (tenant_id, key_id))
+    if key is None:
+        raise ApiKeyNotFound(f"API key {key_id} not found", field="key_id")
+    now = clock.now()
+    if key.revoked_at is not None:
+        raise ApiKeyNotUsable("a revoked API key cannot be rotated", field="key_id")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise ApiKeyNotUsable("an expired API key cannot be rotated", field="key_id")
+    secret = f"{key.id}.{secrets.token_urlsafe(32)}"
+    if grace > timedelta(0):
+        key.previous_secret_hash = key.secret_hash
+        key.previous_secret_expires_at = now + grace
+    else:
+        key.previous_secret_hash = None
+        key.previous_secret_expires_at = None
+    key.secret_hash = _hash(secret)
+    key.rotated_at = now
+    session.flush()
+    return IssuedKey(key=key, secret=secret)
 
 
 def last_use_due(key_id: str) -> bool:
@@ -421,5 +462,8 @@ def revoke_api_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
         raise ApiKeyNotFound(f"API key {key_id} not found", field="key_id")
     if key.revoked_at is None:
         key.revoked_at = clock.now()
+    # Revoked means refused at once, whichever secret is presented.
+    key.previous_secret_hash = None
+    key.previous_secret_expires_at = None
     session.flush()
     return key

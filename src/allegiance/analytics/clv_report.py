@@ -1,0 +1,114 @@
+"""CLV per program: BG/NBD and Gamma-Gamma (``clv``) fitted on the program's purchase events.
+
+Purchases are the processed purchase events with a member, net of returns, in the base
+currency's major units (minor units ÷ 10^exponent), one transaction per member and day in the
+program's time zone. The models are fitted on the purchases up to the calibration end; each
+member then gets P(alive), the expected purchases and the expected value over the horizon.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy.orm import Session
+
+from allegiance.analytics.clv import (
+    BGNBD,
+    RFM,
+    GammaGamma,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    predicted_clv,
+    rfm_summary,
+)
+from allegiance.analytics.common import Report, ReportInvalid, instant, member_events, program_of
+from allegiance.kit.money import currency_exponent
+
+COLUMNS = ["member", "x", "t_x", "T", "m_x", "historical", "p_alive", "expected_purchases",
+           "expected_value"]
+WEEKS_PER_MONTH = 52 / 12
+
+
+def purchases(session: Session, tenant_id: str, program_id: str, *,
+              start: datetime | None, end: datetime) -> pl.DataFrame:
+    """(member, day in the program's time zone, amount in major units) of the purchases."""
+    program = program_of(session, tenant_id, program_id)
+    buys = member_events(session, tenant_id, program_id, kinds=("purchase",), start=start,
+                         end=end)
+    exponent = buys.select(
+        pl.col("currency").fill_null(program.base_currency)
+        .map_elements(currency_exponent, return_dtype=pl.Int64)
+    ).to_series() if buys.height else pl.Series([], dtype=pl.Int64)
+    return buys.select(
+        "member",
+        pl.col("at").dt.convert_time_zone(program.time_zone or "UTC").dt.date().alias("day"),
+        (pl.col("amount").cast(pl.Float64) / (10.0 ** exponent.cast(pl.Float64))).alias("amount"),
+    )
+
+
+def fit(frame: pl.DataFrame, calibration_end: date) -> tuple[RFM, BGNBD, GammaGamma]:
+    if frame.height == 0:
+        raise ReportInvalid("the program has no purchases to fit", field="program_id")
+    rfm = rfm_summary(frame["member"].to_numpy(), frame["day"].to_numpy().astype("datetime64[D]"),
+                      frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
+    if int(rfm.repeaters.sum()) < 2:
+        raise ReportInvalid("CLV needs at least two members with repeat purchases",
+                            field="calibration_end")
+    return rfm, fit_bgnbd(rfm.x, rfm.t_x, rfm.T), fit_gamma_gamma(rfm.x, rfm.m_x)
+
+
+def clv(session: Session, tenant_id: str, program_id: str, *, calibration_end: date,
+        start: date | None = None, horizon_weeks: float = 52.0, monthly_discount: float = 0.0,
+        limit: int | None = 100) -> Report:
+    """Fit on purchases from ``start`` through ``calibration_end`` (inclusive days); rows are
+    the members with the highest expected value (``limit`` of them, all when None)."""
+    end = instant(calibration_end, end_of_day=True, name="calibration_end")
+    if end is None:
+        raise ReportInvalid("calibration_end is required", field="calibration_end")
+    frame = purchases(session, tenant_id, program_id, start=instant(start, name="from"), end=end)
+    rfm, bgnbd, gg = fit(frame, calibration_end)
+    alive = bgnbd.p_alive(rfm.x, rfm.t_x, rfm.T)
+    expected = bgnbd.expected_purchases(horizon_weeks, rfm.x, rfm.t_x, rfm.T)
+    value = predicted_clv(bgnbd, gg, rfm, horizon=horizon_weeks,
+                          discount=monthly_discount, step=WEEKS_PER_MONTH)
+    order = np.argsort(-value, kind="stable")
+    if limit is not None:
+        order = order[:limit]
+    rows: list[dict[str, Any]] = [
+        {"member": str(rfm.customers[i]), "x": int(rfm.x[i]), "t_x": float(rfm.t_x[i]),
+         "T": float(rfm.T[i]), "m_x": float(rfm.m_x[i]), "historical": float(rfm.total[i]),
+         "p_alive": float(alive[i]), "expected_purchases": _finite(float(expected[i])),
+         "expected_value": _finite(float(value[i]))}
+        for i in order
+    ]
+    warnings = []
+    if not np.isfinite(expected).all():
+        warnings.append("the BG/NBD fit gives no finite expected purchases for some members; "
+                        "fit on more members")
+    if not gg.q > 1:
+        warnings.append("Gamma-Gamma q <= 1: the mean spend is not finite; more repeat buyers "
+                        "are needed")
+    summary = {
+        "warnings": warnings,
+        "members": len(rfm), "repeat_buyers": int(rfm.repeaters.sum()),
+        "repeat_transactions": int(rfm.x.sum()),
+        "bgnbd": {"r": bgnbd.r, "alpha": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b,
+                  "log_likelihood": bgnbd.log_likelihood},
+        "gamma_gamma": {"p": gg.p, "q": gg.q, "gamma": gg.gamma,
+                        "log_likelihood": gg.log_likelihood},
+        "historical_value": float(rfm.total.sum()),
+        "expected_purchases": _finite(float(expected.sum())),
+        "expected_value": _finite(float(value.sum())),
+        "mean_p_alive": float(alive.mean()),
+    }
+    return Report("clv", program_id, "Customer lifetime value (BG/NBD + Gamma-Gamma)", COLUMNS,
+                  rows, summary, {"calibration_end": calibration_end, "from": start,
+                                  "horizon_weeks": horizon_weeks,
+                                  "monthly_discount": monthly_discount, "limit": limit})
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None

@@ -1,0 +1,263 @@
+"""The role × route matrix of the API: which API-key scope each route needs, in one place.
+
+Scopes nest: ``admin`` ⊃ ``integration`` ⊃ ``read``.
+
+* ``read`` — look at anything of the tenant (dashboards, BI, support tools, reports); no
+  writes. Dry runs (events, simulations, campaign previews, discount quotes) and coupon
+  validation are reads: they change nothing.
+* ``integration`` — what a shop, CRM or partner system needs at run time: record events and
+  returns, create accounts, users and enrolments, move points (entries, transfers, holds),
+  request redemptions and adjustments (large adjustments still wait for an admin); survey
+  responses, member-event registrations and check-ins, reward-menu picks, leaderboard opt-out,
+  subscriptions and their payments, orders, referral codes and sign-ups, partner claims and
+  co-marketing requests and claims (their approval is an admin's).
+* ``admin`` — configuration and approvals: programs, units, rules as code, tiers, rewards,
+  webhooks, API keys, approvals, merges, reconciliation, audit, GDPR, exports; imports and
+  their mappings, challenges, badges, surveys, member events, reward menus, plans and perks,
+  segments and campaigns, rebate and discount schedules, referral plans, co-marketing funds,
+  payout policies and batches.
+
+:func:`allegiance.kit.web.need` — the one dependency every route authenticates through — asks
+:func:`required_scope` for the route being served and enforces the answer; the scope a route
+passes to ``need()`` is only its fallback when the route is missing here, and
+``tests/security/test_role_matrix.py`` fails for any route of ``create_app()`` that is missing
+from this table or whose ``need()`` disagrees with it.
+"""
+
+from __future__ import annotations
+
+MATRIX: dict[str, str] = {
+    "POST /v1/definitions/validate": "admin",
+    "POST /v1/definitions/apply": "admin",
+    "GET /v1/programs/{program_id}/definition": "admin",
+    "GET /v1/programs/{program_id}/versions": "admin",
+    "POST /v1/programs/{program_id}/definition/diff": "admin",
+    "POST /v1/programs/{program_id}/rewards": "admin",
+    "GET /v1/programs/{program_id}/rewards": "read",
+    "GET /v1/rewards/{reward_id}": "read",
+    "PATCH /v1/rewards/{reward_id}": "admin",
+    "POST /v1/rewards/{reward_id}/codes": "admin",
+    "POST /v1/programs/{program_id}/redemptions": "integration",
+    "GET /v1/programs/{program_id}/redemptions": "read",
+    "GET /v1/redemptions/{redemption_id}": "read",
+    "POST /v1/redemptions/{redemption_id}/approve": "admin",
+    "POST /v1/redemptions/{redemption_id}/reject": "admin",
+    "POST /v1/redemptions/{redemption_id}/cancel": "integration",
+    "POST /v1/redemptions/{redemption_id}/fulfil": "admin",
+    "POST /v1/coupons/validate": "read",
+    "POST /v1/coupons/redeem": "integration",
+    "POST /v1/programs/{program_id}/events": "integration",
+    "POST /v1/programs/{program_id}/returns": "integration",
+    "POST /v1/programs/{program_id}/events/dry-run": "read",
+    "GET /v1/events/{event_id}": "read",
+    "GET /v1/programs/{program_id}/events": "read",
+    "POST /v1/events/{event_id}/match": "admin",
+    "GET /v1/programs/{program_id}/accounts": "read",
+    "GET /v1/wallets": "read",
+    "POST /v1/wallets": "integration",
+    "GET /v1/wallets/{wallet_id}": "read",
+    "GET /v1/wallets/{wallet_id}/entries": "read",
+    "POST /v1/entries": "integration",
+    "GET /v1/entries/{entry_id}": "read",
+    "POST /v1/programs/{program_id}/points": "integration",
+    "POST /v1/entries/{entry_id}/reverse": "integration",
+    "POST /v1/transfers": "integration",
+    "POST /v1/holds": "integration",
+    "GET /v1/holds/{hold_id}": "read",
+    "POST /v1/holds/{hold_id}/post": "integration",
+    "POST /v1/holds/{hold_id}/void": "integration",
+    "POST /v1/adjustments": "integration",
+    "GET /v1/adjustments": "read",
+    "GET /v1/adjustments/{adjustment_id}": "read",
+    "POST /v1/adjustments/{adjustment_id}/approve": "admin",
+    "POST /v1/adjustments/{adjustment_id}/reject": "admin",
+    "GET /v1/programs/{program_id}/reconcile": "admin",
+    "POST /v1/accounts": "integration",
+    "GET /v1/accounts": "read",
+    "GET /v1/accounts/{account_id}": "read",
+    "PATCH /v1/accounts/{account_id}": "admin",
+    "GET /v1/accounts/{account_id}/children": "read",
+    "POST /v1/accounts/{account_id}/merge": "admin",
+    "POST /v1/accounts/{account_id}/users": "integration",
+    "GET /v1/accounts/{account_id}/users": "read",
+    "GET /v1/users/{user_id}": "read",
+    "PATCH /v1/users/{user_id}": "admin",
+    "POST /v1/users/{user_id}/transfers": "integration",
+    "POST /v1/programs/{program_id}/enrolments": "integration",
+    "GET /v1/programs/{program_id}/enrolments": "read",
+    "GET /v1/enrolments/{enrolment_id}": "read",
+    "POST /v1/enrolments/{enrolment_id}/status": "admin",
+    "POST /v1/enrolments/{enrolment_id}/approve": "admin",
+    "POST /v1/enrolments/{enrolment_id}/reject": "admin",
+    "GET /v1/enrolments/{enrolment_id}/history": "read",
+    "POST /v1/programs/{program_id}/invitations": "admin",
+    "POST /v1/invitations/accept": "integration",
+    "POST /v1/invitations/{invitation_id}/revoke": "admin",
+    "GET /v1/tenant": "read",
+    "POST /v1/programs": "admin",
+    "GET /v1/programs": "read",
+    "GET /v1/programs/{program_id}": "read",
+    "PATCH /v1/programs/{program_id}": "admin",
+    "POST /v1/programs/{program_id}/units": "admin",
+    "GET /v1/programs/{program_id}/units": "read",
+    "GET /v1/units/{unit_id}": "read",
+    "PATCH /v1/units/{unit_id}": "admin",
+    "POST /v1/api-keys": "admin",
+    "GET /v1/api-keys": "admin",
+    "POST /v1/api-keys/{key_id}/revoke": "admin",
+    "POST /v1/api-keys/{key_id}/rotate": "admin",
+    "POST /v1/programs/{program_id}/tier-ladders": "admin",
+    "GET /v1/programs/{program_id}/tier-ladders": "read",
+    "GET /v1/tier-ladders/{ladder_id}": "read",
+    "PUT /v1/tier-ladders/{ladder_id}": "admin",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/tiers": "read",
+    "POST /v1/programs/{program_id}/accounts/{account_id}/tier-placement": "admin",
+    "POST /v1/programs/{program_id}/accounts/{account_id}/certifications": "integration",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/tiers/history": "read",
+    "POST /v1/programs/{program_id}/metrics": "integration",
+    "POST /v1/programs/{program_id}/tiers/recalculate": "admin",
+    "POST /v1/webhook-endpoints": "admin",
+    "GET /v1/webhook-endpoints": "admin",
+    "GET /v1/webhook-endpoints/{endpoint_id}": "admin",
+    "PATCH /v1/webhook-endpoints/{endpoint_id}": "admin",
+    "DELETE /v1/webhook-endpoints/{endpoint_id}": "admin",
+    "POST /v1/webhook-endpoints/{endpoint_id}/rotate-secret": "admin",
+    "GET /v1/webhook-endpoints/{endpoint_id}/deliveries": "admin",
+    "POST /v1/webhook-deliveries/{delivery_id}/replay": "admin",
+    # Exchange rates
+    "POST /v1/fx-rates": "admin",
+    "POST /v1/fx-rates/import": "admin",
+    "GET /v1/fx-rates": "read",
+    # Audit log
+    "GET /v1/audit-log": "admin",
+    "GET /v1/audit-log/verify": "admin",
+    # GDPR
+    "GET /v1/accounts/{account_id}/personal-data": "admin",
+    "POST /v1/accounts/{account_id}/erase": "admin",
+    # Imports (saved mappings, upload jobs)
+    "PUT /v1/programs/{program_id}/import-mappings/{source}/{kind}": "admin",
+    "GET /v1/programs/{program_id}/import-mappings": "read",
+    "GET /v1/programs/{program_id}/import-mappings/{source}/{kind}": "read",
+    "DELETE /v1/programs/{program_id}/import-mappings/{source}/{kind}": "admin",
+    "POST /v1/programs/{program_id}/imports": "admin",
+    "GET /v1/imports/{job_id}": "read",
+    "GET /v1/programs/{program_id}/imports": "read",
+    "GET /v1/imports/{job_id}/errors": "admin",
+    # Simulation (a dry run: writes nothing)
+    "POST /v1/programs/{program_id}/simulations": "read",
+    # Engagement (challenges, badges, leaderboards, surveys, member events, reward menus)
+    "POST /v1/programs/{program_id}/challenges": "admin",
+    "GET /v1/programs/{program_id}/challenges": "read",
+    "GET /v1/challenges/{challenge_id}": "read",
+    "PATCH /v1/challenges/{challenge_id}": "admin",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/challenges": "read",
+    "POST /v1/programs/{program_id}/badges": "admin",
+    "GET /v1/programs/{program_id}/badges": "read",
+    "POST /v1/programs/{program_id}/accounts/{account_id}/badges": "admin",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/badges": "read",
+    "GET /v1/programs/{program_id}/leaderboards/{metric}": "read",
+    "POST /v1/programs/{program_id}/accounts/{account_id}/leaderboard-opt-out": "integration",
+    "POST /v1/programs/{program_id}/surveys": "admin",
+    "GET /v1/programs/{program_id}/surveys": "read",
+    "POST /v1/surveys/{survey_id}/status": "admin",
+    "POST /v1/surveys/{survey_id}/responses": "integration",
+    "GET /v1/programs/{program_id}/nps": "read",
+    "POST /v1/programs/{program_id}/member-events": "admin",
+    "GET /v1/programs/{program_id}/member-events": "read",
+    "GET /v1/member-events/{member_event_id}": "read",
+    "POST /v1/member-events/{member_event_id}/status": "admin",
+    "POST /v1/member-events/{member_event_id}/invitations": "admin",
+    "POST /v1/member-events/{member_event_id}/registrations": "integration",
+    "POST /v1/member-events/{member_event_id}/cancellations": "integration",
+    "POST /v1/member-events/{member_event_id}/check-ins": "integration",
+    "GET /v1/member-events/{member_event_id}/attendees": "read",
+    "POST /v1/member-events/{member_event_id}/sponsors": "admin",
+    "POST /v1/programs/{program_id}/reward-menus": "admin",
+    "GET /v1/programs/{program_id}/reward-menus": "read",
+    "POST /v1/reward-menus/{menu_id}/picks": "integration",
+    "GET /v1/reward-menus/{menu_id}/accounts/{account_id}": "read",
+    # Memberships (plans, subscriptions, perks)
+    "POST /v1/programs/{program_id}/plans": "admin",
+    "GET /v1/programs/{program_id}/plans": "read",
+    "POST /v1/programs/{program_id}/subscriptions": "integration",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/subscriptions": "read",
+    "GET /v1/subscriptions/{subscription_id}": "read",
+    "POST /v1/subscriptions/{subscription_id}/payments": "integration",
+    "GET /v1/subscriptions/{subscription_id}/charges": "read",
+    "POST /v1/subscriptions/{subscription_id}/cancel": "integration",
+    "POST /v1/programs/{program_id}/perks": "admin",
+    "GET /v1/programs/{program_id}/perks": "read",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/perks": "read",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/perks/{perk}": "read",
+    # Campaigns (segments, campaigns)
+    "POST /v1/programs/{program_id}/segments": "admin",
+    "GET /v1/programs/{program_id}/segments": "read",
+    "POST /v1/segments/{segment_id}/refresh": "admin",
+    "GET /v1/segments/{segment_id}/members": "read",
+    "GET /v1/segments/{segment_id}/export": "read",
+    "POST /v1/programs/{program_id}/campaigns": "admin",
+    "GET /v1/programs/{program_id}/campaigns": "read",
+    "GET /v1/campaigns/{campaign_id}/preview": "read",
+    "POST /v1/campaigns/{campaign_id}/start": "admin",
+    "POST /v1/campaigns/{campaign_id}/stop": "admin",
+    # Analytics reports (never write)
+    "GET /v1/programs/{program_id}/reports/{kind}": "read",
+    # Cashback, volume rebates, discounts and quotes (a quote writes nothing)
+    "POST /v1/programs/{program_id}/rebate-schedules": "admin",
+    "POST /v1/rebate-schedules/{schedule_id}/run": "admin",
+    "GET /v1/rebate-schedules/{schedule_id}/accruals": "read",
+    "POST /v1/programs/{program_id}/discount-schedules": "admin",
+    "POST /v1/programs/{program_id}/quote": "read",
+    "POST /v1/programs/{program_id}/orders": "integration",
+    "GET /v1/programs/{program_id}/accounts/{account_id}/next-order-coupons": "read",
+    # Referrals and affiliates
+    "POST /v1/programs/{program_id}/referral-plans": "admin",
+    "GET /v1/referral-plans/{plan_id}": "read",
+    "POST /v1/referral-plans/{plan_id}/codes": "integration",
+    "POST /v1/referral-codes/{code_id}/approve": "admin",
+    "POST /v1/referral-codes/{code_id}/reject": "admin",
+    "POST /v1/programs/{program_id}/referrals": "integration",
+    "GET /v1/referrals/{referral_id}": "read",
+    "POST /v1/referrals/attribute": "integration",
+    "POST /v1/referral-plans/{plan_id}/sync": "admin",
+    "GET /v1/referral-plans/{plan_id}/statements/{account_id}": "read",
+    # Partner claims
+    "POST /v1/programs/{program_id}/claims": "integration",
+    "GET /v1/programs/{program_id}/claims": "read",
+    "GET /v1/claims/{claim_id}": "read",
+    "POST /v1/claims/{claim_id}/approve": "admin",
+    "POST /v1/claims/{claim_id}/reject": "admin",
+    # Co-marketing (MDF) funds
+    "POST /v1/programs/{program_id}/mdf-funds": "admin",
+    "GET /v1/mdf-funds/{fund_id}": "read",
+    "POST /v1/mdf-funds/{fund_id}/allocations": "admin",
+    "POST /v1/mdf-funds/{fund_id}/accrue": "admin",
+    "GET /v1/mdf-funds/{fund_id}/partners/{account_id}": "read",
+    "POST /v1/mdf-funds/{fund_id}/requests": "integration",
+    "POST /v1/mdf-funds/{fund_id}/claims": "integration",
+    "GET /v1/mdf-funds/{fund_id}/claims": "read",
+    "POST /v1/mdf-claims/{claim_id}/preapprove": "admin",
+    "POST /v1/mdf-claims/{claim_id}/approve": "admin",
+    "POST /v1/mdf-claims/{claim_id}/reject": "admin",
+    # Payouts and statements
+    "PUT /v1/units/{unit_id}/payout-policy": "admin",
+    "GET /v1/units/{unit_id}/payout-policy": "read",
+    "POST /v1/programs/{program_id}/payout-batches": "admin",
+    "GET /v1/payout-batches/{batch_id}": "read",
+    "GET /v1/payout-batches/{batch_id}/file.csv": "read",
+    "POST /v1/payout-items/{item_id}/paid": "admin",
+    "POST /v1/payout-items/{item_id}/failed": "admin",
+    "GET /v1/programs/{program_id}/statements": "read",
+}
+
+
+def route_key(method: str, path: str) -> str:
+    return f"{method.upper()} {path}"
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope the route ``method path`` (its template, e.g. ``/v1/units/{unit_id}``) needs;
+    None when the route is not in the matrix."""
+    if method.upper() == "HEAD":
+        method = "GET"
+    return MATRIX.get(route_key(method, path))

@@ -1,0 +1,54 @@
+"""HTTP routes of the audit log: read it (newest first, filtered by object) and verify its
+hash chain. Admin only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from allegiance.audit import service
+from allegiance.audit.models import AuditRecord
+from allegiance.audit.schemas import AuditPage, AuditRead, ChainRead
+from allegiance.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from allegiance.kit.web import Ctx, need
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/audit-log", response_model=AuditPage,
+            summary="The audit log, newest first (filter by object or actor)")
+def list_audit(
+    object_type: str | None = Query(None, max_length=40),
+    object_id: str | None = Query(None, max_length=200),
+    actor: str | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(None, max_length=200),
+    ctx: Ctx = Depends(need("admin")),
+) -> AuditPage:
+    after = decode_cursor(cursor)
+    stmt = select(AuditRecord).where(AuditRecord.tenant_id == ctx.tenant_id)
+    if object_type:
+        stmt = stmt.where(AuditRecord.object_type == object_type)
+    if object_id:
+        stmt = stmt.where(AuditRecord.object_id == object_id)
+    if actor:
+        stmt = stmt.where(AuditRecord.actor == actor)
+    if after is not None:
+        try:
+            stmt = stmt.where(AuditRecord.seq < int(after))
+        except ValueError:
+            stmt = stmt.where(AuditRecord.seq < 0)
+    with ctx.read() as session:
+        rows = list(session.scalars(stmt.order_by(AuditRecord.seq.desc()).limit(limit + 1)))
+        items = [AuditRead.model_validate(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(str(items[-1].seq)) if len(rows) > limit else None
+    return AuditPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/audit-log/verify", response_model=ChainRead,
+            summary="Recompute the audit log's hash chain (tamper detection)")
+def verify_audit(ctx: Ctx = Depends(need("admin"))) -> ChainRead:
+    with ctx.read() as session:
+        check = service.verify(session, ctx.tenant_id)
+    return ChainRead(rows=check.rows, ok=check.first_bad_seq is None,
+                     first_bad_seq=check.first_bad_seq)

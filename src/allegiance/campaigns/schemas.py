@@ -1,0 +1,83 @@
+"""HTTP shapes of segments and campaigns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from allegiance.kit.schemas import Input, Output
+
+
+class SegmentCreate(Input):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    condition: str = Field(min_length=1, max_length=4000,
+                           description="condition language over member.* fields")
+
+
+class SegmentRead(Output):
+    id: str
+    program_id: str
+    code: str
+    name: str
+    condition: str
+    members: int
+    refreshed_at: datetime | None
+
+
+class SegmentList(Output):
+    items: list[SegmentRead]
+
+
+class Refreshed(Output):
+    segment: SegmentRead
+    entered: int
+    left: int
+
+
+class SegmentMemberRead(Output):
+    account_id: str
+    since: datetime
+
+
+class SegmentMemberPage(Output):
+    items: list[SegmentMemberRead]
+    next_cursor: str | None
+
+
+class CampaignCreate(Input):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    segments: list[str] = Field(default_factory=list, max_length=50,
+                                description="segment codes (empty: every member)")
+    rule: dict[str, Any] = Field(description="trigger, condition, effects, limits, priority, "
+                                             "stacking — the program's rule format")
+    starts_at: datetime
+    ends_at: datetime
+    budget: int | None = Field(None, ge=1, le=10**15)
+
+
+class CampaignRead(Output):
+    id: str
+    program_id: str
+    code: str
+    name: str
+    segments: list[str]
+    rule: dict[str, Any]
+    starts_at: datetime
+    ends_at: datetime
+    budget: int | None
+    status: str
+
+
+class CampaignList(Output):
+    items: list[CampaignRead]
+
+
+class PreviewRead(Output):
+    campaign: CampaignRead
+    rule: dict[str, Any] = Field(description="the rule the campaign adds while it runs")
+    members: int = Field(description="members targeted now")
+    by_segment: dict[str, int]

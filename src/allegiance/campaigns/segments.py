@@ -1,0 +1,246 @@
+"""Rule-based segments: a condition over member fields evaluated set-based (one Polars filter
+over every active member of the program), membership stored, entering and leaving announced
+as ``segment.entered`` / ``segment.left`` events, and the codes a member is in read by the
+earning path as ``member.segments``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import column, delete, func, insert, select, table, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from allegiance import definitions, members, rules, tenants
+from allegiance.campaigns import domain
+from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
+from allegiance.campaigns.models import Segment, SegmentMember
+from allegiance.kit import clock, outbox
+from allegiance.kit.db import add_unique, is_unique_violation
+from allegiance.kit.ids import new_id
+
+# The running counters the earning path keeps (read here by name, without importing events,
+# which imports this feature).
+_COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
+                  column("account_id"), column("name"), column("value"))
+_DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
+                              "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
+ANNOUNCE_MAX = 1000  # a refresh announces at most this many accounts one by one
+
+
+def _program_types(session: Session, tenant_id: str,
+                   program_id: str) -> tuple[dict[str, str], Mapping[str, frozenset[str]]]:
+    version = definitions.version_at(session, tenant_id, program_id, clock.now())
+    if version is None:
+        return dict(domain.BASE_MEMBER_FIELDS), {}
+    return domain.segment_fields(version.compiled.types), version.compiled.lists
+
+
+def compile_condition(session: Session, tenant_id: str, program_id: str,
+                      condition: str) -> rules.Node:
+    types, lists = _program_types(session, tenant_id, program_id)
+    try:
+        node = rules.compile_expression(condition, types, lists)
+    except rules.ExpressionError as exc:
+        raise InvalidSegment(str(exc), field="condition") from exc
+    return node
+
+
+def create_segment(session: Session, tenant_id: str, program_id: str, *, code: str,
+                   name: str, condition: str) -> Segment:
+    tenants.get_program(session, tenant_id, program_id)
+    compile_condition(session, tenant_id, program_id, condition)
+    now = clock.now()
+    row = Segment(tenant_id=tenant_id, id=new_id("seg"), program_id=program_id, code=code,
+                  name=name, condition=condition, members=0, refreshed_at=None,
+                  created_at=now, updated_at=now)
+    add_unique(session, row, DuplicateCode(f"segment {code} exists in this program", field="code"))
+    return row
+
+
+def get_segment(session: Session, tenant_id: str, segment_id: str) -> Segment:
+    row = session.get(Segment, (tenant_id, segment_id))
+    if row is None:
+        raise SegmentNotFound(f"segment {segment_id} not found", field="segment_id")
+    return row
+
+
+def list_segments(session: Session, tenant_id: str, program_id: str) -> list[Segment]:
+    tenants.get_program(session, tenant_id, program_id)
+    return list(session.scalars(select(Segment).where(
+        Segment.tenant_id == tenant_id, Segment.program_id == program_id).order_by(Segment.code)))
+
+
+def member_frame(session: Session, tenant_id: str, program_id: str,
+                 types: Mapping[str, str], at: datetime,
+                 account_id: str | None = None) -> pl.DataFrame:
+    """One row per active member of the program (or only ``account_id``) with the member
+    fields in ``types``."""
+    only = [] if account_id is None else [members.Enrolment.account_id == account_id]
+    enrolments = session.execute(select(
+        members.Enrolment.account_id, members.Enrolment.tier, members.Enrolment.created_at,
+        members.Account.region, members.Account.attributes,
+    ).join(members.Account, (members.Account.tenant_id == members.Enrolment.tenant_id)
+           & (members.Account.id == members.Enrolment.account_id)).where(
+        members.Enrolment.tenant_id == tenant_id, members.Enrolment.program_id == program_id,
+        members.Enrolment.status == "active", *only).order_by(members.Enrolment.account_id)).all()
+    counters: dict[str, dict[str, int]] = {}
+    if any(name.startswith("member.counters.") for name in types):
+        for holder, counter, total in session.execute(select(
+                _COUNTERS.c.account_id, _COUNTERS.c.name, _COUNTERS.c.value).where(
+                _COUNTERS.c.tenant_id == tenant_id, _COUNTERS.c.program_id == program_id,
+                *([] if account_id is None else [_COUNTERS.c.account_id == account_id]))):
+            counters.setdefault(str(holder), {})[str(counter)] = int(total)
+    data: dict[str, list[Any]] = {"account_id": [], **{name: [] for name in types}}
+    for member_id, tier, enrolled_at, region, attributes in enrolments:
+        data["account_id"].append(member_id)
+        mine = counters.get(member_id, {})
+        for name in types:
+            if name == "member.tier":
+                value: Any = tier
+            elif name == "member.region":
+                value = region
+            elif name == "member.country":
+                value = region.split("-")[0] if region else None
+            elif name == "member.enrolled_days":
+                value = max(0, (at - enrolled_at).days)
+            elif name.startswith("member.attributes."):
+                value = (attributes or {}).get(name.removeprefix("member.attributes."))
+            elif name.startswith("member.counters."):
+                value = mine.get(name.removeprefix("member.counters."), 0)
+            else:
+                value = None
+            data[name].append(value)
+    schema = {"account_id": pl.Utf8, **{n: _DTYPES[k] for n, k in types.items()}}
+    return pl.DataFrame(data, schema=schema, strict=False)
+
+
+def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[int, int]:
+    """Re-evaluate a segment over every active member at once; returns (entered, left)."""
+    segment = get_segment(session, tenant_id, segment_id)
+    node = compile_condition(session, tenant_id, segment.program_id, segment.condition)
+    types, _ = _program_types(session, tenant_id, segment.program_id)
+    now = clock.now()
+    used = {name: kind for name, kind in types.items() if name in node.fields()}
+    frame = member_frame(session, tenant_id, segment.program_id, used, now)
+    inside = frame.filter(rules.to_polars(node))["account_id"].to_list() if frame.height else []
+    before = session.scalars(select(SegmentMember.account_id).where(
+        SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id)).all()
+    entered, left = domain.changes(before, inside)
+    for start in range(0, len(left), 500):
+        session.execute(delete(SegmentMember).where(
+            SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
+            SegmentMember.account_id.in_(left[start:start + 500])))
+    if entered:
+        session.execute(insert(SegmentMember), [
+            {"tenant_id": tenant_id, "segment_id": segment.id, "account_id": a, "since": now}
+            for a in entered])
+    segment.members = len(inside)
+    segment.refreshed_at = segment.updated_at = now
+    session.flush()
+    _announce(session, tenant_id, segment, "segment.entered", entered)
+    _announce(session, tenant_id, segment, "segment.left", left)
+    return len(entered), len(left)
+
+
+def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
+              accounts: list[str]) -> None:
+    if not accounts:
+        return
+    if len(accounts) > ANNOUNCE_MAX:
+        outbox.emit(session, tenant_id, kind, {
+            "program_id": segment.program_id, "segment": segment.code,
+            "accounts": len(accounts), "truncated": True})
+        return
+    for account_id in accounts:
+        outbox.emit(session, tenant_id, kind, {
+            "program_id": segment.program_id, "segment": segment.code,
+            "account_id": account_id})
+
+
+def _count(session: Session, segment: Segment, delta: int) -> None:
+    """Move the cached member count atomically (concurrent events may both change it)."""
+    session.execute(update(Segment).where(
+        Segment.tenant_id == segment.tenant_id, Segment.id == segment.id
+    ).values(members=func.greatest(Segment.members + delta, 0)
+             if session.get_bind().dialect.name == "postgresql"
+             else func.max(Segment.members + delta, 0)).execution_options(
+        synchronize_session=False))
+    session.expire(segment, ["members"])
+
+
+def refresh_account(session: Session, tenant_id: str, program_id: str,
+                    account_id: str) -> tuple[list[str], list[str]]:
+    """Re-evaluate the program's segments for one account (after a change to it, e.g. an
+    event that moved its counters); returns (entered, left) segment codes."""
+    segments = list_segments(session, tenant_id, program_id)
+    if not segments:
+        return [], []
+    types, lists = _program_types(session, tenant_id, program_id)
+    now = clock.now()
+    frame = member_frame(session, tenant_id, program_id, types, now, account_id)
+    held = set(session.scalars(select(SegmentMember.segment_id).where(
+        SegmentMember.tenant_id == tenant_id, SegmentMember.account_id == account_id)))
+    entered: list[str] = []
+    left: list[str] = []
+    for segment in segments:
+        try:
+            node = rules.compile_expression(segment.condition, types, lists)
+        except rules.ExpressionError:
+            continue  # no longer fits the definition in force: the refresh job reports it
+        inside = bool(frame.height) and frame.filter(rules.to_polars(node)).height > 0
+        if inside and segment.id not in held:
+            try:
+                with session.begin_nested():
+                    session.add(SegmentMember(tenant_id=tenant_id, segment_id=segment.id,
+                                              account_id=account_id, since=now))
+                    session.flush()
+            except IntegrityError as exc:  # entered concurrently
+                if not is_unique_violation(exc):
+                    raise
+                continue
+            _count(session, segment, +1)
+            entered.append(segment.code)
+            _announce(session, tenant_id, segment, "segment.entered", [account_id])
+        elif not inside and segment.id in held:
+            session.execute(delete(SegmentMember).where(
+                SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
+                SegmentMember.account_id == account_id))
+            _count(session, segment, -1)
+            left.append(segment.code)
+            _announce(session, tenant_id, segment, "segment.left", [account_id])
+    session.flush()
+    return entered, left
+
+
+def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[str, int]:
+    totals = {"segments": 0, "entered": 0, "left": 0}
+    for segment in list_segments(session, tenant_id, program_id):
+        entered, left = refresh_segment(session, tenant_id, segment.id)
+        totals["segments"] += 1
+        totals["entered"] += entered
+        totals["left"] += left
+    return totals
+
+
+def segment_codes(session: Session, tenant_id: str, program_id: str,
+                  account_id: str) -> list[str]:
+    """The codes of the program's segments the account is in (``member.segments``)."""
+    return list(session.scalars(select(Segment.code).join(SegmentMember, (
+        SegmentMember.tenant_id == Segment.tenant_id) & (SegmentMember.segment_id == Segment.id)
+    ).where(Segment.tenant_id == tenant_id, Segment.program_id == program_id,
+            SegmentMember.account_id == account_id).order_by(Segment.code)))
+
+
+def members_of(session: Session, tenant_id: str, segment_id: str, *, limit: int = 1000,
+               after: str | None = None) -> list[SegmentMember]:
+    """Members by account id (up to ``limit + 1``, for pages and exports)."""
+    get_segment(session, tenant_id, segment_id)
+    query = select(SegmentMember).where(SegmentMember.tenant_id == tenant_id,
+                                        SegmentMember.segment_id == segment_id)
+    if after:
+        query = query.where(SegmentMember.account_id > after)
+    return list(session.scalars(query.order_by(SegmentMember.account_id).limit(limit + 1)))

@@ -1,0 +1,119 @@
+"""Leaderboards per program, period and metric, ranked in one grouped query over the daily
+tallies; ties share a rank (competition 1, 1, 3 by default, or dense 1, 1, 2); accounts that
+opted out are left out and the others close up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from allegiance import members, tenants
+from allegiance.engagement import domain
+from allegiance.engagement.errors import InvalidLeaderboard
+from allegiance.engagement.models import LeaderboardOptOut, Tally
+from allegiance.kit import clock
+from allegiance.kit.db import is_unique_violation
+
+METRICS = {"points_earned": "points", "sales": "sales", "purchases": "purchases",
+           "activities": "activities", "challenges": "challenges"}
+
+
+@dataclass(frozen=True)
+class Standing:
+    account_id: str
+    name: str
+    score: int
+    rank: int
+
+
+@dataclass(frozen=True)
+class Board:
+    metric: str
+    period: str
+    label: str
+    ranking: str
+    entries: list[Standing]
+    total: int
+    me: Standing | None
+
+
+def _days(period: str, at: datetime, time_zone: str) -> tuple[int, int] | None:
+    if period == "all":
+        return None
+    index = domain.period_index(period, at, time_zone)
+    return (domain.period_start(period, index).toordinal(),
+            domain.period_start(period, index + 1).toordinal())
+
+
+def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+           at: datetime, time_zone: str) -> list[tuple[str, int]]:
+    """(account, score > 0) over the period holding ``at``, without opted-out accounts."""
+    days = _days(period, at, time_zone)
+    opted_out = select(LeaderboardOptOut.account_id).where(
+        LeaderboardOptOut.tenant_id == tenant_id, LeaderboardOptOut.program_id == program_id)
+    total = func.sum(getattr(Tally, METRICS[metric]))
+    query = select(Tally.account_id, total).where(
+        Tally.tenant_id == tenant_id, Tally.program_id == program_id,
+        Tally.account_id.not_in(opted_out))
+    if days is not None:
+        query = query.where(Tally.day >= days[0], Tally.day < days[1])
+    query = query.group_by(Tally.account_id).having(total > 0)
+    return [(str(a), int(v)) for a, v in session.execute(query)]
+
+
+def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: str,
+                period: str, at: datetime | None = None, ranking: str = "competition",
+                limit: int = 10, account_id: str | None = None) -> Board:
+    """The top ``limit`` of the period holding ``at`` (default now) in the program's time
+    zone, and where ``account_id`` stands (None if it has no score or opted out)."""
+    program = tenants.get_program(session, tenant_id, program_id)
+    if metric not in METRICS:
+        raise InvalidLeaderboard(f"metric must be one of {', '.join(METRICS)}", field="metric")
+    if period not in domain.PERIODS:
+        raise InvalidLeaderboard(f"period must be one of {', '.join(domain.PERIODS)}",
+                                 field="period")
+    if ranking not in domain.RANKINGS:
+        raise InvalidLeaderboard("ranking must be competition or dense", field="ranking")
+    when = at or clock.now()
+    ranked = domain.rank(scores(session, tenant_id, program_id, metric, period, when,
+                                program.time_zone), ranking)
+    shown = ranked[:limit]
+    mine = next((r for r in ranked if r[0] == account_id), None) if account_id else None
+    wanted = {r[0] for r in shown} | ({mine[0]} if mine else set())
+    names = {a.id: a.name for a in (members.get_account(session, tenant_id, i)
+                                    for i in sorted(wanted))}
+    index = domain.period_index(period, when, program.time_zone)
+    return Board(
+        metric=metric, period=period, label=domain.period_label(period, index),
+        ranking=ranking, entries=[Standing(a, names[a], s, r) for a, s, r in shown],
+        total=len(ranked), me=Standing(mine[0], names[mine[0]], mine[1], mine[2]) if mine
+        else None)
+
+
+def set_opt_out(session: Session, tenant_id: str, program_id: str, account_id: str,
+                opted_out: bool) -> bool:
+    tenants.get_program(session, tenant_id, program_id)
+    members.get_account(session, tenant_id, account_id)
+    row = session.get(LeaderboardOptOut, (tenant_id, program_id, account_id))
+    if opted_out and row is None:
+        try:
+            with session.begin_nested():
+                session.add(LeaderboardOptOut(tenant_id=tenant_id, program_id=program_id,
+                                              account_id=account_id, created_at=clock.now()))
+                session.flush()
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+    elif not opted_out and row is not None:
+        session.delete(row)
+        session.flush()
+    return opted_out
+
+
+def is_opted_out(session: Session, tenant_id: str, program_id: str, account_id: str) -> bool:
+    return session.get(LeaderboardOptOut, (tenant_id, program_id, account_id)) is not None
+

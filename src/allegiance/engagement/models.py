@@ -1,0 +1,342 @@
+"""Challenges and their per-period progress, badges, leaderboard tallies and opt-outs, surveys
+and their responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from allegiance.kit.db import ID, Base
+
+
+class Challenge(Base):
+    """Do something ``target`` times (or for ``target`` in amount / quantity) per ``period``,
+    ``streak`` periods in a row; completion effects in ``effects``."""
+
+    __tablename__ = "challenge"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("target > 0 AND streak > 0", name="positive"),
+        CheckConstraint("status IN ('active', 'retired')", name="status"),
+        Index("ix_challenge_program", "tenant_id", "program_id", "status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    trigger: Mapped[str] = mapped_column(String(80))
+    metric: Mapped[str] = mapped_column(String(16))
+    target: Mapped[int]
+    period: Mapped[str] = mapped_column(String(10))
+    streak: Mapped[int] = mapped_column(default=1)
+    product_list: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(120))
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    max_completions: Mapped[int | None]
+    effects: Mapped[list[Any]]
+    budget: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ChallengeTotal(Base):
+    """What an account did toward a challenge in one period (index in the program's zone)."""
+
+    __tablename__ = "challenge_total"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "challenge_id"],
+                             ["challenge.tenant_id", "challenge.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    challenge_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    period_index: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
+
+
+class ChallengeProgress(Base):
+    """One account's standing in a challenge; the row is locked while an event updates it, so
+    concurrent events never complete a challenge twice."""
+
+    __tablename__ = "challenge_progress"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "challenge_id"],
+                             ["challenge.tenant_id", "challenge.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    challenge_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    completions: Mapped[int] = mapped_column(default=0)
+    last_event_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ChallengeCompletion(Base):
+    """The ``number``-th completion of a challenge by an account and what it gave."""
+
+    __tablename__ = "challenge_completion"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "challenge_id"],
+                             ["challenge.tenant_id", "challenge.id"]),
+        UniqueConstraint("tenant_id", "challenge_id", "account_id", "number"),
+        Index("ix_challenge_completion_account", "tenant_id", "account_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    challenge_id: Mapped[str] = mapped_column(ID)
+    account_id: Mapped[str] = mapped_column(ID)
+    number: Mapped[int]
+    period_index: Mapped[int]
+    event_id: Mapped[str | None] = mapped_column(ID)
+    entry_id: Mapped[str | None] = mapped_column(ID)
+    effects: Mapped[list[Any]]
+    completed_at: Mapped[datetime]
+
+
+class Badge(Base):
+    """A badge of a program with ``levels`` names (level 1 is the first)."""
+
+    __tablename__ = "badge"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    levels: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+
+
+class AccountBadge(Base):
+    """The level of a badge an account holds (levels only go up)."""
+
+    __tablename__ = "account_badge"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "badge_id"], ["badge.tenant_id", "badge.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        CheckConstraint("level >= 1", name="level_positive"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    badge_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    level: Mapped[int]
+    awarded_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(200))
+
+
+class Tally(Base):
+    """Per account and local day, what the leaderboards rank: points earned (at ingestion and
+    by challenges, surveys and attendance), sales amount, purchases, activities and challenge
+    completions — one row, so an event adds to it in one statement."""
+
+    __tablename__ = "engagement_tally"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+    )  # the key (tenant, program, day, account) serves the boards' range scans
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    day: Mapped[int] = mapped_column(primary_key=True)  # local date ordinal
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    points: Mapped[int] = mapped_column(default=0)
+    sales: Mapped[int] = mapped_column(default=0)
+    purchases: Mapped[int] = mapped_column(default=0)
+    activities: Mapped[int] = mapped_column(default=0)
+    challenges: Mapped[int] = mapped_column(default=0)
+
+
+class LeaderboardOptOut(Base):
+    """An account that does not want to appear on the program's leaderboards."""
+
+    __tablename__ = "leaderboard_opt_out"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class Survey(Base):
+    """Questions (``nps`` 0–10, ``scale``, ``choice``, ``text``) and the reward for answering."""
+
+    __tablename__ = "survey"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    questions: Mapped[list[Any]]
+    reward_unit_id: Mapped[str | None] = mapped_column(ID)
+    reward_points: Mapped[int] = mapped_column(default=0)
+    activity_type: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+
+
+class SurveyResponse(Base):
+    """One account's answers to a survey (one per account); ``nps`` holds the 0–10 answer."""
+
+    __tablename__ = "survey_response"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "survey_id"], ["survey.tenant_id", "survey.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        UniqueConstraint("tenant_id", "survey_id", "account_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    survey_id: Mapped[str] = mapped_column(ID)
+    account_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    answers: Mapped[dict[str, Any]]
+    nps: Mapped[int | None]
+    segment: Mapped[str | None] = mapped_column(String(120))
+    entry_id: Mapped[str | None] = mapped_column(ID)
+    event_id: Mapped[str | None] = mapped_column(ID)
+    submitted_at: Mapped[datetime]
+
+
+class MemberEvent(Base):
+    """A program's event for members (a conference, an awards night, a training day): open
+    or by invitation, with a capacity and points for attending."""
+
+    __tablename__ = "member_event"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity"),
+        CheckConstraint("status IN ('open', 'closed', 'cancelled')", name="status"),
+        CheckConstraint("starts_at < ends_at", name="window"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    capacity: Mapped[int | None]
+    invitation_only: Mapped[bool]
+    attendance_unit_id: Mapped[str | None] = mapped_column(ID)
+    attendance_points: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime]
+
+
+class Attendee(Base):
+    """An account's place at a member event: invited → registered → attended (or
+    cancelled)."""
+
+    __tablename__ = "member_event_attendee"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "member_event_id"],
+                             ["member_event.tenant_id", "member_event.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        CheckConstraint("status IN ('invited', 'registered', 'attended', 'cancelled')",
+                        name="status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    member_event_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12))
+    invited: Mapped[bool]
+    invited_at: Mapped[datetime | None]
+    registered_at: Mapped[datetime | None]
+    checked_in_at: Mapped[datetime | None]
+    entry_id: Mapped[str | None] = mapped_column(ID)
+
+
+class Sponsor(Base):
+    """A sponsor of a member event and what it contributed (recorded, not paid here)."""
+
+    __tablename__ = "member_event_sponsor"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "member_event_id"],
+                             ["member_event.tenant_id", "member_event.id"]),
+        CheckConstraint("contribution >= 0", name="contribution"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    member_event_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str | None] = mapped_column(ID)
+    contribution: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime]
+
+
+class RewardMenu(Base):
+    """Choose-your-reward: each ``period`` an account picks ``picks`` of the menu's rewards
+    (Verizon Up: one of six rewards each month); a pick is a redemption of the catalogue."""
+
+    __tablename__ = "reward_menu"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("picks > 0", name="picks_positive"),
+        CheckConstraint("status IN ('active', 'retired')", name="status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(10))
+    picks: Mapped[int] = mapped_column(default=1)
+    reward_ids: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime]
+
+
+class MenuPick(Base):
+    """The ``number``-th pick of an account from a menu in a period (the key makes a second
+    pick past the allowance impossible, even concurrently)."""
+
+    __tablename__ = "reward_menu_pick"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "menu_id"], ["reward_menu.tenant_id", "reward_menu.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    menu_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    period_index: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True)
+    reward_id: Mapped[str] = mapped_column(ID)
+    redemption_id: Mapped[str] = mapped_column(ID)
+    picked_at: Mapped[datetime]

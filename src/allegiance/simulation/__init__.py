@@ -1,0 +1,10 @@
+"""Simulation (backtesting): replay a period's historical events under a draft program
+definition with the columnar evaluator and compare with the definition in force — points
+issued, cost, liability at the period's end, tiers, top earners, contribution per rule.
+Never writes (see docs/simulation.md)."""
+
+from allegiance.simulation.engine import Comparison, Side, Unit, compare, split_rules
+from allegiance.simulation.service import Simulation, program_for, side, simulate
+
+__all__ = ["Comparison", "Side", "Simulation", "Unit", "compare", "program_for", "side",
+           "simulate", "split_rules"]

@@ -1,0 +1,91 @@
+"""The web apps, an interface like ``api``: the admin app for operators under ``/admin`` and
+the member portal under ``/portal``, server-rendered (Jinja2, htmx vendored in ``static/``,
+no build step). Features never import this package."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from allegiance import operators
+from allegiance.kit.errors import AllegianceError
+from allegiance.web import admin_auth, admin_designer, admin_members, admin_queue, portal
+from allegiance.web.security import CsrfFailed, PermissionDenied, SignInRequired
+from allegiance.web.templating import STATIC, render
+
+WEB_PREFIXES = ("/admin", "/portal")
+
+
+def _is_web(request: Request) -> bool:
+    return request.url.path.startswith(WEB_PREFIXES)
+
+
+def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    app = "portal" if request.url.path.startswith("/portal") else "admin"
+    return render(request, "error.html", {"title": title, "message": message, "app": app},
+                  status)
+
+
+def install(app: FastAPI) -> None:
+    """Mount both apps, their static files, error pages and security headers on ``app``."""
+    app.state.admin_throttle = operators.Throttle()
+    app.state.portal_throttle = operators.Throttle()
+    app.include_router(admin_auth.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_members.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_queue.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_designer.router, prefix="/admin", include_in_schema=False)
+    app.include_router(portal.router, prefix="/portal", include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        target = f"/{exc.app}/sign-in"
+        if request.method == "GET" and request.url.path not in (f"/{exc.app}", f"/{exc.app}/"):
+            target += "?next=" + quote(request.url.path + (
+                f"?{request.url.query}" if request.url.query else ""), safe="")
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(PermissionDenied)
+    async def _denied(request: Request, exc: PermissionDenied) -> Response:
+        return _error_page(request, 403, "Not allowed", exc.message)
+
+    @app.exception_handler(CsrfFailed)
+    async def _csrf(request: Request, exc: CsrfFailed) -> Response:
+        return _error_page(request, 403, "Form expired",
+                           "This form was not sent from a page of this site, or it expired. "
+                           "Go back, reload the page and try again.")
+
+    api_handler = app.exception_handlers.get(AllegianceError)
+
+    async def _domain(request: Request, exc: Exception) -> Response:
+        if _is_web(request) and isinstance(exc, AllegianceError):
+            title = "Not found" if exc.status == 404 else "Something is not right"
+            return _error_page(request, exc.status, title, exc.message)
+        assert api_handler is not None
+        result: Response = await api_handler(request, exc)  # type: ignore[misc]
+        return result
+
+    app.add_exception_handler(AllegianceError, _domain)
+
+    @app.middleware("http")
+    async def _headers(request: Request,
+                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if not _is_web(request):
+            return await call_next(request)
+        nonce = secrets.token_urlsafe(16)
+        request.state.nonce = nonce
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; "
+            f"style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,126 @@
+"""A small program history for the analytics tests: members, earns, redemptions, expiry,
+holds and events at known times, so every figure can be computed by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from allegiance import ledger, members
+from allegiance.events import Event, EventLine
+from allegiance.kit import clock
+from allegiance.kit.ids import new_id
+from tests.conftest import World, build_world
+
+
+def at(year: int, month: int, day: int) -> datetime:
+    return datetime(year, month, day, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class History:
+    world: World
+    clock: clock.FrozenClock
+    accounts: dict[str, str] = field(default_factory=dict)
+    wallets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Any:
+        return self.world.db
+
+    def member(self, name: str, *, tier: str | None = None, segment: str | None = None,
+               region: str | None = None) -> str:
+        w = self.world
+        with w.db.transaction() as s:
+            account = members.create_account(
+                s, w.tenant_id, name=name, region=region,
+                attributes={"segment": segment} if segment else {})
+            enrolment = members.enrol(s, w.tenant_id, w.program_id, account.id, actor="test")
+            enrolment.tier = tier
+            self.accounts[name] = account.id
+        self.wallets[name] = w.wallet(self.accounts[name])
+        return self.accounts[name]
+
+    def move_to(self, moment: datetime) -> None:
+        self.clock.set(moment)
+
+    def earn(self, name: str, amount: int) -> None:
+        self.world.earn(self.wallets[name], amount)
+
+    def redeem(self, name: str, amount: int) -> str:
+        w = self.world
+        with w.db.transaction() as s:
+            return ledger.post_entry(s, w.tenant_id, ledger.EntryRequest(
+                program_id=w.program_id, kind="redeem",
+                lines=(ledger.Line(self.wallets[name], w.unit_id, ledger.Side.DEBIT, amount),
+                       ledger.Line(w.redeemed_id, w.unit_id, ledger.Side.CREDIT, amount)),
+            )).entry_id
+
+    def reverse(self, entry_id: str) -> None:
+        w = self.world
+        with w.db.transaction() as s:
+            ledger.reverse_entry(s, w.tenant_id, entry_id, actor="test")
+
+    def expire(self) -> int:
+        with self.db.transaction() as s:
+            return ledger.expire_due_lots(s).points
+
+    def hold(self, debit: str, credit: str, amount: int, kind: str) -> str:
+        w = self.world
+        with w.db.transaction() as s:
+            hold, _ = ledger.create_hold(s, w.tenant_id, ledger.HoldRequest(
+                program_id=w.program_id, debit_account_id=debit, credit_account_id=credit,
+                unit_id=w.unit_id, amount=amount, kind=kind))
+            return hold.id
+
+    def event(self, name: str, when: datetime, *, kind: str = "purchase", amount: int = 0,
+              activity_type: str | None = None, attributes: dict[str, Any] | None = None,
+              lines: list[tuple[str, int]] | None = None) -> str:
+        """Store a processed event row directly (the analytics read events, not rules)."""
+        w = self.world
+        event_id = new_id("evt")
+        with w.db.transaction() as s:
+            s.add(Event(
+                tenant_id=w.tenant_id, id=event_id, program_id=w.program_id, kind=kind,
+                activity_type=activity_type, source="test", external_id=event_id,
+                reported_by="operator", reporter_account_id=None,
+                account_id=self.accounts[name], match_key={}, user_id=None, occurred_at=when,
+                currency="USD" if kind == "purchase" else None, amount=amount, quantity=0,
+                returned_amount=0, channel=None, attributes=attributes or {},
+                status="processed", reason=None, original_event_id=None, version=None,
+                created_at=when, processed_at=when))
+            s.flush()
+            for number, (category, line_amount) in enumerate(lines or [], start=1):
+                s.add(EventLine(tenant_id=w.tenant_id, event_id=event_id, line_no=number,
+                                sku=None, name=None, category=category, brand=None, labels=[],
+                                quantity=1, unit_price=None, amount=line_amount,
+                                returned_quantity=0, returned_amount=0))
+        return event_id
+
+
+def history(db: Any, frozen: clock.FrozenClock, *, expiry_months: int | None = 2) -> History:
+    frozen.set(at(2026, 1, 15))
+    expiry = ({"kind": "after_months", "months": expiry_months} if expiry_months
+              else {"kind": "never"})
+    return History(build_world(db, expiry=expiry), frozen)
+
+
+def standard(h: History) -> History:
+    """Jan 15: A (gold) earns 100, B earns 50. Feb 15: A earns 40 and redeems 30.
+    Mar 20: lots of Jan 15 expire (A 70, B 50); A reserves 10 for a redemption, B has 25
+    pending earnings."""
+    h.member("A", tier="gold")
+    h.member("B")
+    h.earn("A", 100)
+    h.earn("B", 50)
+    h.move_to(at(2026, 2, 15))
+    h.earn("A", 40)
+    h.redeem("A", 30)
+    h.move_to(at(2026, 3, 20))
+    assert h.expire() == 120
+    w = h.world
+    h.hold(h.wallets["A"], w.redeemed_id, 10, "redemption")
+    h.hold(w.issued_id, h.wallets["B"], 25, "earn")
+    return h
+

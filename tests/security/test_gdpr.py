@@ -1,0 +1,117 @@
+"""T28: GDPR export and erasure. After erasure no personal value of the member is left in any
+table (profile, users, invitations, shipping, outbox, audit), balances and the ledger are
+unchanged and balanced, the audit chain verifies, and member.erased is emitted once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from allegiance import audit, tenants
+from allegiance.kit.models import OutboxMessage
+from allegiance.registry import metadata
+from tests.api.conftest import Api
+from tests.support import figures
+from tests.support.invariants import assert_ledger_invariants
+
+MARK = "Zyx9PII"
+
+
+def _call(api: Api, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+    r = api.client.request(method, f"/v1{path}", json=body, headers=api.headers())
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def _hits(api: Api) -> list[str]:
+    found = []
+    with api.db.read() as s:
+        for table in metadata.sorted_tables:
+            for row in s.execute(select(table)).all():
+                if MARK.lower() in repr(tuple(row)).lower():
+                    found.append(table.name)
+    return found
+
+
+def test_export_then_erase_leaves_no_personal_data_and_a_sound_ledger(api: Api) -> None:
+    program = _call(api, "POST", "/programs", {"code": "p", "name": "P",
+                                                "base_currency": "USD"}, 201)
+    pid = program["id"]
+    unit = _call(api, "POST", f"/programs/{pid}/units",
+                 {"code": "points", "name": "Points", "kind": "points"}, 201)
+    account = _call(api, "POST", "/accounts", {
+        "name": f"{MARK} Garage", "email": f"{MARK}@example.com", "tax_id": f"{MARK}-TAX",
+        "attributes": {"owner": f"{MARK} Owner"}}, 201)
+    acc = account["id"]
+    user = _call(api, "POST", f"/accounts/{acc}/users", {
+        "name": f"{MARK} Person", "email": f"person.{MARK}@example.com", "role": "owner",
+        "external_id": f"crm-{MARK}"}, 201)
+    _call(api, "POST", f"/programs/{pid}/invitations", {"email": f"invite.{MARK}@example.com",
+                                                        "account_id": acc}, 201)
+    wallet = _call(api, "POST", "/wallets", {"program_id": pid, "unit_id": unit["id"],
+                                             "owner_type": "account", "owner_id": acc}, 201)
+    _call(api, "POST", f"/programs/{pid}/points",
+          {"wallet_id": wallet["id"], "amount": 700, "kind": "earn"}, 201)
+    reward = _call(api, "POST", f"/programs/{pid}/rewards", {
+        "code": "mug", "name": "Mug", "kind": "physical", "unit_id": unit["id"], "cost": 200},
+        201)
+    _call(api, "POST", f"/programs/{pid}/redemptions", {
+        "reward_id": reward["id"], "account_id": acc,
+        "shipping": {"address": f"1 {MARK} Street"}}, 201)
+    with api.db.transaction() as s:  # a payload naming the member, as a webhook would carry
+        from allegiance.kit import outbox
+        outbox.emit(s, api.tenant_id, "member.updated",
+                    {"account_id": acc, "name": f"{MARK} Garage", "email": f"{MARK}@example.com"})
+    balance_before = _call(api, "GET", f"/wallets/{wallet['id']}")["balance"]
+    assert _hits(api), "the marker must be somewhere before erasure"
+
+    exported = _call(api, "GET", f"/accounts/{acc}/personal-data")
+    assert exported["account"]["email"] == f"{MARK}@example.com"
+    assert [u["id"] for u in exported["users"]] == [user["id"]]
+    assert "password_hash" not in exported["users"][0]
+    assert exported["wallets"][0]["balance"]["posted"] == balance_before["posted"]
+    assert exported["redemptions"] and exported["invitations"]
+
+    erased = _call(api, "POST", f"/accounts/{acc}/erase", {"reason": "DSR-1"})
+    assert erased["users"] == 1 and erased["outbox_messages"] >= 1
+    again = _call(api, "POST", f"/accounts/{acc}/erase", {"reason": "DSR-1"}, 409)
+    assert again["error"]["code"] == "already_erased"
+
+    hits = _hits(api)
+    balance_after = _call(api, "GET", f"/wallets/{wallet['id']}")["balance"]
+    with api.db.read() as s:
+        chain = audit.verify(s, api.tenant_id)
+        erased_messages = [m.payload for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.tenant_id == api.tenant_id,
+            OutboxMessage.event_type == "member.erased"))]
+        actions = [r.action for r in audit.history(s, api.tenant_id, "account", acc)]
+    figures.record("t28.gdpr_erasure", pii_marker_hits=len(hits),
+                   balances_unchanged=balance_after == balance_before,
+                   audit_chain_ok=chain.first_bad_seq is None,
+                   member_erased_emitted=len(erased_messages))
+    assert hits == []
+    assert balance_after == balance_before
+    assert chain.first_bad_seq is None and chain.rows > 0
+    assert len(erased_messages) == 1 and erased_messages[0]["account_id"] == acc
+    assert "account.erased" in actions and "account.personal_data_exported" in actions
+    shown = _call(api, "GET", f"/accounts/{acc}")
+    assert shown["status"] == "erased" and shown["email"] is None
+    assert_ledger_invariants(api.db)
+
+
+def test_erasure_is_tenant_scoped_and_admin_only(api: Api) -> None:
+    other_tenant, other_key = api.new_tenant()
+    with api.db.transaction() as s:
+        tenants.get_tenant(s, other_tenant)
+    account = _call(api, "POST", "/accounts", {"name": "Mine"}, 201)
+    r = api.client.post(f"/v1/accounts/{account['id']}/erase", json={"reason": "x"},
+                        headers=api.headers(other_key))
+    assert r.status_code == 404
+    reader = api.key_with(["integration"])
+    r = api.client.post(f"/v1/accounts/{account['id']}/erase", json={"reason": "x"},
+                        headers=api.headers(reader))
+    assert r.status_code == 403
+    r = api.client.get(f"/v1/accounts/{account['id']}/personal-data",
+                       headers=api.headers(reader))
+    assert r.status_code == 403
