@@ -23,7 +23,6 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,31 +129,31 @@ class Ctx:
         fn: Callable[[Session], BaseModel | dict[str, Any] | list[Any] | None],
         status_code: int,
     ) -> Response:
-        replay = self._replay(key, fingerprint)
-        if replay is not None:
-            return replay
         now = clock.now()
         retention = timedelta(days=get_settings().idempotency_retention_days)
+        replay: Response | None = None
         try:
             with self.db.transaction(self.tenant_id) as session:
-                sequences.lock(session, self.tenant_id, sequences.AUDIT)
-                session.execute(
-                    delete(IdempotencyRecord).where(
-                        IdempotencyRecord.tenant_id == self.tenant_id,
-                        IdempotencyRecord.key == key,
-                        IdempotencyRecord.expires_at <= now,
-                    )
-                )
-                result = fn(session)
-                payload = _dump(result)
-                self._audit(session, payload)
-                session.add(IdempotencyRecord(
-                    tenant_id=self.tenant_id, key=key, request_hash=fingerprint,
-                    method=self.request.method, path=self.request.url.path,
-                    status_code=status_code, response_body=payload, created_at=now,
-                    expires_at=now + retention,
-                ))
-                session.flush()
+                # The stored answer is read in the write's own transaction (a plain read
+                # takes no lock); a write then takes the audit lock before any other lock.
+                record = session.get(IdempotencyRecord, (self.tenant_id, key))
+                if record is not None and record.expires_at > now:
+                    replay = _replayed(record, fingerprint)
+                else:
+                    sequences.lock(session, self.tenant_id, sequences.AUDIT)
+                    if record is not None:  # expired: the key may be used again
+                        session.delete(record)
+                        session.flush()
+                    result = fn(session)
+                    payload = _dump(result)
+                    self._audit(session, payload)
+                    session.add(IdempotencyRecord(
+                        tenant_id=self.tenant_id, key=key, request_hash=fingerprint,
+                        method=self.request.method, path=self.request.url.path,
+                        status_code=status_code, response_body=payload, created_at=now,
+                        expires_at=now + retention,
+                    ))
+                    session.flush()
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
@@ -164,25 +163,26 @@ class Ctx:
                 raise IdempotencyInFlight("a request with this Idempotency-Key is in progress",
                                           field="Idempotency-Key") from exc
             return replay
+        if replay is not None:
+            return replay
         return _response(status_code, payload)
 
     def _replay(self, key: str, fingerprint: str) -> Response | None:
         with self.db.read(self.tenant_id) as session:
-            record = session.scalars(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.tenant_id == self.tenant_id, IdempotencyRecord.key == key
-                )
-            ).one_or_none()
+            record = session.get(IdempotencyRecord, (self.tenant_id, key))
             if record is None or record.expires_at <= clock.now():
                 return None
-            if record.request_hash != fingerprint:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used with a different request",
-                    field="Idempotency-Key",
-                )
-            response = _response(record.status_code, record.response_body)
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
+            return _replayed(record, fingerprint)
+
+
+def _replayed(record: IdempotencyRecord, fingerprint: str) -> Response:
+    """The stored answer, or 422 when the key was used with a different request."""
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request",
+                                   field="Idempotency-Key")
+    response = _response(record.status_code, record.response_body)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _fingerprint(request: Request, body: BaseModel | dict[str, Any] | None) -> str:

@@ -83,6 +83,11 @@ def wallet(
     """The member wallet of ``owner`` (an account or a user) for a unit; created on first use."""
     if owner_type not in ("account", "user"):
         raise InvalidEntry("wallets belong to an account or a user", field="owner_type")
+    # An existing wallet was checked against its unit when it was made (one query, not two).
+    found = repo.find_account(session, tenant_id, program_id, unit_id, owner_type, owner_id,
+                              "wallet")
+    if found is not None:
+        return found
     unit = tenants.get_unit(session, tenant_id, unit_id)
     if unit.program_id != program_id:
         raise InvalidEntry("the unit belongs to another program", field="unit_id")
@@ -113,6 +118,10 @@ def program_account(
     no_overdraw: bool = False,
 ) -> LedgerAccount:
     """A program-side account (issued, redeemed, expired, adjustments, budget:…, stock:…)."""
+    found = repo.find_account(session, tenant_id, program_id, unit_id, "program", program_id,
+                              purpose)
+    if found is not None:
+        return found
     tenants.get_unit(session, tenant_id, unit_id)
     return _get_or_create(
         session, tenant_id, program_id, unit_id, "program", program_id, purpose,

@@ -283,8 +283,8 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
         code_expires_at=None, code_used_at=None, shipping=shipping or {}, cause=cause,
         reason=None, created_at=now, decided_at=None, decided_by=None, fulfilled_at=None)
     session.add(row)
-    session.flush()
     if reward.requires_approval:
+        session.flush()
         hold, _ = ledger.create_hold(session, tenant_id, ledger.HoldRequest(
             program_id=program_id, debit_account_id=wallet.id, credit_account_id=redeemed.id,
             unit_id=reward.unit_id, amount=points, kind="redemption",
