@@ -34,6 +34,33 @@ def _hits(api: Api) -> list[str]:
     return found
 
 
+def _plant_in_features(api: Api, pid: str, acc: str) -> None:
+    """The member's personal values in other features: a referral sign-up (e-mail, tax id,
+    device), an affiliate application, a free-text survey answer, an event sponsorship."""
+    plan = _call(api, "POST", f"/programs/{pid}/referral-plans", {"code": "mgm", "name": "MGM"},
+                 201)
+    referrer = _call(api, "POST", "/accounts", {"name": "Referrer Ltd"}, 201)
+    code = _call(api, "POST", f"/referral-plans/{plan['id']}/codes",
+                 {"account_id": referrer["id"]})
+    _call(api, "POST", f"/programs/{pid}/referrals", {
+        "code": code["code"], "account_id": acc, "email": f"signup.{MARK}@example.com",
+        "tax_id": f"{MARK}-9", "device_hash": f"{MARK}-device"}, 201)
+    _call(api, "POST", f"/referral-plans/{plan['id']}/codes",
+          {"account_id": acc, "application": {"website": f"https://{MARK}.example"}})
+    survey = _call(api, "POST", f"/programs/{pid}/surveys", {
+        "code": "csat", "name": "CSAT", "questions": [
+            {"code": "nps", "text": "Recommend us?", "kind": "nps"},
+            {"code": "why", "text": "Why?", "kind": "text", "required": False}]}, 201)
+    _call(api, "POST", f"/surveys/{survey['id']}/responses",
+          {"account_id": acc, "answers": {"nps": 9, "why": f"ask {MARK} anything"}}, 201)
+    event = _call(api, "POST", f"/programs/{pid}/member-events", {
+        "code": "gala", "name": "Gala", "starts_at": "2030-01-01T18:00:00Z",
+        "ends_at": "2030-01-01T23:00:00Z"}, 201)
+    _call(api, "POST", f"/member-events/{event['id']}/sponsors", {
+        "name": f"{MARK} Garage", "account_id": acc, "contribution": 1000, "currency": "USD",
+        "note": f"{MARK} pays"}, 201)
+
+
 def test_export_then_erase_leaves_no_personal_data_and_a_sound_ledger(api: Api) -> None:
     program = _call(api, "POST", "/programs", {"code": "p", "name": "P",
                                                 "base_currency": "USD"}, 201)
@@ -47,8 +74,9 @@ def test_export_then_erase_leaves_no_personal_data_and_a_sound_ledger(api: Api) 
     user = _call(api, "POST", f"/accounts/{acc}/users", {
         "name": f"{MARK} Person", "email": f"person.{MARK}@example.com", "role": "owner",
         "external_id": f"crm-{MARK}"}, 201)
-    _call(api, "POST", f"/programs/{pid}/invitations", {"email": f"invite.{MARK}@example.com",
-                                                        "account_id": acc}, 201)
+    invitation = _call(api, "POST", f"/programs/{pid}/invitations",
+                       {"email": f"invite.{MARK}@example.com", "account_id": acc}, 201)
+    _call(api, "POST", "/invitations/accept", {"token": invitation["token"], "account_id": acc})
     wallet = _call(api, "POST", "/wallets", {"program_id": pid, "unit_id": unit["id"],
                                              "owner_type": "account", "owner_id": acc}, 201)
     _call(api, "POST", f"/programs/{pid}/points",
@@ -59,6 +87,7 @@ def test_export_then_erase_leaves_no_personal_data_and_a_sound_ledger(api: Api) 
     _call(api, "POST", f"/programs/{pid}/redemptions", {
         "reward_id": reward["id"], "account_id": acc,
         "shipping": {"address": f"1 {MARK} Street"}}, 201)
+    _plant_in_features(api, pid, acc)
     with api.db.transaction() as s:  # a payload naming the member, as a webhook would carry
         from allegiance.kit import outbox
         outbox.emit(s, api.tenant_id, "member.updated",

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, false, or_, select
 from sqlalchemy.orm import Session
 
-from allegiance import audit, events, ledger, members, rewards
+from allegiance import audit, engagement, events, ledger, members, referrals, rewards
 from allegiance.kit import clock, outbox
 from allegiance.kit.models import OutboxMessage
 from allegiance.privacy.domain import mentions, pseudonym, scrub
@@ -100,6 +100,7 @@ class ErasureReport:
     events: int
     outbox_messages: int
     message_id: str
+    other_rows: int = 0  # referral sign-ups and applications, survey answers, sponsors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +157,7 @@ def erase_member(session: Session, tenant_id: str, account_id: str, *, actor: st
         events.Event.tenant_id == tenant_id, events.Event.account_id == account_id)))
     for event in member_events:
         event.match_key = scrub(event.match_key, frozenset({*event.match_key}))
+    others = _erase_in_features(session, tenant_id, account_id)
     messages = 0
     for message in session.scalars(select(OutboxMessage).where(
             OutboxMessage.tenant_id == tenant_id)):
@@ -171,13 +173,49 @@ def erase_member(session: Session, tenant_id: str, account_id: str, *, actor: st
         "account_id": account_id, "user_ids": sorted(ids - {account_id}),
         "erased_at": now.isoformat()})
     report = ErasureReport(account_id, len(users), external, len(invitations), len(redemptions),
-                           len(member_events), messages, message_id)
+                           len(member_events), messages, message_id, others)
     audit.record(session, tenant_id, actor=actor, action="account.erased",
                  object_type="account", object_id=account_id,
                  before={"status": before_status},
                  after={"status": "erased", "reason": reason, **report.as_dict()})
     session.flush()
     return report
+
+
+def _erase_in_features(session: Session, tenant_id: str, account_id: str) -> int:
+    """Personal values the member left in other features: the e-mail, tax id and device keys
+    of its referral sign-ups (fraud checks), its affiliate applications, its free-text survey
+    answers, and its name on event sponsorships. Returns the number of rows changed."""
+    changed = 0
+    for referral in session.scalars(select(referrals.Referral).where(
+            referrals.Referral.tenant_id == tenant_id,
+            referrals.Referral.referred_account_id == account_id)):
+        referral.email_key = referral.tax_key = referral.device_hash = None
+        changed += 1
+    for code in session.scalars(select(referrals.ReferralCode).where(
+            referrals.ReferralCode.tenant_id == tenant_id,
+            referrals.ReferralCode.account_id == account_id)):
+        if code.application:
+            code.application = {}
+            changed += 1
+    responses = list(session.scalars(select(engagement.SurveyResponse).where(
+        engagement.SurveyResponse.tenant_id == tenant_id,
+        engagement.SurveyResponse.account_id == account_id)))
+    for response in responses:
+        survey = session.get(engagement.Survey, (tenant_id, response.survey_id))
+        texts = {q.get("code") for q in (survey.questions if survey else [])
+                 if isinstance(q, dict) and q.get("kind") == "text"}
+        answers = {k: ("[erased]" if k in texts else v) for k, v in response.answers.items()}
+        if answers != response.answers:
+            response.answers = answers
+            changed += 1
+    for sponsor in session.scalars(select(engagement.Sponsor).where(
+            engagement.Sponsor.tenant_id == tenant_id,
+            engagement.Sponsor.account_id == account_id)):
+        sponsor.name = pseudonym("Erased member", account_id)
+        sponsor.note = ""
+        changed += 1
+    return changed
 
 
 def _email_in(emails: set[str]) -> ColumnElement[bool]:
