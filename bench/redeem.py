@@ -109,7 +109,7 @@ class Catalogue:
                     select(redemptions.reward_id, redemptions.account_id, func.count())
                     .where(redemptions.tenant_id == self.tenant_id)
                     .group_by(redemptions.reward_id, redemptions.account_id)).all()
-                gift = rewards.get_reward(s, self.tenant_id, self.gift_id)
+                gift_stock = rewards.get_reward(s, self.tenant_id, self.gift_id).stock
                 balances = {
                     account_id: ledger.balance_of(
                         ledger.get_account(s, self.tenant_id, wallet_id)).posted
@@ -124,7 +124,7 @@ class Catalogue:
         for reward, account, n in rows:
             spent[account] += int(n) * (GIFT_COST if reward == self.gift_id else VOUCHER_COST)
         wrong = sum(1 for a in self.accounts if balances[a] != GRANT - spent[a])
-        return {"redemptions": count, "gifts": gifts, "gift_stock": gift.stock,
+        return {"redemptions": count, "gifts": gifts, "gift_stock": gift_stock,
                 "wrong_balances": wrong, "mismatches": len(mismatches)}
 
 

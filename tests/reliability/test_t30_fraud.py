@@ -13,6 +13,7 @@ T30f  concurrent co-marketing claims never exceed the allocation (PostgreSQL); t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import timedelta
@@ -146,8 +147,10 @@ def test_t30d_every_duplicate_invoice_variant_is_flagged(db: Database) -> None:
         assert _claim(m, m.account(), "INV-2026-000458") == "submitted"  # control
 
 
-def _broken_submit(m: Money, account_id: str, key_number: str) -> str:
-    """Check for an earlier claim, pause, insert: the write skew the key register prevents."""
+def _broken_submit(m: Money, account_id: str, key_number: str,
+                   checked: threading.Barrier | None = None) -> str:
+    """Check for an earlier claim, wait until every racer has checked, insert: the write skew
+    the key register prevents (the barrier makes the race certain, not a matter of timing)."""
     key = claims.invoice_key("Acme Ltd", key_number)
     with m.db.transaction() as s:
         taken = s.scalar(select(func.count()).select_from(claims.SalesClaim).where(
@@ -155,7 +158,9 @@ def _broken_submit(m: Money, account_id: str, key_number: str) -> str:
             claims.SalesClaim.status == "submitted"))
         if taken:
             return "duplicate"
-        time.sleep(0.02)
+        if checked is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                checked.wait()
         now = clock.now()
         s.add(claims.SalesClaim(
             tenant_id=m.tenant_id, id=new_id("clm"), program_id=m.program_id,
@@ -172,11 +177,13 @@ def _race_claims(db: Database, broken: bool) -> list[Any]:
         m = Money(db)
         accounts = [m.account() for _ in range(CLAIM_THREADS)]
         retries = Retries()
+        checked = threading.Barrier(CLAIM_THREADS, timeout=60)
 
         def target(i: int, barrier: threading.Barrier) -> str:
             barrier.wait()
             if broken:
-                return with_retries(lambda: _broken_submit(m, accounts[i], "INV-9"), retries)
+                return with_retries(lambda: _broken_submit(m, accounts[i], "INV-9", checked),
+                                    retries)
             return with_retries(lambda: _claim(m, accounts[i], "INV-9"), retries)
 
         return run_threads(CLAIM_THREADS, target, timeout=120)

@@ -7,13 +7,15 @@ transaction through :func:`transaction`.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -117,6 +119,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_timeout=busy_timeout, echo=echo)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._busy_timeout = busy_timeout
+        # Reentrant: a thread that opens a second transaction meets SQLite's own lock.
+        self._write_lock = threading.RLock() if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._readonly_sessions = sessionmaker(
             self.engine.execution_options(readonly=True), expire_on_commit=False, autoflush=False
@@ -133,15 +138,34 @@ class Database:
     @contextlib.contextmanager
     def transaction(self, tenant_id: str | None = None) -> Iterator[Session]:
         """The unit of work: commit on success, roll back on any exception."""
-        session = self._open(self._sessions, tenant_id)
+        with self._sqlite_writer():
+            session = self._open(self._sessions, tenant_id)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    @contextlib.contextmanager
+    def _sqlite_writer(self) -> Iterator[None]:
+        """On SQLite, the threads of one process queue for the write lock in order here.
+        SQLite lets one writer in at a time and makes the others poll with growing sleeps
+        (up to 100 ms each), which under concurrent requests costs far more than the writes
+        themselves. Other processes still wait in SQLite's busy handler. Like SQLite, a
+        writer gives up after the busy timeout with "database is locked"."""
+        if self._write_lock is None:
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self._busy_timeout):
+            raise OperationalError("BEGIN IMMEDIATE", None,
+                                   sqlite3.OperationalError("database is locked"))
         try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+            yield
         finally:
-            session.close()
+            self._write_lock.release()
 
     @contextlib.contextmanager
     def read(self, tenant_id: str | None = None) -> Iterator[Session]:
