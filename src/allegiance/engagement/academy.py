@@ -145,10 +145,15 @@ def on_activity(session: Session, tenant_id: str, program: tenants.Program,
         "user_id": event.user_id, "event_id": event.event_id,
         "completed_at": event.occurred_at.isoformat()})
     for cert in list_certifications(session, tenant_id, program.id):
-        if course.code in cert.courses and _qualifies(session, tenant_id, cert,
-                                                      event.account_id, event.occurred_at):
-            grant(session, tenant_id, cert.id, event.account_id, at=event.occurred_at,
-                  source=f"courses (event {event.event_id})", actor=actor)
+        if course.code not in cert.courses:
+            continue
+        earned = _earned_at(session, tenant_id, cert, event.account_id)
+        held = session.get(AccountCertification, (tenant_id, cert.id, event.account_id))
+        if earned is None or (held is not None and held.status == "active"
+                              and held.granted_at >= earned):
+            continue
+        grant(session, tenant_id, cert.id, event.account_id, at=earned,
+              source=f"courses (event {event.event_id})", actor=actor)
     return row
 
 
@@ -159,21 +164,27 @@ def completion_of_event(session: Session, tenant_id: str, course_id: str,
         CourseCompletion.event_id == event_id)).first()
 
 
-def _qualifies(session: Session, tenant_id: str, cert: Certification, account_id: str,
-               at: datetime) -> bool:
-    """Every course of the certification completed (within ``valid_days`` before ``at`` when
-    the certification expires)."""
+def _earned_at(session: Session, tenant_id: str, cert: Certification,
+               account_id: str) -> datetime | None:
+    """When the account earned the certification from its courses: the latest completion of
+    the last course it needed (each course's latest completion counts, so completions that
+    arrive late or out of order are fine) — None while a course is missing, or when the
+    certification expires and the courses were not all completed within ``valid_days``."""
     if not cert.courses:
-        return False
-    query = select(func.count(func.distinct(Course.code))).select_from(CourseCompletion).join(
-        Course, (Course.tenant_id == CourseCompletion.tenant_id)
-        & (Course.id == CourseCompletion.course_id)).where(
-        CourseCompletion.tenant_id == tenant_id, CourseCompletion.account_id == account_id,
-        Course.program_id == cert.program_id, Course.code.in_(cert.courses),
-        CourseCompletion.completed_at <= at)
-    if cert.valid_days is not None:
-        query = query.where(CourseCompletion.completed_at > at - timedelta(days=cert.valid_days))
-    return int(session.scalar(query) or 0) == len(cert.courses)
+        return None
+    latest = {code: at for code, at in session.execute(
+        select(Course.code, func.max(CourseCompletion.completed_at))
+        .join(CourseCompletion, (CourseCompletion.tenant_id == Course.tenant_id)
+              & (CourseCompletion.course_id == Course.id))
+        .where(Course.tenant_id == tenant_id, Course.program_id == cert.program_id,
+               Course.code.in_(cert.courses), CourseCompletion.account_id == account_id)
+        .group_by(Course.code))}
+    if len(latest) < len(cert.courses):
+        return None
+    first, last = min(latest.values()), max(latest.values())
+    if cert.valid_days is not None and first <= last - timedelta(days=cert.valid_days):
+        return None
+    return last
 
 
 # --- certifications held ---------------------------------------------------------------------
