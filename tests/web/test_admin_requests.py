@@ -1,0 +1,61 @@
+"""Admin: the custom-request queue of a personal manager — price, fulfil, decline; only the
+account's manager may price (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allegiance import ledger, operators, tenants
+from allegiance.memberships import managers
+from tests.web.conftest import Web, post
+
+
+def _request(web: Web, description: str) -> str:
+    with web.db.transaction() as s:
+        return managers.create_request(s, web.tenant_id, web.program(),
+                                       web.demo.accounts["dealer_west"],
+                                       description=description, actor="member").id
+
+
+def test_the_manager_prices_and_fulfils_a_custom_request(web: Web) -> None:
+    account = web.demo.accounts["dealer_west"]
+    with web.db.transaction() as s:
+        support = operators.operator_by_email(s, web.tenant_id, web.operators["support"])
+        assert support is not None
+        managers.assign_manager(s, web.tenant_id, account, support.id, actor="test")
+        unit = next(u for u in tenants.list_units(s, web.tenant_id, web.program())
+                    if u.kind == "points")
+        before = ledger.balance_of(ledger.wallet(s, web.tenant_id, web.program(), unit.id,
+                                                 "account", account)).posted
+    rack, audit = _request(web, "Branded server rack"), _request(web, "Network audit")
+    other = web.admin("program_manager")  # not the account's manager
+    assert "Nothing here." in other.get("/admin/requests").text  # none of its accounts
+    everyone = other.get("/admin/requests?mine=false").text
+    assert "Branded server rack" in everyone and 'action="/admin/requests/' not in everyone
+    refused: Any = post(other, f"/admin/requests/{rack}/quote",
+                        {"unit_id": unit.id, "price": "10"})
+    assert "only the account&#39;s manager" in other.get(refused.headers["location"]).text
+    client = web.admin("support")
+    page = client.get("/admin/requests").text
+    assert "Branded server rack" in page and "Network audit" in page
+    bad: Any = post(client, f"/admin/requests/{rack}/quote", {"unit_id": unit.id, "price": "x"})
+    assert "positive whole number" in client.get(bad.headers["location"]).text
+    quoted: Any = post(client, f"/admin/requests/{rack}/quote",
+                       {"unit_id": unit.id, "price": "250", "valid_days": "14",
+                        "note": "installed"})
+    assert f"Request {rack} is quoted at 250." in client.get(quoted.headers["location"]).text
+    post(client, f"/admin/requests/{audit}/decline")
+    with web.db.transaction() as s:
+        managers.accept(s, web.tenant_id, rack, actor="member")
+    assert 'action="/admin/requests/' + rack + '/fulfil"' in client.get("/admin/requests").text
+    post(client, f"/admin/requests/{rack}/fulfil")
+    with web.db.read() as s:
+        assert managers.get_request(s, web.tenant_id, rack).status == "fulfilled"
+        assert managers.get_request(s, web.tenant_id, audit).status == "declined"
+        after = ledger.balance_of(ledger.wallet(s, web.tenant_id, web.program(), unit.id,
+                                                "account", account)).posted
+    assert before - after == 250
+    assert rack in client.get("/admin/requests?status=done").text
+    read_only = web.admin("read_only")
+    denied: Any = post(read_only, f"/admin/requests/{audit}/decline")
+    assert denied.status_code == 403  # viewing is not pricing
