@@ -1,5 +1,6 @@
-"""Admin: the custom-request queue of a personal manager — price, fulfil, decline; only the
-account's manager may price (SQLite and PostgreSQL)."""
+"""Custom requests on the web: the admin queue of a personal manager (price, fulfil, decline;
+only the account's manager may price) and the portal, where the member asks, accepts and
+withdraws (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,39 @@ def test_the_manager_prices_and_fulfils_a_custom_request(web: Web) -> None:
     read_only = web.admin("read_only")
     denied: Any = post(read_only, f"/admin/requests/{audit}/decline")
     assert denied.status_code == 403  # viewing is not pricing
+
+
+def test_the_member_asks_accepts_and_withdraws_in_the_portal(web: Web) -> None:
+    account = web.demo.accounts["dealer_west"]
+    grace, priya = web.member(0), web.member(1)
+    assert "no personal manager" in grace.get("/portal/requests").text
+    with web.db.transaction() as s:
+        support = operators.operator_by_email(s, web.tenant_id, web.operators["support"])
+        assert support is not None
+        managers.assign_manager(s, web.tenant_id, account, support.id, actor="test")
+        unit = next(u for u in tenants.list_units(s, web.tenant_id, web.program())
+                    if u.kind == "points")
+    asked: Any = post(grace, "/portal/requests",
+                      {"description": "Label printer for the warehouse", "quantity": "2"})
+    assert "Sent to your personal manager" in grace.get(asked.headers["location"]).text
+    with web.db.transaction() as s:
+        (row,) = managers.list_requests(s, web.tenant_id, web.program(), account_id=account)
+        managers.quote(s, web.tenant_id, row.id, operator_id=support.id, unit_id=unit.id,
+                       price=400, actor="test")
+        wallet = ledger.wallet(s, web.tenant_id, web.program(), unit.id, "account", account)
+        before = ledger.balance_of(wallet).available
+    page = grace.get("/portal/requests").text
+    assert "Label printer for the warehouse × 2" in page and "Accept" in page
+    assert priya.get(f"/portal/requests?account={account}").status_code == 404
+    foreign: Any = post(priya, f"/portal/requests/{row.id}/accept")
+    assert foreign.status_code == 404
+    accepted: Any = post(grace, f"/portal/requests/{row.id}/accept")
+    assert "the price is reserved" in grace.get(accepted.headers["location"]).text
+    with web.db.read() as s:
+        held = ledger.balance_of(ledger.get_account(s, web.tenant_id, wallet.id)).available
+    assert held == before - 400
+    post(grace, f"/portal/requests/{row.id}/cancel")
+    with web.db.read() as s:
+        assert managers.get_request(s, web.tenant_id, row.id).status == "cancelled"
+        assert ledger.balance_of(ledger.get_account(s, web.tenant_id,
+                                                    wallet.id)).available == before
