@@ -21,7 +21,7 @@ from allegiance.web import (
     admin_queue,
     admin_requests,
     portal,
-    portal_requests,
+    portal_engagement,
 )
 from allegiance.web.security import CsrfFailed, PermissionDenied, SignInRequired
 from allegiance.web.templating import STATIC, render
@@ -49,7 +49,7 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_requests.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_designer.router, prefix="/admin", include_in_schema=False)
     app.include_router(portal.router, prefix="/portal", include_in_schema=False)
-    app.include_router(portal_requests.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_engagement.router, prefix="/portal", include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInRequired)

@@ -1,12 +1,14 @@
 """Custom requests on the web: the admin queue of a personal manager (price, fulfil, decline;
 only the account's manager may price) and the portal, where the member asks, accepts and
-withdraws (SQLite and PostgreSQL)."""
+withdraws; the portal academy (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from allegiance import ledger, operators, tenants
+from allegiance import engagement, ledger, operators, tenants
+from allegiance.engagement import academy
+from allegiance.kit import clock
 from allegiance.memberships import managers
 from tests.web.conftest import Web, post
 
@@ -96,3 +98,29 @@ def test_the_member_asks_accepts_and_withdraws_in_the_portal(web: Web) -> None:
         assert managers.get_request(s, web.tenant_id, row.id).status == "cancelled"
         assert ledger.balance_of(ledger.get_account(s, web.tenant_id,
                                                     wallet.id)).available == before
+
+
+def test_the_portal_academy_shows_courses_and_certifications(web: Web) -> None:
+    account = web.demo.accounts["dealer_west"]
+    with web.db.transaction() as s:
+        program = tenants.get_program(s, web.tenant_id, web.program())
+        for code, name in (("basics", "Lighting basics"), ("controls", "Smart controls")):
+            academy.create_course(s, web.tenant_id, program.id, code=code, name=name, hours=2)
+        academy.create_certification(s, web.tenant_id, program.id, code="installer",
+                                     name="Certified installer", courses=["basics", "controls"],
+                                     valid_days=365)
+        academy.on_activity(s, web.tenant_id, program, engagement.Occurrence(
+            event_id="evt_web_1", program_id=program.id, account_id=account, kind="activity",
+            activity_type="course_completed", occurred_at=clock.now(), amount=0, quantity=1,
+            attributes={"course": "basics"}), actor="test")
+    page = web.member(0).get("/portal/academy").text
+    assert "Lighting basics" in page and "Certified installer" in page
+    assert "✓ basics" in page and "✓ controls" not in page and "not yet" in page
+    with web.db.transaction() as s:
+        program = tenants.get_program(s, web.tenant_id, web.program())
+        academy.on_activity(s, web.tenant_id, program, engagement.Occurrence(
+            event_id="evt_web_2", program_id=program.id, account_id=account, kind="activity",
+            activity_type="course_completed", occurred_at=clock.now(), amount=0, quantity=1,
+            attributes={"course": "controls"}), actor="test")
+    page = web.member(0).get("/portal/academy").text
+    assert '<span class="badge active">active</span>' in page

@@ -1,4 +1,5 @@
-"""The member portal: custom requests (Utinet). An account with a personal manager asks for an
+"""The member portal: the academy (courses done, certifications held) and custom requests
+(Utinet). An account with a personal manager asks for an
 item that is not in the catalogue, sees the manager's price, and accepts it (the price is held
 in its wallet until the manager fulfils it), declines it, or withdraws the request (a held
 price comes back). Only users who may spend the account's points accept; every account a page
@@ -13,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from allegiance import members
+from allegiance.engagement import academy
 from allegiance.kit.errors import Forbidden, NotFound, ValidationFailed
 from allegiance.memberships import managers
 from allegiance.memberships.models import CustomRequest
@@ -94,3 +96,26 @@ def answer(request_id: str, action: str, reason: str = Form("", max_length=500),
     said = {"accept": "Accepted: the price is reserved until your manager delivers.",
             "decline": "Declined.", "cancel": "Withdrawn; anything reserved is given back."}
     return act(ctx, run, said.get(action, "Done."), url("/portal/requests", account=account_id))
+
+
+@router.get("/academy")
+def academy_page(request: Request, account: str | None = Query(None, max_length=40),
+                 ctx: Member = Depends(member)) -> Response:
+    """The program's courses (done or not) and the account's certifications with their
+    state and expiry."""
+    account_id = _account_of(ctx, account)
+    courses: list[Any] = []
+    done: dict[str, Any] = {}
+    certifications: list[Any] = []
+    held: dict[str, Any] = {}
+    if ctx.program is not None:
+        with reading(ctx.db) as s:
+            courses = academy.list_courses(s, ctx.tenant_id, ctx.program.id)
+            certifications = academy.list_certifications(s, ctx.tenant_id, ctx.program.id)
+            record = academy.transcript(s, ctx.tenant_id, ctx.program.id, account_id)
+            for course, completion in record.completions:
+                done[course.code] = completion.completed_at  # the latest wins (sorted)
+            held = {c.code: h for c, h in record.certifications}
+    return render(request, "portal/academy.html", {
+        "ctx": ctx, "account_id": account_id, "courses": courses, "done": done,
+        "certifications": certifications, "held": held})
