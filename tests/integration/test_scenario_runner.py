@@ -188,3 +188,18 @@ def test_pending_awards_are_released_by_the_release_run(tmp_path: Path) -> None:
     report = scenarios.run(scenarios.parse(data, tmp_path))
     assert report.passed, report.to_dict()
     assert len(report.outcomes) == 3
+
+
+def test_operators_are_created_and_named_in_api_steps(tmp_path: Path) -> None:
+    data = scenario([
+        {"api": {"method": "PUT", "path": "/accounts/{account:acme}/manager",
+                 "body": {"operator_id": "{operator:olga}"}}},
+        {"api": {"method": "POST", "path": "/programs/{program}/custom-requests",
+                 "body": {"account_id": "{account:acme}", "description": "A rack"}}},
+        {"expect": {"response": {"path": "status", "equals": "requested"}}}])
+    with pytest.raises(scenarios.ScenarioError) as caught:
+        scenarios.parse({**data, "operators": [{"ref": "olga", "password": "x"}]}, tmp_path)
+    assert caught.value.path == "operators[0].password"
+    report = scenarios.run(scenarios.parse(
+        {**data, "operators": [{"ref": "olga", "name": "Olga"}]}, tmp_path))
+    assert report.passed and report.outcomes, [o.to_dict() for o in report.failures]

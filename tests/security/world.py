@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from allegiance import definitions, tenants
+from allegiance import definitions, operators, tenants
 from allegiance.imports import jobs as import_jobs
 from allegiance.kit import clock
 from allegiance.kit.db import Database
@@ -96,6 +96,7 @@ def build_tenant(client: TestClient, db: Database, name: str) -> TenantWorld:
     ids["delivery_id"] = deliveries[0]["id"]
     _build_new_features(client, db, w)
     _build_money(client, w)
+    _build_engage(client, db, w)
     return w
 
 
@@ -221,3 +222,31 @@ def _build_money(client: TestClient, w: TenantWorld) -> None:
     ids["batch_id"] = call("POST", f"/programs/{pid}/payout-batches",
                            {"unit_id": usd, "label": "2026-01"})["id"]
     ids["item_id"] = call("GET", f"/payout-batches/{ids['batch_id']}")["items"][0]["id"]
+
+
+def _build_engage(client: TestClient, db: Database, w: TenantWorld) -> None:
+    """Account managers and custom requests, courses and certifications, super tickets."""
+    ids = w.ids
+    pid, uid, account = ids["program_id"], ids["unit_id"], ids["account_id"]
+    now = clock.now()
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        return _call(client, w.admin, method, path, body)
+
+    with db.transaction() as s:
+        ids["operator_id"] = operators.create_operator(
+            s, w.tenant_id, email="manager@example.com", name="Mia Manager",
+            role="support", password="a long enough password 42", actor="test").id
+    call("PUT", f"/accounts/{account}/manager", {"operator_id": ids["operator_id"]})
+    ids["custom_request_id"] = call("POST", f"/programs/{pid}/custom-requests", {
+        "account_id": account, "description": "A branded server rack"})["id"]
+    call("POST", f"/custom-requests/{ids['custom_request_id']}/quote",
+         {"operator_id": ids["operator_id"], "unit_id": uid, "price": 50})
+    ids["course_id"] = call("POST", f"/programs/{pid}/courses",
+                            {"code": "basics", "name": "Basics"})["id"]
+    ids["certification_id"] = call("POST", f"/programs/{pid}/certifications", {
+        "code": "certified", "name": "Certified", "courses": ["basics"]})["id"]
+    ids["super_ticket_id"] = call("POST", f"/programs/{pid}/super-tickets", {
+        "code": "concert", "name": "Concert", "reward_id": ids["reward_id"],
+        "mode": "lottery", "winners": 1, "opens_at": now.isoformat(),
+        "closes_at": (now + timedelta(days=7)).isoformat()})["id"]

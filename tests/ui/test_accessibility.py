@@ -24,8 +24,8 @@ def test_admin_pages_have_no_serious_violations(site: Site, page: Any) -> None:
     page.goto(f"{site.url}/admin/sign-in")
     problems = {"sign-in": _violations(page)}
     admin_sign_in(page, site)
-    for name in ("dashboard", "members", "redemptions", "adjustments", "catalogue", "designer",
-                 "operators",
+    for name in ("dashboard", "members", "redemptions", "requests", "adjustments", "catalogue",
+                 "designer", "operators",
                  f"members/{site.demo.accounts['dealer_west']}"):
         page.goto(f"{site.url}/admin/{name}")
         problems[name] = _violations(page)
@@ -36,7 +36,7 @@ def test_portal_pages_have_no_serious_violations(site: Site, page: Any) -> None:
     page.goto(f"{site.url}/portal/sign-in")
     problems = {"sign-in": _violations(page)}
     portal_sign_in(page, site)
-    for name in ("home", "history", "catalogue", "orders"):
+    for name in ("home", "history", "catalogue", "orders", "academy", "requests"):
         page.goto(f"{site.url}/portal/{name}")
         problems[name] = _violations(page)
     assert not any(problems.values()), problems

@@ -20,6 +20,7 @@ from allegiance.cashback.routes import router as cashback_router
 from allegiance.claims.routes import router as claims_router
 from allegiance.definitions.routes import router as definitions_router
 from allegiance.engagement.routes import router as engagement_router
+from allegiance.engagement.routes_more import router as engagement_more_router
 from allegiance.events.routes import router as events_router
 from allegiance.fx.routes import router as fx_router
 from allegiance.imports.routes import router as imports_router
@@ -31,6 +32,7 @@ from allegiance.ledger.routes import router as ledger_router
 from allegiance.mdf.routes import router as mdf_router
 from allegiance.members.routes import router as members_router
 from allegiance.memberships.routes import router as memberships_router
+from allegiance.memberships.routes_managers import router as managers_router
 from allegiance.payouts.routes import router as payouts_router
 from allegiance.privacy.routes import router as privacy_router
 from allegiance.referrals.routes import router as referrals_router
@@ -116,7 +118,9 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
         imports_router,
         simulation_router,
         engagement_router,
+        engagement_more_router,
         memberships_router,
+        managers_router,
         campaigns_router,
         analytics_router,
         cashback_router,

@@ -9,6 +9,7 @@ gap joins two runs, and the completions computed from the totals only ever grow.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -114,6 +115,8 @@ class Occurrence:
     product_lists: Mapping[str, frozenset[str]] = field(default_factory=dict)
     points: int = 0
     badges: tuple[str, ...] = ()  # codes of the badge effects the rules awarded
+    attributes: Mapping[str, object] = field(default_factory=dict)  # an activity's attributes
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,3 +292,12 @@ def check_answers(questions: Sequence[Mapping[str, object]],
         else:
             return path, f"unknown question kind {kind}"
     return None
+
+
+def draw_order(account_ids: Sequence[str], seed: str) -> list[str]:
+    """The order in which a lottery's entrants are drawn: a shuffle of the sorted ids by a
+    generator seeded with ``seed`` — the same entries and seed always give the same order, so a
+    draw can be checked afterwards."""
+    order = sorted(set(account_ids))
+    random.Random(seed).shuffle(order)
+    return order

@@ -79,3 +79,35 @@ class InvalidMenu(ValidationFailed):
 
 class AlreadyPicked(Conflict):
     code = "already_picked"
+
+
+class SuperTicketNotFound(NotFound):
+    code = "super_ticket_not_found"
+
+
+class InvalidSuperTicket(ValidationFailed):
+    code = "invalid_super_ticket"
+
+
+class AlreadyEntered(Conflict):
+    code = "already_entered"
+
+
+class EntriesClosed(Conflict):
+    code = "entries_closed"
+
+
+class CourseNotFound(NotFound):
+    code = "course_not_found"
+
+
+class CertificationNotFound(NotFound):
+    code = "certification_not_found"
+
+
+class InvalidCourse(ValidationFailed):
+    code = "invalid_course"
+
+
+class InvalidCertification(ValidationFailed):
+    code = "invalid_certification"

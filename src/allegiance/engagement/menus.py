@@ -2,7 +2,8 @@
 number of rewards per period (in the program's time zone). A pick is a redemption of the
 catalogue — stock, eligibility, limits and the points go through the rewards feature and the
 ledger — and the (account, period, number) key refuses a pick past the allowance even when two
-arrive at once."""
+arrive at once. A bonus menu (rewards without a bill) gives the reward's cost before the pick
+redeems it, so the member spends nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from allegiance import members, rewards, tenants
+from allegiance import ledger, members, rewards, tenants
 from allegiance.engagement import domain
 from allegiance.engagement.errors import AlreadyPicked, DuplicateCode, InvalidMenu, MenuNotFound
 from allegiance.engagement.models import MenuPick, RewardMenu
@@ -22,7 +23,8 @@ from allegiance.kit.ids import new_id
 
 
 def create_menu(session: Session, tenant_id: str, program_id: str, *, code: str, name: str,
-                reward_ids: list[str], period: str = "month", picks: int = 1) -> RewardMenu:
+                reward_ids: list[str], period: str = "month", picks: int = 1,
+                bonus: bool = False) -> RewardMenu:
     tenants.get_program(session, tenant_id, program_id)
     if period not in domain.PERIODS:
         raise InvalidMenu(f"period must be one of {', '.join(domain.PERIODS)}", field="period")
@@ -36,7 +38,7 @@ def create_menu(session: Session, tenant_id: str, program_id: str, *, code: str,
                               field="reward_ids")
     menu = RewardMenu(tenant_id=tenant_id, id=new_id("mnu"), program_id=program_id, code=code,
                       name=name, period=period, picks=picks,
-                      reward_ids=list(dict.fromkeys(reward_ids)), status="active",
+                      reward_ids=list(dict.fromkeys(reward_ids)), bonus=bonus, status="active",
                       created_at=clock.now())
     add_unique(session, menu, DuplicateCode(f"menu {code} exists in this program", field="code"))
     return menu
@@ -79,6 +81,9 @@ def pick(session: Session, tenant_id: str, menu_id: str, account_id: str, reward
     if number > menu.picks:
         raise AlreadyPicked(f"{menu.picks} pick(s) per {menu.period} already made",
                             field="account_id")
+    if menu.bonus:
+        _give_cost(session, tenant_id, menu, account_id, reward_id,
+                   f"menu-bonus:{menu.id}:{account_id}:{index}:{number}", actor)
     redemption = rewards.redeem(session, tenant_id, menu.program_id, reward_id, account_id,
                                 user_id=user_id, actor=actor)
     row = MenuPick(tenant_id=tenant_id, menu_id=menu.id, account_id=account_id,
@@ -90,6 +95,22 @@ def pick(session: Session, tenant_id: str, menu_id: str, account_id: str, reward
         "reward_id": reward_id, "redemption_id": redemption.id,
         "period": domain.period_label(menu.period, index)})
     return row
+
+
+def _give_cost(session: Session, tenant_id: str, menu: RewardMenu, account_id: str,
+               reward_id: str, key: str, actor: str) -> None:
+    """A bonus pick is the program's gift: the reward's cost is issued to the account (an earn
+    entry from the unit's ``issued`` account) just before the pick redeems it."""
+    reward = rewards.get_reward(session, tenant_id, reward_id)
+    issued = ledger.program_account(session, tenant_id, menu.program_id, reward.unit_id,
+                                    "issued")
+    wallet = ledger.wallet(session, tenant_id, menu.program_id, reward.unit_id, "account",
+                           account_id)
+    ledger.post_entry(session, tenant_id, ledger.EntryRequest(
+        program_id=menu.program_id, kind="earn", source_type="reward_menu", source_id=menu.id,
+        entry_key=key, actor=actor, memo=f"bonus reward {reward.code} of menu {menu.code}",
+        lines=(ledger.Line(issued.id, reward.unit_id, ledger.Side.DEBIT, reward.cost),
+               ledger.Line(wallet.id, reward.unit_id, ledger.Side.CREDIT, reward.cost))))
 
 
 @dataclass(frozen=True)

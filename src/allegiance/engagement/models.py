@@ -6,7 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.db import ID, Base
@@ -199,7 +206,27 @@ class Survey(Base):
     reward_points: Mapped[int] = mapped_column(default=0)
     activity_type: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(8))
+    # "all", or "leavers": sent to the accounts whose enrolment in the program closes.
+    audience: Mapped[str] = mapped_column(String(8), default="all", server_default="all")
     created_at: Mapped[datetime]
+
+
+class SurveyInvitation(Base):
+    """A survey sent to an account (the leavers' survey on closing an enrolment): one per
+    survey and account, so a job run twice never sends it twice."""
+
+    __tablename__ = "survey_invitation"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "survey_id"], ["survey.tenant_id", "survey.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    survey_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    enrolment_id: Mapped[str | None] = mapped_column(ID)
+    reason: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime]
 
 
 class SurveyResponse(Base):
@@ -318,6 +345,9 @@ class RewardMenu(Base):
     period: Mapped[str] = mapped_column(String(10))
     picks: Mapped[int] = mapped_column(default=1)
     reward_ids: Mapped[list[Any]]
+    # Bonus rewards (Verizon Up's rewards without a bill): the program gives the reward's
+    # cost (an earn entry) and the pick redeems it, so the member spends nothing.
+    bonus: Mapped[bool] = mapped_column(default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime]
 
@@ -340,3 +370,148 @@ class MenuPick(Base):
     reward_id: Mapped[str] = mapped_column(ID)
     redemption_id: Mapped[str] = mapped_column(ID)
     picked_at: Mapped[datetime]
+
+
+class SuperTicket(Base):
+    """A release of a limited reward (event tickets): ``first_come`` redeems each entry at once
+    while stock lasts; ``lottery`` collects entries until ``closes_at`` and draws ``winners``
+    (default: the reward's stock) in a random order whose ``seed`` is kept for audit."""
+
+    __tablename__ = "super_ticket"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        ForeignKeyConstraint(["tenant_id", "reward_id"], ["reward.tenant_id", "reward.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("mode IN ('first_come', 'lottery')", name="mode"),
+        CheckConstraint("status IN ('open', 'drawn', 'cancelled')", name="status"),
+        CheckConstraint("winners IS NULL OR winners > 0", name="winners_positive"),
+        CheckConstraint("opens_at < closes_at", name="window"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    reward_id: Mapped[str] = mapped_column(ID)
+    mode: Mapped[str] = mapped_column(String(10))
+    opens_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    winners: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(10))
+    seed: Mapped[str | None] = mapped_column(String(64))
+    drawn_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class TicketEntry(Base):
+    """An account's entry for a super ticket (one per account): entered → won / lost, or
+    skipped when a drawn winner could not redeem (no balance, not eligible)."""
+
+    __tablename__ = "super_ticket_entry"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "super_ticket_id"],
+                             ["super_ticket.tenant_id", "super_ticket.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        CheckConstraint("status IN ('entered', 'won', 'lost', 'skipped')", name="status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    super_ticket_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    status: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int | None]  # place in the draw order
+    redemption_id: Mapped[str | None] = mapped_column(ID)
+    reason: Mapped[str | None] = mapped_column(String(300))
+    entered_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+
+
+class Course(Base):
+    """A course of a program's academy; completing it is the activity ``activity_type`` with
+    the attribute ``course`` = ``code`` (from the API or a learning platform's file)."""
+
+    __tablename__ = "course"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("status IN ('active', 'retired')", name="status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    activity_type: Mapped[str] = mapped_column(String(64))
+    hours: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime]
+
+
+class CourseCompletion(Base):
+    """One completion of a course by an account (the event that recorded it is the key, so a
+    re-imported file never completes twice; a course may be retaken to renew)."""
+
+    __tablename__ = "course_completion"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "course_id"], ["course.tenant_id", "course.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        UniqueConstraint("tenant_id", "course_id", "event_id"),
+        Index("ix_course_completion_account", "tenant_id", "account_id", "course_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    course_id: Mapped[str] = mapped_column(ID)
+    account_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    event_id: Mapped[str] = mapped_column(ID)
+    completed_at: Mapped[datetime]
+
+
+class Certification(Base):
+    """Granted when an account has completed every course of ``courses`` (within
+    ``valid_days`` when set) or by a direct grant (an exam); valid ``valid_days`` (None: for
+    ever); holding it sets the tier metric ``certification:<code>`` and awards ``badge``."""
+
+    __tablename__ = "certification"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        UniqueConstraint("tenant_id", "program_id", "code"),
+        CheckConstraint("valid_days IS NULL OR valid_days > 0", name="valid_days_positive"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(200))
+    courses: Mapped[list[Any]]
+    valid_days: Mapped[int | None]
+    badge: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class AccountCertification(Base):
+    """An account's certification: active until ``expires_at`` (renewed by completing the
+    courses again or a new grant), then expired; or revoked."""
+
+    __tablename__ = "account_certification"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "certification_id"],
+                             ["certification.tenant_id", "certification.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        CheckConstraint("status IN ('active', 'expired', 'revoked')", name="status"),
+        Index("ix_account_certification_due", "tenant_id", "status", "expires_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    certification_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    status: Mapped[str] = mapped_column(String(8))
+    granted_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]

@@ -244,7 +244,7 @@ def create_survey(program_id: str, body: SurveyCreate,
             session, ctx.tenant_id, program_id, code=body.code, name=body.name,
             questions=[q.model_dump(exclude_none=True) for q in body.questions],
             reward_unit_id=body.reward_unit_id, reward_points=body.reward_points,
-            activity_type=body.activity_type)
+            activity_type=body.activity_type, audience=body.audience)
         return SurveyRead.model_validate(row)
 
     return ctx.write(body, run, 201)
@@ -280,7 +280,7 @@ def respond(survey_id: str, body: ResponseCreate,
         ctx.check_program(survey.program_id)
         row = surveys.submit(session, ctx.tenant_id, survey_id, body.account_id, body.answers,
                              user_id=body.user_id, actor=ctx.actor)
-        if survey.activity_type:
+        if survey.activity_type and survey.audience != "leavers":
             done = events.ingest(session, ctx.tenant_id, survey.program_id, events.EventData(
                 external_id=f"survey:{row.id}", kind="activity", source="survey",
                 activity_type=survey.activity_type, account_id=body.account_id,
@@ -305,7 +305,8 @@ def nps(program_id: str, survey_id: str | None = Query(None, max_length=40),
         return NpsRead.model_validate(result)
 
     return NpsReportRead(overall=one(report.overall),
-                         by_segment={k: one(v) for k, v in report.by_segment.items()})
+                         by_segment={k: one(v) for k, v in report.by_segment.items()},
+                         leavers=one(report.leavers))
 
 
 # --- member events ---------------------------------------------------------------------------

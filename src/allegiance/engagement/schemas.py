@@ -185,6 +185,8 @@ class SurveyCreate(Input):
     reward_points: int = Field(0, ge=0, le=10**12)
     activity_type: str | None = Field(
         None, max_length=64, description="also record each response as this activity")
+    audience: Literal["all", "leavers"] = Field(
+        "all", description="leavers: sent to accounts whose enrolment closes")
 
 
 class SurveyRead(Output):
@@ -197,6 +199,7 @@ class SurveyRead(Output):
     reward_points: int
     activity_type: str | None
     status: str
+    audience: str
 
 
 class SurveyList(Output):
@@ -237,6 +240,7 @@ class NpsRead(Output):
 class NpsReportRead(Output):
     overall: NpsRead
     by_segment: dict[str, NpsRead]
+    leavers: NpsRead
 
 
 class MemberEventCreate(Input):
@@ -331,6 +335,8 @@ class MenuCreate(Input):
     reward_ids: list[str] = Field(min_length=1, max_length=100)
     period: Period = "month"
     picks: int = Field(1, ge=1, le=100, description="rewards an account picks per period")
+    bonus: bool = Field(False, description="bonus rewards: the program gives the reward's "
+                        "cost, so a pick needs no credit (no bill)")
 
 
 class MenuRead(Output):
@@ -341,6 +347,7 @@ class MenuRead(Output):
     period: str
     picks: int
     reward_ids: list[str]
+    bonus: bool
     status: str
 
 

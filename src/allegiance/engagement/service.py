@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import audit, definitions, ledger, members, rules, tenants, tiers
-from allegiance.engagement import badges, domain
+from allegiance.engagement import academy, badges, domain
 from allegiance.engagement import repository as repo
 from allegiance.engagement.errors import ChallengeNotFound, DuplicateCode, InvalidChallenge
 from allegiance.engagement.models import (
@@ -216,6 +216,8 @@ def on_event(session: Session, tenant_id: str, program: tenants.Program,
         if badges.find_badge(session, tenant_id, program.id, code) is not None:
             badges.award_badge(session, tenant_id, program.id, event.account_id, code,
                                source=f"event:{event.event_id}", actor=actor)
+    if event.kind == "activity" and event.attributes.get(academy.COURSE_ATTRIBUTE):
+        academy.on_activity(session, tenant_id, program, event, actor=actor)
     done: list[ChallengeCompletion] = []
     for challenge in list_challenges(session, tenant_id, program.id, active_only=True):
         value = domain.contribution(spec_of(challenge), event)

@@ -19,15 +19,17 @@ from allegiance.engagement.errors import (
     DuplicateCode,
     InvalidAnswers,
     InvalidSurvey,
+    NotInvited,
     SurveyClosed,
     SurveyNotFound,
 )
-from allegiance.engagement.models import Survey, SurveyResponse
+from allegiance.engagement.models import Survey, SurveyInvitation, SurveyResponse
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique
 from allegiance.kit.ids import new_id
 
 KINDS = ("nps", "scale", "choice", "text")
+AUDIENCES = ("all", "leavers")
 
 
 def _check_questions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -54,8 +56,11 @@ def _check_questions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def create_survey(session: Session, tenant_id: str, program_id: str, *, code: str, name: str,
                   questions: list[dict[str, Any]], reward_unit_id: str | None = None,
-                  reward_points: int = 0, activity_type: str | None = None) -> Survey:
+                  reward_points: int = 0, activity_type: str | None = None,
+                  audience: str = "all") -> Survey:
     tenants.get_program(session, tenant_id, program_id)
+    if audience not in AUDIENCES:
+        raise InvalidSurvey(f"audience must be one of {', '.join(AUDIENCES)}", field="audience")
     if reward_points < 0:
         raise InvalidSurvey("reward_points must be >= 0", field="reward_points")
     if reward_points and reward_unit_id is None:
@@ -66,7 +71,8 @@ def create_survey(session: Session, tenant_id: str, program_id: str, *, code: st
     survey = Survey(tenant_id=tenant_id, id=new_id("srv"), program_id=program_id, code=code,
                     name=name, questions=_check_questions(questions),
                     reward_unit_id=reward_unit_id, reward_points=reward_points,
-                    activity_type=activity_type, status="open", created_at=clock.now())
+                    activity_type=activity_type, status="open", audience=audience,
+                    created_at=clock.now())
     add_unique(session, survey, DuplicateCode(f"survey {code} exists in this program", field="code"))
     return survey
 
@@ -112,7 +118,13 @@ def submit(session: Session, tenant_id: str, survey_id: str, account_id: str,
     problem = domain.check_answers(survey.questions, answers)
     if problem is not None:
         raise InvalidAnswers(problem[1], field=problem[0])
-    members.ensure_enrolled(session, tenant_id, survey.program_id, account_id, actor)
+    if survey.audience == "leavers":
+        # Leavers answer with their enrolment closed, but only when the survey was sent.
+        if session.get(SurveyInvitation, (tenant_id, survey.id, account_id)) is None:
+            raise NotInvited("the leavers' survey was not sent to this account",
+                             field="account_id")
+    else:
+        members.ensure_enrolled(session, tenant_id, survey.program_id, account_id, actor)
     nps_code = next((q["code"] for q in survey.questions if q["kind"] == "nps"), None)
     nps_answer = answers.get(nps_code) if nps_code else None
     now = clock.now()
@@ -151,14 +163,16 @@ def submit(session: Session, tenant_id: str, survey_id: str, account_id: str,
 class NpsReport:
     overall: domain.NpsResult
     by_segment: dict[str, domain.NpsResult]
+    leavers: domain.NpsResult
 
 
 def nps_report(session: Session, tenant_id: str, program_id: str,
                survey_id: str | None = None) -> NpsReport:
     """NPS of the program's responses (or one survey's), overall and per account segment
-    (the account attribute ``segment`` when it answered; no segment reads ``none``)."""
+    (the account attribute ``segment`` when it answered; no segment reads ``none``). Answers
+    to leavers' surveys are reported apart (``leavers``), never mixed into the members'."""
     tenants.get_program(session, tenant_id, program_id)
-    query = select(SurveyResponse.nps, SurveyResponse.segment).join(Survey, (
+    query = select(SurveyResponse.nps, SurveyResponse.segment, Survey.audience).join(Survey, (
         Survey.tenant_id == SurveyResponse.tenant_id) & (Survey.id == SurveyResponse.survey_id)
     ).where(Survey.tenant_id == tenant_id, Survey.program_id == program_id,
             SurveyResponse.nps.is_not(None))
@@ -167,11 +181,16 @@ def nps_report(session: Session, tenant_id: str, program_id: str,
             raise SurveyNotFound(f"survey {survey_id} not found", field="survey_id")
         query = query.where(Survey.id == survey_id)
     everyone: list[int] = []
+    leavers: list[int] = []
     grouped: dict[str, list[int]] = defaultdict(list)
-    for score, segment in session.execute(query):
+    for score, segment, audience in session.execute(query):
         if score is None:
+            continue
+        if audience == "leavers":
+            leavers.append(score)
             continue
         everyone.append(score)
         grouped[segment or "none"].append(score)
     return NpsReport(domain.nps(everyone),
-                     {name: domain.nps(values) for name, values in sorted(grouped.items())})
+                     {name: domain.nps(values) for name, values in sorted(grouped.items())},
+                     domain.nps(leavers))

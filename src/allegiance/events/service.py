@@ -372,6 +372,7 @@ def process(
         activity_type=event.activity_type, occurred_at=event.occurred_at, amount=event.amount,
         quantity=event.quantity, product_lists=compiled.lists, points=points,
         badges=tuple(str(a.data.get("code")) for a in result.awards if a.type == "badge"),
+        attributes=dict(event.attributes or {}), user_id=event.user_id,
         lines=tuple(engagement.LineFact(line.sku, line.category, line.quantity, line.amount)
                     for line in lines)), actor=actor)
     campaigns.refresh_account(session, tenant_id, program.id, account.id)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from allegiance import ledger
 from allegiance.campaigns import jobs as campaign_jobs
 from allegiance.cashback import jobs as cashback_jobs
+from allegiance.engagement import jobs as engagement_jobs
 from allegiance.imports import jobs as import_jobs
 from allegiance.kit import clock
 from allegiance.kit.db import Database
@@ -170,6 +171,16 @@ JOBS: dict[str, Job] = {
             "referrals",
             "Attribute referral commissions on purchases; give back those of refunds.",
             referral_jobs.run,
+        ),
+        Job(
+            "certifications",
+            "Expire certifications past their validity (their tier metric drops to 0).",
+            engagement_jobs.run_certifications,
+        ),
+        Job(
+            "leavers-surveys",
+            "Send the open leavers' surveys to the accounts whose enrolment closed.",
+            engagement_jobs.run_leavers,
         ),
         Job(
             "mdf",

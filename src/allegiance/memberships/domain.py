@@ -169,3 +169,19 @@ def perk_answer(perk: PerkRule, live_plans: Iterable[tuple[str, datetime | None]
                                                          for t in sorted(perk.tiers)]
     return PerkAnswer(perk.code, False, "needs " + (" or ".join(needs) or "nothing it has"),
                       None)
+
+
+# Custom requests (an item outside the catalogue, priced by the account's manager):
+# status -> the statuses it may move to.
+REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    "requested": frozenset({"quoted", "declined", "cancelled"}),
+    "quoted": frozenset({"quoted", "accepted", "declined", "cancelled"}),
+    "accepted": frozenset({"fulfilled", "cancelled"}),
+    "fulfilled": frozenset(),
+    "declined": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+def request_may_move(current: str, target: str) -> bool:
+    return target in REQUEST_TRANSITIONS.get(current, frozenset())

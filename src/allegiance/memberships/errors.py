@@ -31,3 +31,27 @@ class AlreadySubscribed(Conflict):
 
 class NotRenewable(Conflict):
     code = "not_renewable"
+
+
+class CustomRequestNotFound(NotFound):
+    code = "custom_request_not_found"
+
+
+class InvalidCustomRequest(ValidationFailed):
+    code = "invalid_custom_request"
+
+
+class NoAccountManager(Conflict):
+    code = "no_account_manager"
+
+
+class NotTheManager(Conflict):
+    code = "not_the_manager"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class QuoteExpired(Conflict):
+    code = "quote_expired"

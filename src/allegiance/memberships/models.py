@@ -112,3 +112,63 @@ class Perk(Base):
     plans: Mapped[list[Any]]
     tiers: Mapped[list[Any]]
     created_at: Mapped[datetime]
+
+
+class AccountManager(Base):
+    """The operator user who is an account's personal manager (Utinet's manager of a large
+    corporate client): one per account; prices its custom requests."""
+
+    __tablename__ = "account_manager"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        ForeignKeyConstraint(["tenant_id", "operator_id"],
+                             ["operator_user.tenant_id", "operator_user.id"]),
+        Index("ix_account_manager_operator", "tenant_id", "operator_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    operator_id: Mapped[str] = mapped_column(ID)
+    assigned_at: Mapped[datetime]
+    assigned_by: Mapped[str] = mapped_column(String(200))
+
+
+class CustomRequest(Base):
+    """A member's request for an item outside the catalogue: requested → quoted (the manager's
+    price in a unit) → accepted (the price held in the account's wallet) → fulfilled (posted);
+    or declined, or cancelled (a held price is given back)."""
+
+    __tablename__ = "custom_request"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
+        CheckConstraint(
+            "status IN ('requested', 'quoted', 'accepted', 'fulfilled', 'declined', "
+            "'cancelled')", name="status"),
+        CheckConstraint("price IS NULL OR price > 0", name="price_positive"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_custom_request_account", "tenant_id", "program_id", "account_id"),
+        Index("ix_custom_request_manager", "tenant_id", "manager_id", "status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    account_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    manager_id: Mapped[str] = mapped_column(ID)
+    description: Mapped[str] = mapped_column(String(2000))
+    quantity: Mapped[int]
+    status: Mapped[str] = mapped_column(String(10))
+    unit_id: Mapped[str | None] = mapped_column(ID)
+    price: Mapped[int | None]
+    quote_note: Mapped[str | None] = mapped_column(String(1000))
+    quote_expires_at: Mapped[datetime | None]
+    hold_id: Mapped[str | None] = mapped_column(ID)
+    entry_id: Mapped[str | None] = mapped_column(ID)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    quoted_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    fulfilled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

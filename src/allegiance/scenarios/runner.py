@@ -16,6 +16,7 @@ import atexit
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from allegiance import jobs, ledger, tenants
+from allegiance import jobs, ledger, operators, tenants
 from allegiance.api.app import create_app
 from allegiance.kit import clock
 from allegiance.kit.db import Database
@@ -150,6 +151,7 @@ class Run:
         self.program_id = ""
         self.accounts: dict[str, str] = {}
         self.users: dict[str, str] = {}
+        self.operators: dict[str, str] = {}
         self.last: Result | None = None
         self.saved: dict[str, Any] = {}
         self.units: dict[str, str] = {}
@@ -183,6 +185,12 @@ class Run:
             tenant = tenants.create_tenant(session, f"scenario {self.scenario.name}")
             secret = tenants.create_api_key(session, tenant.id, name="scenario",
                                             scopes=["admin"]).secret
+            for spec in self.scenario.operators:  # staff users (no API creates them)
+                ref = str(spec["ref"])
+                self.operators[ref] = operators.create_operator(
+                    session, tenant.id, email=str(spec.get("email") or f"{ref}@example.com"),
+                    name=str(spec.get("name") or ref), role=str(spec.get("role") or "support"),
+                    password=secrets.token_urlsafe(24), actor="scenario").id
         self.headers = {"Authorization": f"Bearer {secret}"}
         version = self.must("POST", "/definitions/apply", {
             "document": self.scenario.program,
@@ -294,7 +302,8 @@ class Run:
             return self.call("POST", f"/programs/{pid}/accounts/{account_id}/{suffix}", data)
         if step.kind == "run":
             return self.run_job(str(step.body))
-        # api: {method, path, body}; {program}, {account:ref}, {user:ref}, {unit:code} and
+        # api: {method, path, body}; {program}, {account:ref}, {user:ref}, {operator:ref},
+        # {unit:code} and
         # {saved:name.path} are replaced in the path and in the body's strings
         target = self.fill(str(body.get("path", "")), f"{path}.path")
         payload = body.get("body")
@@ -318,6 +327,8 @@ class Run:
             text = text.replace(f"{{account:{ref}}}", account_id)
         for ref, user_id in self.users.items():
             text = text.replace(f"{{user:{ref}}}", user_id)
+        for ref, operator_id in self.operators.items():
+            text = text.replace(f"{{operator:{ref}}}", operator_id)
         for name in re.findall(r"\{unit:([^}]+)\}", text):
             text = text.replace(f"{{unit:{name}}}", self.unit_id(name, path))
         for name in re.findall(r"\{saved:([^}]+)\}", text):

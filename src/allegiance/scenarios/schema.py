@@ -17,7 +17,7 @@ definitions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,10 @@ ACTIONS = ("event", "return", "activity", "run", "redeem", "earn", "report", "ce
 EXPECTATIONS = ("balance", "tier", "error", "entries", "enrolment", "response")
 RUN_JOBS = {"expire": "expire", "release": "release", "tiers-recalculate": "tiers",
             "tiers": "tiers", "tiers-settle": "tiers-settle", "rebates": "rebates",
-            "referrals": "referrals", "mdf": "mdf"}
+            "referrals": "referrals", "mdf": "mdf", "certifications": "certifications",
+            "leavers-surveys": "leavers-surveys"}
+# Operator users (staff of the tenant, e.g. account managers): {ref, name, email, role}.
+OPERATOR_FIELDS = ("ref", "name", "email", "role")
 ACCOUNT_FIELDS = ("ref", "name", "region", "parent", "external_ids", "users", "email",
                   "attributes", "member_number", "enrol", "application", "tax_id")
 
@@ -63,6 +66,7 @@ class Scenario:
     accounts: list[dict[str, Any]]
     steps: list[Step]
     source: Path | None = None
+    operators: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _when(value: Any, path: str) -> datetime:
@@ -126,7 +130,7 @@ def parse(data: Any, base: Path, source: Path | None = None) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError("$", "a scenario is a mapping with program, start, accounts, steps")
     extra = sorted(set(data) - {"name", "program", "start", "accounts", "steps",
-                                "description"})
+                                "description", "operators"})
     if extra:
         raise ScenarioError(extra[0], "is not a known scenario key")
     if "program" not in data:
@@ -150,6 +154,16 @@ def parse(data: Any, base: Path, source: Path | None = None) -> Scenario:
             raise ScenarioError(f"{path}.parent", f"unknown account {account['parent']!r} "
                                                   "(list parents first)")
         refs.add(account["ref"])
+    operators = data.get("operators") or []
+    if not isinstance(operators, list):
+        raise ScenarioError("operators", "must be a list")
+    for index, operator in enumerate(operators):
+        path = f"operators[{index}]"
+        if not isinstance(operator, Mapping) or not isinstance(operator.get("ref"), str):
+            raise ScenarioError(f"{path}.ref", "is required")
+        unknown = sorted(set(operator) - set(OPERATOR_FIELDS))
+        if unknown:
+            raise ScenarioError(f"{path}.{unknown[0]}", "is not a known operator field")
     raw_steps = data.get("steps") or []
     if not isinstance(raw_steps, list):
         raise ScenarioError("steps", "must be a list")
@@ -157,7 +171,7 @@ def parse(data: Any, base: Path, source: Path | None = None) -> Scenario:
     return Scenario(
         name=str(data.get("name") or (source.stem if source else "scenario")),
         program=program, start=start, accounts=[dict(normalise(a)) for a in accounts],
-        steps=steps, source=source,
+        steps=steps, source=source, operators=[dict(o) for o in operators],
     )
 
 

@@ -14,7 +14,15 @@ from fastapi.staticfiles import StaticFiles
 
 from allegiance import operators
 from allegiance.kit.errors import AllegianceError
-from allegiance.web import admin_auth, admin_designer, admin_members, admin_queue, portal
+from allegiance.web import (
+    admin_auth,
+    admin_designer,
+    admin_members,
+    admin_queue,
+    admin_requests,
+    portal,
+    portal_engagement,
+)
 from allegiance.web.security import CsrfFailed, PermissionDenied, SignInRequired
 from allegiance.web.templating import STATIC, render
 
@@ -38,8 +46,10 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_auth.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_members.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_queue.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_requests.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_designer.router, prefix="/admin", include_in_schema=False)
     app.include_router(portal.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_engagement.router, prefix="/portal", include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInRequired)
