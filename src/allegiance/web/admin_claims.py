@@ -68,10 +68,16 @@ def claim_queue(request: Request, status: str = Query("submitted", max_length=12
         "newer_url": url("/admin/claims", **filters, after=more) if more else None})
 
 
-def _decide(s: Session, ctx: Admin, claim_id: str, action: str, reason: str) -> Any:
+def _of_program(s: Session, ctx: Admin, claim_id: str) -> claims.SalesClaim:
+    """A claim of the chosen program, else not found (another tenant's or program's)."""
     row = claims.get_claim(s, ctx.tenant_id, claim_id)
     if ctx.program is None or row.program_id != ctx.program.id:
         raise NotFound(f"claim {claim_id} not found", field="claim_id")
+    return row
+
+
+def _decide(s: Session, ctx: Admin, claim_id: str, action: str, reason: str) -> Any:
+    _of_program(s, ctx, claim_id)
     if action == "approve":
         return claims.approve(s, ctx.tenant_id, claim_id, actor=ctx.actor)
     if action == "reject":
@@ -91,6 +97,8 @@ def _back(target: str) -> str:
 def decide(claim_id: str, action: str, reason: str = Form("", max_length=1000),
            back: str = Form("", max_length=400),
            ctx: Admin = Depends(admin_form(PERMISSION))) -> RedirectResponse:
+    with reading(ctx.db) as s:
+        _of_program(s, ctx, claim_id)
     return act(ctx, lambda s: _decide(s, ctx, claim_id, action, reason),
                lambda row: f"Claim {row.id} is {row.status}.", _back(back))
 
@@ -123,7 +131,5 @@ async def decide_many(request: Request,
 @router.get("/claims/{claim_id}/proof")
 def claim_proof(claim_id: str, ctx: Admin = Depends(admin("view"))) -> Response:
     with reading(ctx.db) as s:
-        row = claims.get_claim(s, ctx.tenant_id, claim_id)
-    if ctx.program is None or row.program_id != ctx.program.id:
-        raise NotFound(f"claim {claim_id} not found", field="claim_id")
+        row = _of_program(s, ctx, claim_id)
     return proof_download(row.proof_ref, ctx.tenant_id)

@@ -81,15 +81,15 @@ def _event(s: Session, ctx: Member, member_event_id: str) -> engagement.MemberEv
 def event_action(member_event_id: str, action: str, account: str = Form("", max_length=40),
                  ctx: Member = Depends(member_form)) -> RedirectResponse:
     account_id = account_of(ctx, account or None)
+    with reading(ctx.db) as s:
+        event = _event(s, ctx, member_event_id)
+        invited = s.get(engagement.Attendee, (ctx.tenant_id, event.id, account_id)) is not None
+    if event.invitation_only and not invited:  # by invitation: the others never see it
+        raise NotFound(f"member event {member_event_id} not found", field="member_event_id")
 
     def run(s: Session) -> engagement.Attendee:
         need_act(ctx, account_id)
-        event = _event(s, ctx, member_event_id)
         if action == "register":
-            if event.invitation_only and s.get(engagement.Attendee, (
-                    ctx.tenant_id, event.id, account_id)) is None:
-                raise NotFound(f"member event {member_event_id} not found",
-                               field="member_event_id")
             return member_events.register(s, ctx.tenant_id, event.id, account_id)
         if action == "cancel":
             return member_events.cancel_registration(s, ctx.tenant_id, event.id, account_id)

@@ -48,6 +48,16 @@ def _fund(s: Session, ctx: Member, fund_id: str) -> mdf.MdfFund:
     return fund
 
 
+def _visible(ctx: Member, fund_id: str, claim_id: str | None) -> None:
+    """A fund of the user's programs and a request of its tree, else not found (404)."""
+    with reading(ctx.db) as s:
+        _fund(s, ctx, fund_id)
+        if claim_id is not None:
+            row = mdf.get_claim(s, ctx.tenant_id, claim_id)
+            if row.fund_id != fund_id or not ctx.sees(row.account_id):
+                raise NotFound(f"co-marketing claim {claim_id} not found", field="claim_id")
+
+
 @router.get("/co-marketing")
 def funds(request: Request, account: str | None = Query(None, max_length=40),
           ctx: Member = Depends(member)) -> Response:
@@ -82,10 +92,10 @@ def request_preapproval(fund_id: str, account: str = Form("", max_length=40),
                         estimated_cost: str = Form("", max_length=20),
                         ctx: Member = Depends(member_form)) -> RedirectResponse:
     account_id = account_of(ctx, account or None)
+    _visible(ctx, fund_id, None)
 
     def run(s: Session) -> mdf.MdfClaim:
         need_act(ctx, account_id)
-        _fund(s, ctx, fund_id)
         cost = parse_money(estimated_cost, "estimated_cost")
         assert cost is not None
         return mdf.request(s, ctx.tenant_id, fund_id, account_id=account_id,
@@ -104,10 +114,10 @@ def claim(fund_id: str, account: str = Form("", max_length=40),
           invoice_ref: str = Form("", max_length=200), proof: UploadFile | None = File(None),
           ctx: Member = Depends(member_form)) -> RedirectResponse:
     account_id = account_of(ctx, account or None)
+    _visible(ctx, fund_id, claim_id or None)
 
     def run(s: Session, ref: str) -> mdf.MdfClaim:
         need_act(ctx, account_id)
-        _fund(s, ctx, fund_id)
         cost = parse_money(actual_cost, "actual_cost")
         brands = parse_int(other_brands or "0")
         if brands is None or not 0 <= brands <= 50:

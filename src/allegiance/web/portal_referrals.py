@@ -80,12 +80,13 @@ def get_code(plan_id: str, account: str = Form("", max_length=40),
              note: str = Form("", max_length=1000),
              ctx: Member = Depends(member_form)) -> RedirectResponse:
     account_id = account_of(ctx, account or None)
+    with reading(ctx.db) as s:
+        plan = referrals.get_plan(s, ctx.tenant_id, plan_id)
+    if all(p.id != plan.program_id for p in ctx.programs):
+        raise NotFound(f"referral plan {plan_id} not found", field="plan_id")
 
     def run(s: Session) -> referrals.ReferralCode:
         need_act(ctx, account_id)
-        plan = referrals.get_plan(s, ctx.tenant_id, plan_id)
-        if all(p.id != plan.program_id for p in ctx.programs):
-            raise NotFound(f"referral plan {plan_id} not found", field="plan_id")
         application = {"note": note.strip(), "by": ctx.user.id} \
             if plan.requires_application else None
         return referrals.issue_code(s, ctx.tenant_id, plan.id, account_id,
