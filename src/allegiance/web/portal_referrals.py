@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from allegiance import referrals, tenants
+from allegiance import ledger, referrals, tenants
 from allegiance.kit.errors import NotFound
 from allegiance.web.forms import act, url
 from allegiance.web.portal_base import account_of, may_act, need_act
@@ -45,14 +45,28 @@ def _plan_view(s: Session, ctx: Member, plan: referrals.ReferralPlan,
         referrals.Referral.tenant_id == ctx.tenant_id, referrals.Referral.plan_id == plan.id,
         referrals.Referral.referrer_account_id == account_id)
     signups = list(s.scalars(base.order_by(referrals.Referral.id.desc()).limit(SIGNUPS_SHOWN)))
-    count = len(signups) if len(signups) < SIGNUPS_SHOWN else len(list(s.scalars(base)))
+    count = len(signups) if len(signups) < SIGNUPS_SHOWN else int(s.scalar(
+        base.with_only_columns(func.count())) or 0)
     view = PlanView(plan, code, referrals.link(plan, code) if code and code.status == "active"
                     else None, signups, count)
-    statement = referrals.statement(s, ctx.tenant_id, plan.id, account_id)
-    for row, state in statement:
-        key = (state, row.unit_id)
-        view.totals[key] = view.totals.get(key, 0) + row.amount - row.reversed_amount
-    view.rewards = list(reversed(statement))[:SIGNUPS_SHOWN]
+    reward, referral, hold = referrals.ReferralReward, referrals.Referral, ledger.Hold
+    # The service's reward_state, for many rows in one query: no hold or all given back →
+    # void; the hold pending → pending; posted → payable; voided or expired → void.
+    state = case((or_(reward.hold_id.is_(None), reward.amount == reward.reversed_amount),
+                  "void"), (hold.state == "pending", "pending"),
+                 (hold.state == "posted", "payable"), else_="void")
+    earned = (select(reward, state).join(referral, and_(
+        referral.tenant_id == reward.tenant_id, referral.id == reward.referral_id))
+        .outerjoin(hold, and_(hold.tenant_id == reward.tenant_id, hold.id == reward.hold_id))
+        .where(reward.tenant_id == ctx.tenant_id, referral.plan_id == plan.id,
+               reward.owner_account_id == account_id))
+    view.rewards = [(item[0], str(item[1])) for item in s.execute(
+        earned.order_by(reward.id.desc()).limit(SIGNUPS_SHOWN))]
+    totals = earned.with_only_columns(state, reward.unit_id,
+                                    func.sum(reward.amount - reward.reversed_amount)) \
+        .group_by(state, reward.unit_id)
+    view.totals = {(str(st), str(unit)): int(total or 0)
+                   for st, unit, total in s.execute(totals)}
     return view
 
 
