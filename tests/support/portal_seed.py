@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from allegiance import engagement, events, mdf, members, referrals, tenants
+from allegiance import engagement, events, ledger, mdf, members, referrals, tenants
 from allegiance.demo import DemoResult
 from allegiance.kit import clock
 from allegiance.kit.db import Database
@@ -87,4 +87,24 @@ def seed_portal(db: Database, demo: DemoResult) -> Seeded:
             occurred_at=now - timedelta(hours=1), currency="USD",
             lines=(events.LineIn(sku="CAB-1", name=None, category=None, brand=None, labels=(),
                                   quantity=2, unit_price=15_000, amount=None),)), actor=ACTOR)
+    for email, amount, days_ago in (("tom@acme.example", 700, 3),
+                                    ("luis@acme.example", 150, 40)):
+        user_earning(db, demo, email, amount, days_ago)
     return Seeded(fund.id, asked.id, plan.id, code.code, summit.id, dinner.id, newcomer.id)
+
+
+def user_earning(db: Database, demo: DemoResult, email: str, amount: int,
+                 days_ago: int) -> None:
+    """Tokens earned by a member user's own wallet (a SPIFF), ``days_ago``."""
+    program = next(p.id for p in demo.programs if p.code == "partner-rewards")
+    with db.transaction() as s:
+        user = next(u for u in s.query(members.User).filter(members.User.email == email))
+        unit = tenants.unit_by_code(s, demo.tenant_id, program, "tokens").id
+        wallet = ledger.wallet(s, demo.tenant_id, program, unit, "user", user.id).id
+        issued = ledger.program_account(s, demo.tenant_id, program, unit, "issued").id
+        ledger.post_entry(s, demo.tenant_id, ledger.EntryRequest(
+            program_id=program, kind="earn", source_type="test", source_id=email,
+            entry_key=f"spiff:{email}:{days_ago}", memo=f"SPIFF {days_ago}", actor=ACTOR,
+            effective_at=clock.now() - timedelta(days=days_ago),
+            lines=(ledger.Line(issued, unit, ledger.Side.DEBIT, amount),
+                   ledger.Line(wallet, unit, ledger.Side.CREDIT, amount))))

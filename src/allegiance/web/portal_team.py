@@ -68,6 +68,7 @@ def team(request: Request, account: str | None = Query(None, max_length=40),
          ctx: Member = Depends(member)) -> Response:
     if ctx.user.role != "owner":
         raise PermissionDenied("only an account owner sees the team's earnings")
+    account = account or None  # "All accounts"
     account_id = account_of(ctx, account)
     program = ctx.program
     team_rows: list[TeamMember] = []
