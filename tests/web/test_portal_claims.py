@@ -63,6 +63,7 @@ def test_member_submits_with_proof_and_the_approval_earns(web: Web, proof_dir: P
 
     queue = operator.get("/admin/claims").text
     assert row.id in queue and "Acme Electrical Supply" in queue and "CAB-100 × 2" in queue
+    assert "by Grace Liu" in queue
     assert operator.get(f"/admin/claims/{row.id}/proof").content == PDF
     done = landed(operator, send(operator, f"/admin/claims/{row.id}/approve",
                                  {"back": "/admin/claims"}))
@@ -171,6 +172,8 @@ def test_the_reviewer_is_never_the_submitter(web: Web) -> None:
     assert _claims(web)[0].status == "submitted"
     # a proof given by reference (an API client's URL) has no file to download
     assert operator.get(f"/admin/claims/{claim_id}/proof").status_code == 404
+    queue = operator.get("/admin/claims").text
+    assert "https://files.example/x-1.pdf" in queue and f"/admin/claims/{claim_id}/proof" not in queue
     finance = web.admin("finance")
     landed(finance, send(finance, f"/admin/claims/{claim_id}/approve", {}))
     assert _claims(web)[0].status == "approved"

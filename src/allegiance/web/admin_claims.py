@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from allegiance import claims
+from allegiance import claims, members
 from allegiance.kit import clock
 from allegiance.kit.errors import AllegianceError, NotFound, ValidationFailed
 from allegiance.web import queries
@@ -47,6 +47,16 @@ def _queue(s: Session, tenant_id: str, program_id: str, *, status: str, overdue:
     return list(s.scalars(query.order_by(model.id).limit(PAGE + 1)))
 
 
+def _submitters(s: Session, tenant_id: str, rows: list[claims.SalesClaim]) -> dict[str, str]:
+    """``member_user:<id>`` → the user's name, in one query (other actors stay as they are)."""
+    ids = sorted({r.submitted_by.removeprefix("member_user:") for r in rows
+                  if r.submitted_by.startswith("member_user:")})
+    if not ids:
+        return {}
+    return {f"member_user:{u.id}": u.name for u in s.scalars(select(members.User).where(
+        members.User.tenant_id == tenant_id, members.User.id.in_(ids)))}
+
+
 @router.get("/claims")
 def claim_queue(request: Request, status: str = Query("submitted", max_length=12),
                 overdue: bool = Query(False), account: str = Query("", max_length=40),
@@ -58,11 +68,12 @@ def claim_queue(request: Request, status: str = Query("submitted", max_length=12
         rows = _queue(s, ctx.tenant_id, program.id, status=status, overdue=overdue,
                       account=account or None, text=q.strip(), after=after)
         names = queries.account_names(s, ctx.tenant_id, sorted({r.account_id for r in rows}))
+        people = _submitters(s, ctx.tenant_id, rows)
     more = rows[PAGE - 1].id if len(rows) > PAGE else None
     filters = {"status": status, "overdue": "1" if overdue else None, "account": account,
                "q": q}
     return render(request, "admin/claims.html", {
-        "ctx": ctx, "rows": rows[:PAGE], "names": names, "status": status,
+        "ctx": ctx, "rows": rows[:PAGE], "names": names, "people": people, "status": status,
         "statuses": STATUSES, "overdue": overdue, "account": account, "q": q,
         "now": clock.now(), "back": url("/admin/claims", **filters),
         "newer_url": url("/admin/claims", **filters, after=more) if more else None})
