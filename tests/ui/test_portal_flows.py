@@ -125,3 +125,24 @@ def test_a_member_registers_and_opts_out(site: Site, page: Any) -> None:
     page.get_by_role("button", name="Hide my account from the leaderboards").click()
     assert "hidden from the leaderboards" in page.get_by_role("status").inner_text()
     assert "(you)" not in page.get_by_role("table").inner_text()
+
+
+def test_a_member_claims_co_marketing_with_proof(site: Site, page: Any,
+                                                 tmp_path: Path) -> None:
+    seed = seed_portal(site.db, site.demo)
+    photo = tmp_path / "booth.pdf"
+    photo.write_bytes(PDF)
+    portal_sign_in(page, site)
+    page.get_by_role("link", name="Co-marketing", exact=True).click()
+    page.get_by_label("For", exact=True).select_option(seed.preapproved_id)
+    page.get_by_label("Actual cost (USD)").fill("600.00")
+    page.get_by_label("Invoice number").fill("BOOTH-7")
+    page.get_by_label("Proof of performance (PDF or image)").set_input_files(str(photo))
+    page.get_by_role("button", name="Claim", exact=True).click()
+    assert "for 300.00 waits for review" in page.get_by_role("status").inner_text()
+    assert page.locator('[data-figure="claimed-awaiting-payment"]').inner_text() == "300.00 USD"
+    row = page.get_by_role("row").filter(has_text="Trade show booth")
+    assert "claimed" in row.inner_text()
+    with page.expect_download() as download:
+        row.get_by_role("link", name="proof").click()
+    assert Path(download.value.path()).read_bytes() == PDF

@@ -118,6 +118,8 @@ def test_a_copy_of_a_claimed_invoice_is_a_duplicate(web: Web) -> None:
     assert "already claimed" in page
     first, copy = _claims(web)
     assert copy.status == "duplicate" and copy.duplicate_of == first.id
+    theirs = web.member(1).get(f"/portal/claims/{copy.id}").text
+    assert "already claimed" in theirs and first.id not in theirs  # no other member's id
     queue = web.admin().get("/admin/claims?status=duplicate").text
     assert copy.id in queue and f"already claimed by {first.id}" in queue
     assert f'value="{first.id}"' not in queue
