@@ -178,9 +178,12 @@ def _populate(session: Session, tenant_id: str) -> dict[str, Any]:
         currency="USD", value_in_base="1",
     )
 
-    # Earning rules and tiers, as programs as code (a definition document, version 1).
-    definitions.apply(session, tenant_id, PARTNER_REWARDS, actor=ACTOR)
-    definitions.apply(session, tenant_id, DEALER_CASHBACK, actor=ACTOR)
+    # Earning rules and tiers, as programs as code (a definition document, version 1), in
+    # force from before the demo's history, so that events and sales claims dated in the past
+    # (an invoice of this morning, say) earn by them.
+    since = now - timedelta(days=800)
+    definitions.apply(session, tenant_id, PARTNER_REWARDS, actor=ACTOR, effective_from=since)
+    definitions.apply(session, tenant_id, DEALER_CASHBACK, actor=ACTOR, effective_from=since)
 
     # A distributor with two dealers; the western dealer has a branch.
     acc: dict[str, str] = {}

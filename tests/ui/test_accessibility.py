@@ -40,3 +40,23 @@ def test_portal_pages_have_no_serious_violations(site: Site, page: Any) -> None:
         page.goto(f"{site.url}/portal/{name}")
         problems[name] = _violations(page)
     assert not any(problems.values()), problems
+
+
+def test_portal_program_pages_and_the_claims_queue_have_no_serious_violations(
+        site: Site, page: Any) -> None:
+    from tests.support.portal_seed import seed_portal
+    from tests.ui.test_portal_screens import add_claims
+
+    seed_portal(site.db, site.demo)
+    claim = add_claims(site)
+    portal_sign_in(page, site)
+    problems = {}
+    for name in ("claims", f"claims/{claim}", "co-marketing", "referrals", "events",
+                 "challenges", "team"):
+        page.goto(f"{site.url}/portal/{name}")
+        problems[name] = _violations(page)
+    admin_sign_in(page, site)
+    for name in ("claims", "claims?status=all"):
+        page.goto(f"{site.url}/admin/{name}")
+        problems[f"admin/{name}"] = _violations(page)
+    assert not any(problems.values()), problems

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     import_stale_seconds: int = 300
     # The largest file an upload may send.
     import_max_bytes: int = 2 * 1024**3
+    # Where proof files sent with claims through the member portal are kept.
+    proof_dir: str = "./var/proofs"
+    # The largest proof file (an invoice scan, a photo) the portal accepts.
+    proof_max_bytes: int = 10 * 1024**2
 
 
 @lru_cache(maxsize=1)

@@ -16,12 +16,18 @@ from allegiance import operators
 from allegiance.kit.errors import AllegianceError
 from allegiance.web import (
     admin_auth,
+    admin_claims,
     admin_designer,
     admin_members,
     admin_queue,
     admin_requests,
     portal,
+    portal_claims,
     portal_engagement,
+    portal_mdf,
+    portal_referrals,
+    portal_requests,
+    portal_team,
 )
 from allegiance.web.security import CsrfFailed, PermissionDenied, SignInRequired
 from allegiance.web.templating import STATIC, render
@@ -49,7 +55,13 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_requests.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_designer.router, prefix="/admin", include_in_schema=False)
     app.include_router(portal.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_requests.router, prefix="/portal", include_in_schema=False)
+    app.include_router(admin_claims.router, prefix="/admin", include_in_schema=False)
+    app.include_router(portal_claims.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_mdf.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_referrals.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_engagement.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_team.router, prefix="/portal", include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInRequired)

@@ -1,121 +1,155 @@
-"""The member portal: the academy (courses done, certifications held) and custom requests
-(Utinet). An account with a personal manager asks for an
-item that is not in the catalogue, sees the manager's price, and accepts it (the price is held
-in its wallet until the manager fulfils it), declines it, or withdraws the request (a held
-price comes back). Only users who may spend the account's points accept; every account a page
-names is checked against the user's tree (404 otherwise)."""
+"""Portal: engagement. Member events (register, cancel, see the account's registrations)
+and the courses the account completed; challenges with the progress of the current period,
+streaks and completions; badges; leaderboards with where the account stands, and the
+account's opt-out (an opted-out account is left out of every board of the program)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from allegiance import members
-from allegiance.engagement import academy
+from allegiance import engagement, events
+from allegiance.engagement import leaderboards, member_events
 from allegiance.kit.errors import Forbidden, NotFound, ValidationFailed
-from allegiance.memberships import managers
-from allegiance.memberships.models import CustomRequest
-from allegiance.web import queries
 from allegiance.web.forms import act, url
+from allegiance.web.portal_base import account_of, may_act, need_act
 from allegiance.web.security import Member, member, member_form, reading
 from allegiance.web.templating import render
 
 router = APIRouter()
+COURSES_SHOWN = 50
+METRIC_NAMES = {"points_earned": "Points earned", "sales": "Sales", "purchases": "Purchases",
+                "activities": "Activities", "challenges": "Challenges completed"}
+PERIOD_NAMES = {"week": "This week", "month": "This month", "quarter": "This quarter",
+                "year": "This year", "all": "All time"}
 
 
-def _account_of(ctx: Member, account: str | None) -> str:
-    chosen = account or ctx.account.id
-    if not ctx.sees(chosen):
-        raise NotFound("no such account", field="account")
-    return chosen
+@dataclass
+class EventRow:
+    event: engagement.MemberEvent
+    taken: int
+    mine: engagement.Attendee | None
 
 
-@router.get("/requests")
-def requests_page(request: Request, account: str | None = Query(None, max_length=40),
-                  ctx: Member = Depends(member)) -> Response:
-    account_id = _account_of(ctx, account)
-    rows: list[CustomRequest] = []
-    manager = None
-    units: dict[str, Any] = {}
+@router.get("/events")
+def event_page(request: Request, account: str | None = Query(None, max_length=40),
+               ctx: Member = Depends(member)) -> Response:
+    account_id = account_of(ctx, account)
+    rows: list[EventRow] = []
+    courses: list[events.Event] = []
     if ctx.program is not None:
         with reading(ctx.db) as s:
-            rows = managers.list_requests(s, ctx.tenant_id, ctx.program.id,
-                                          account_id=account_id)
-            manager = managers.manager_of(s, ctx.tenant_id, account_id)
-            units = queries.units_by_id(s, ctx.tenant_id, ctx.program.id)
-    may_spend = members.may_spend(ctx.user.role, "account", account_id == ctx.account.id, True)
-    return render(request, "portal/requests.html", {
-        "ctx": ctx, "account_id": account_id, "rows": rows, "has_manager": manager is not None,
-        "units": units, "may_spend": may_spend})
+            listed = member_events.list_events(s, ctx.tenant_id, ctx.program.id)
+            ids = [e.id for e in listed]
+            taken = {str(event_id): int(count) for event_id, count in s.execute(select(
+                engagement.Attendee.member_event_id, func.count()).where(
+                engagement.Attendee.tenant_id == ctx.tenant_id,
+                engagement.Attendee.member_event_id.in_(ids or [""]),
+                engagement.Attendee.status.in_(member_events.TAKING_SEATS))
+                .group_by(engagement.Attendee.member_event_id))}
+            mine = {a.member_event_id: a for a in s.scalars(select(engagement.Attendee).where(
+                engagement.Attendee.tenant_id == ctx.tenant_id,
+                engagement.Attendee.member_event_id.in_(ids or [""]),
+                engagement.Attendee.account_id == account_id))}
+            for e in listed:
+                if e.invitation_only and e.id not in mine:
+                    continue  # by invitation: only the invited see it
+                rows.append(EventRow(e, int(taken.get(e.id, 0)), mine.get(e.id)))
+            courses = list(s.scalars(select(events.Event).where(
+                events.Event.tenant_id == ctx.tenant_id,
+                events.Event.program_id == ctx.program.id,
+                events.Event.account_id == account_id, events.Event.kind == "activity",
+                events.Event.activity_type.like("%course%"))
+                .order_by(events.Event.occurred_at.desc()).limit(COURSES_SHOWN)))
+    return render(request, "portal/events.html", {
+        "ctx": ctx, "account_id": account_id, "rows": rows, "courses": courses,
+        "may_act": may_act(ctx, account_id)})
 
 
-@router.post("/requests")
-def ask(account: str = Form("", max_length=40), description: str = Form("", max_length=2000),
-        quantity: int = Form(1, ge=1, le=10000),
-        ctx: Member = Depends(member_form)) -> RedirectResponse:
-    account_id = _account_of(ctx, account or None)
-    program = ctx.program
-
-    def run(s: Session) -> CustomRequest:
-        if program is None:
-            raise ValidationFailed("you are in no program", field="program_id")
-        return managers.create_request(s, ctx.tenant_id, program.id, account_id,
-                                       description=description, quantity=quantity,
-                                       user_id=ctx.user.id, actor=ctx.actor)
-
-    return act(ctx, run, "Sent to your personal manager, who will price it.",
-               url("/portal/requests", account=account_id))
+def _event(s: Session, ctx: Member, member_event_id: str) -> engagement.MemberEvent:
+    row = member_events.get_event(s, ctx.tenant_id, member_event_id)
+    if all(p.id != row.program_id for p in ctx.programs):
+        raise NotFound(f"member event {member_event_id} not found", field="member_event_id")
+    return row
 
 
-@router.post("/requests/{request_id}/{action}")
-def answer(request_id: str, action: str, reason: str = Form("", max_length=500),
-           ctx: Member = Depends(member_form)) -> RedirectResponse:
+@router.post("/events/{member_event_id}/{action}")
+def event_action(member_event_id: str, action: str, account: str = Form("", max_length=40),
+                 ctx: Member = Depends(member_form)) -> RedirectResponse:
+    account_id = account_of(ctx, account or None)
     with reading(ctx.db) as s:
-        row = managers.get_request(s, ctx.tenant_id, request_id)
-        account_id = row.account_id
-        if not ctx.sees(account_id) or ctx.program is None or \
-                row.program_id != ctx.program.id:
-            raise NotFound("no such request", field="custom_request_id")
+        event = _event(s, ctx, member_event_id)
+        invited = s.get(engagement.Attendee, (ctx.tenant_id, event.id, account_id)) is not None
+    if event.invitation_only and not invited:  # by invitation: the others never see it
+        raise NotFound(f"member event {member_event_id} not found", field="member_event_id")
 
-    def run(s: Session) -> CustomRequest:
-        if not members.may_spend(ctx.user.role, "account", account_id == ctx.account.id, True):
-            raise Forbidden("your role may not spend this account's points", field="account")
-        if action == "accept":
-            return managers.accept(s, ctx.tenant_id, request_id, actor=ctx.actor)
-        if action == "decline":
-            return managers.decline(s, ctx.tenant_id, request_id,
-                                    reason=reason.strip() or None, actor=ctx.actor)
+    def run(s: Session) -> engagement.Attendee:
+        need_act(ctx, account_id)
+        if action == "register":
+            return member_events.register(s, ctx.tenant_id, event.id, account_id)
         if action == "cancel":
-            return managers.cancel(s, ctx.tenant_id, request_id,
-                                   reason=reason.strip() or None, actor=ctx.actor)
+            return member_events.cancel_registration(s, ctx.tenant_id, event.id, account_id)
         raise ValidationFailed("unknown action", field="action")
 
-    said = {"accept": "Accepted: the price is reserved until your manager delivers.",
-            "decline": "Declined.", "cancel": "Withdrawn; anything reserved is given back."}
-    return act(ctx, run, said.get(action, "Done."), url("/portal/requests", account=account_id))
+    def said(row: engagement.Attendee) -> str:
+        return "You are registered." if row.status == "registered" \
+            else "Your registration is cancelled."
+
+    return act(ctx, run, said, url("/portal/events", account=account_id))
 
 
-@router.get("/academy")
-def academy_page(request: Request, account: str | None = Query(None, max_length=40),
-                 ctx: Member = Depends(member)) -> Response:
-    """The program's courses (done or not) and the account's certifications with their
-    state and expiry."""
-    account_id = _account_of(ctx, account)
-    courses: list[Any] = []
-    done: dict[str, Any] = {}
-    certifications: list[Any] = []
-    held: dict[str, Any] = {}
+@router.get("/challenges")
+def challenge_page(request: Request, account: str | None = Query(None, max_length=40),
+                   metric: str = Query("points_earned", max_length=20),
+                   period: str = Query("month", max_length=10),
+                   ctx: Member = Depends(member)) -> Response:
+    account_id = account_of(ctx, account)
+    metric = metric if metric in METRIC_NAMES else "points_earned"
+    period = period if period in PERIOD_NAMES else "month"
+    progress: list[engagement.Progress] = []
+    badges: list[engagement.HeldBadge] = []
+    all_badges: list[engagement.Badge] = []
+    board: engagement.Board | None = None
+    opted_out = False
     if ctx.program is not None:
         with reading(ctx.db) as s:
-            courses = academy.list_courses(s, ctx.tenant_id, ctx.program.id)
-            certifications = academy.list_certifications(s, ctx.tenant_id, ctx.program.id)
-            record = academy.transcript(s, ctx.tenant_id, ctx.program.id, account_id)
-            for course, completion in record.completions:
-                done[course.code] = completion.completed_at  # the latest wins (sorted)
-            held = {c.code: h for c, h in record.certifications}
-    return render(request, "portal/academy.html", {
-        "ctx": ctx, "account_id": account_id, "courses": courses, "done": done,
-        "certifications": certifications, "held": held})
+            progress = engagement.progress_of(s, ctx.tenant_id, ctx.program.id, account_id)
+            badges = engagement.badges_of(s, ctx.tenant_id, ctx.program.id, account_id)
+            all_badges = engagement.list_badges(s, ctx.tenant_id, ctx.program.id)
+            board = engagement.leaderboard(s, ctx.tenant_id, ctx.program.id, metric=metric,
+                                           period=period, account_id=account_id)
+            opted_out = leaderboards.is_opted_out(s, ctx.tenant_id, ctx.program.id,
+                                                  account_id)
+    held = {b.code for b in badges}
+    return render(request, "portal/challenges.html", {
+        "ctx": ctx, "account_id": account_id, "progress": progress, "badges": badges,
+        "unearned": [b for b in all_badges if b.code not in held], "board": board,
+        "metric": metric, "period": period, "metrics": METRIC_NAMES, "periods": PERIOD_NAMES,
+        "opted_out": opted_out, "may_opt": _may_opt(ctx, account_id)})
+
+
+def _may_opt(ctx: Member, account_id: str) -> bool:
+    return ctx.user.role in ("owner", "manager") and ctx.sees(account_id)
+
+
+@router.post("/leaderboards/opt-out")
+def opt_out(account: str = Form("", max_length=40), opted_out: str = Form("", max_length=5),
+            ctx: Member = Depends(member_form)) -> RedirectResponse:
+    account_id = account_of(ctx, account or None)
+    program = ctx.program
+    hide = opted_out == "1"
+
+    def run(s: Session) -> bool:
+        if program is None:
+            raise ValidationFailed("you are in no program", field="program_id")
+        if not _may_opt(ctx, account_id):
+            raise Forbidden("only an owner or a manager may change this", field="account")
+        return engagement.set_opt_out(s, ctx.tenant_id, program.id, account_id, hide)
+
+    return act(ctx, run, lambda hidden: "Your account is hidden from the leaderboards."
+               if hidden else "Your account shows on the leaderboards.",
+               url("/portal/challenges", account=account_id))
