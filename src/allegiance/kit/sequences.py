@@ -61,12 +61,17 @@ AUDIT = "audit"
 def lock(session: Session, tenant_id: str, name: str) -> None:
     """Take the sequence's row lock now (a no-op update), so a transaction that will use it
     takes it before any other lock: every API write locks the audit chain first, so two writes
-    can never wait on each other's journal and audit locks in opposite orders."""
+    can never wait on each other's journal and audit locks in opposite orders. A tenant's
+    first write creates the row first: locking nothing would let its first concurrent writes
+    take those locks in opposite orders (T15 saw the deadlocks)."""
     sql = _statements(session)
     with driver_connection(session) as conn:
         cursor = conn.cursor()
         try:
             cursor.execute(sql["lock"], (tenant_id, name))
+            if cursor.rowcount == 0:
+                cursor.execute(sql["create"], (tenant_id, name))
+                cursor.execute(sql["lock"], (tenant_id, name))
         finally:
             cursor.close()
 
