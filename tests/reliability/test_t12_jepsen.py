@@ -35,6 +35,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -296,6 +297,7 @@ def check_history(db: Database, tenant_id: str, wallets: list[str], first_seq: i
     return problems
 
 
+@pytest.mark.timeout(SECONDS + 900 if NIGHTLY else 300)
 def test_t12_mixed_workload_matches_a_serial_replay(pg_db: Database) -> None:
     db = pg_db
     workers = min(WORKERS, connection_budget(db, WORKERS, least=8))

@@ -25,6 +25,8 @@ import threading
 import time
 from concurrent.futures import Future
 
+import pytest
+
 from allegiance import ledger
 from allegiance.kit.db import Database
 from tests.conftest import build_world
@@ -36,6 +38,7 @@ NIGHTLY = os.environ.get("ALLEGIANCE_NIGHTLY") == "1"
 WORKERS = 20
 WALLETS = 1000
 CHUNK = 500  # entries a worker has in flight before it waits for their answers
+TIME_LIMIT = 7200 if NIGHTLY else 270  # seconds; pytest-timeout is raised to match below
 
 
 def _count(db: Database) -> int:
@@ -51,6 +54,7 @@ def _amount(i: int) -> int:
     return i % 97 + 1
 
 
+@pytest.mark.timeout(TIME_LIMIT + 600 if NIGHTLY else 300)
 def test_t13_volume_exact_sums_and_gapless_journal(db: Database) -> None:
     n = _count(db)
     w = build_world(db)
@@ -78,7 +82,7 @@ def test_t13_volume_exact_sums_and_gapless_journal(db: Database) -> None:
 
     started = time.monotonic()
     try:
-        outcomes = run_threads(WORKERS, worker, timeout=270)
+        outcomes = run_threads(WORKERS, worker, timeout=TIME_LIMIT)
     finally:
         writer.close()
     elapsed = time.monotonic() - started

@@ -95,6 +95,7 @@ class Servers:
         self.port = int(self._read("port"))
         self.base = f"http://127.0.0.1:{self.port}"
         self.pids: list[int] = []
+        self.killed: set[int] = set()
 
     def _read(self, word: str) -> str:
         stdout: IO[str] | None = self.parent.stdout
@@ -121,11 +122,13 @@ class Servers:
 
     def kill(self, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
+        self.killed.add(pid)
 
     def close(self) -> None:
-        for pid in self.pids:
+        # Only the server still running: earlier PIDs were reaped and may belong to others now.
+        if self.pids and self.pids[-1] not in self.killed:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(self.pids[-1], signal.SIGKILL)
         if self.parent.poll() is None:
             assert self.parent.stdin is not None
             self.parent.stdin.close()

@@ -208,6 +208,7 @@ def _writer(i: int, world: World, wallets: list[str], load: Load) -> None:
                 load.unknown[key] = not result.created
 
 
+@pytest.mark.timeout(1200 if NIGHTLY else 300)
 def test_t16_postgres_crash_mid_load_keeps_acknowledged_commits(cluster: Cluster) -> None:
     db = Database(databases.app_role_url(cluster.url))
     try:
@@ -227,7 +228,7 @@ def _crash_run(cluster: Cluster, db: Database) -> None:
         _writer(i, world, wallets, load)
 
     threads = threading.Thread(target=lambda: outcomes.extend(
-        run_threads(WRITERS, writer, timeout=280)), daemon=True)
+        run_threads(WRITERS, writer, timeout=1100 if NIGHTLY else 280)), daemon=True)
     started = time.monotonic()
     threads.start()
     recovery: list[float] = []
