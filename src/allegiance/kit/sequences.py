@@ -18,7 +18,11 @@ _SQL = {
     "create": "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
               "VALUES ({t}, {name}, 0, '') ON CONFLICT DO NOTHING",
     "set_hash": "UPDATE sequence SET last_hash = {h} WHERE tenant_id = {t} AND name = {name}",
-    "lock": "UPDATE sequence SET last_value = last_value WHERE tenant_id = {t} AND name = {name}",
+    # An upsert, so the lock is taken even before the sequence's first use (a plain UPDATE of
+    # a missing row locks nothing, and first writers of a tenant could then deadlock).
+    "lock": "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
+            "VALUES ({t}, {name}, 0, '') "
+            "ON CONFLICT (tenant_id, name) DO UPDATE SET last_value = sequence.last_value",
 }
 _MARKS = {
     "sqlite": {k: v.format(n="?", t="?", name="?", h="?") for k, v in _SQL.items()},
@@ -61,17 +65,13 @@ AUDIT = "audit"
 def lock(session: Session, tenant_id: str, name: str) -> None:
     """Take the sequence's row lock now (a no-op update), so a transaction that will use it
     takes it before any other lock: every API write locks the audit chain first, so two writes
-    can never wait on each other's journal and audit locks in opposite orders. A tenant's
-    first write creates the row first: locking nothing would let its first concurrent writes
-    take those locks in opposite orders (T15 saw the deadlocks)."""
+    can never wait on each other's journal and audit locks in opposite orders. The row is
+    created if it does not exist yet (a tenant's first writes lock like every later one)."""
     sql = _statements(session)
     with driver_connection(session) as conn:
         cursor = conn.cursor()
         try:
             cursor.execute(sql["lock"], (tenant_id, name))
-            if cursor.rowcount == 0:
-                cursor.execute(sql["create"], (tenant_id, name))
-                cursor.execute(sql["lock"], (tenant_id, name))
         finally:
             cursor.close()
 
