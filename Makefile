@@ -17,7 +17,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 STAMP := $(VENV)/.installed
 
 .PHONY: help install run serve demo db-upgrade test lint ruff mypy imports pytest bench \
-	install-browser clean
+	mutation install-browser clean
 
 help: ## List the targets
 	@echo "Allegiance: set up and try it with 'make run', check it with 'make test'."
@@ -72,8 +72,19 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	@touch $@
 
+# T32, a periodic (weekly) job, not part of `make test`: the whole configured scope takes hours.
+# Bound it with e.g. MUTATION_ARGS="--only 'allegiance.ledger.domain.*' --max-children 2".
+MUTATION_ARGS ?=
+mutation: $(VENV)/.installed-mutation ## Mutation testing of the ledger core (T32; score into test-figures.json)
+	$(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
+
+$(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,mutation]'
+	@touch $@
+
 install-browser: ## Install Debian's Chromium for the browser tests (needs root)
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 clean: ## Remove caches and build output (keeps .venv and the database)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis build dist
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis build dist \
+		mutants

@@ -13,14 +13,25 @@ import pytest
 from allegiance import ledger, tenants
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from tests.support import databases
+from tests.support import databases, figures
 from tests.support.invariants import assert_ledger_invariants
 
 ENGINES = ("sqlite", "postgres")
 
 
+_RUN_STARTED: str | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _RUN_STARTED
+    _RUN_STARTED = datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     databases.drop_template()
+    # The controlling process (not an xdist worker) writes which T-tests this run measured.
+    if _RUN_STARTED is not None and not hasattr(session.config, "workerinput"):
+        figures.summarize_run(_RUN_STARTED, int(exitstatus))
 
 
 def _skip_or_fail_without_postgres() -> None:

@@ -17,11 +17,12 @@ from typing import Any
 
 import polars as pl
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from allegiance import events, imports, ledger
 from allegiance.kit.db import Database
 from tests.integration.events_support import NOW, Shop
+from tests.support import figures
 from tests.support.invariants import assert_ledger_invariants
 
 MEMBERS = ("M1", "M2", "M3")
@@ -232,10 +233,13 @@ def test_an_import_killed_with_sigkill_resumes_and_applies_every_row_once(
     killed_at = event_count(db, shop.tenant_id)
     assert 150 <= killed_at < len(purchases)
 
+    resume_started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
+    resume_seconds = time.monotonic() - resume_started
     assert done.returncode == 0, done.stderr
-    assert event_count(db, shop.tenant_id) == len(purchases)
+    imported = event_count(db, shop.tenant_id)
+    assert imported == len(purchases)
     again = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True,
                            timeout=300, check=False)
     assert '"created": 0' in again.stdout, again.stdout + again.stderr
@@ -248,6 +252,14 @@ def test_an_import_killed_with_sigkill_resumes_and_applies_every_row_once(
     assert balances(shop, accounts) == balances(reference, reference_accounts)
     assert entries(db, shop.tenant_id) == entries(db, reference.tenant_id)
     assert_ledger_invariants(db)
+    with db.read() as s:
+        integrity = s.execute(text("PRAGMA integrity_check")).scalar_one()
+    assert integrity == "ok"
+    figures.record("T14", engine="sqlite", rows=len(rows), purchases=len(purchases),
+                   kills=1, purchases_before_kill=killed_at, purchases_imported=imported,
+                   duplicates=0, missing=len(purchases) - imported, integrity_check=integrity,
+                   resume_seconds=round(resume_seconds, 2),
+                   rows_per_second=round(len(rows) / resume_seconds, 1))
 
 
 def test_the_cli_imports_with_a_mapping_file_and_reports_json(

@@ -36,6 +36,7 @@ from allegiance.kit.db import Database
 from allegiance.webhooks import domain, service, ssrf
 from allegiance.webhooks.dispatcher import dispatch_once, dispatch_until_idle, make_client
 from allegiance.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tests.support import figures
 
 CLIENT_TIMEOUT = 0.3
 SLOW = 0.8  # a "timeout" answer sleeps longer than the client waits
@@ -220,6 +221,10 @@ def test_t17_at_least_once_with_failures_a_crash_and_410(
     by_id = {d.message_id: d for d in _deliveries(db, tenant) if d.endpoint_id == ep.id}
     assert all(d.status == "succeeded" for d in by_id.values())
     assert by_id[produced[3]].attempts == 4  # 500, timeout, 429, then 204
+    figures.record(f"T17.{'sqlite' if db.is_sqlite else 'postgres'}", produced=len(produced),
+                   delivered=len(set(delivered)), lost=len(set(produced) - set(delivered)),
+                   duplicate_deliveries=duplicates, duplicates_share_webhook_id=True,
+                   attempts=len(good.requests), endpoint_disabled_after_410=True)
 
 
 DISPATCH_SCRIPT = """
@@ -273,6 +278,10 @@ def test_t17_dispatcher_killed_with_sigkill_mid_post_loses_nothing(
     for request in receiver.requests:
         domain.verify([ep.secret], request["headers"], request["body"],
                       int(request["headers"]["webhook-timestamp"]))
+    figures.record(f"T17.sigkill.{'sqlite' if db.is_sqlite else 'postgres'}",
+                   produced=len(produced), delivered=len(set(received)),
+                   lost=len(set(produced) - set(received)), kills=1,
+                   duplicate_deliveries=len(received) - len(set(received)))
 
 
 def test_retry_schedule_and_retry_after_are_followed(

@@ -253,7 +253,7 @@ def write_journal(
     :data:`POSTING_COLUMNS` order) and store the journal's new last hash.
 
     SQLite: ``executemany`` through the driver. PostgreSQL: a few entries as one statement
-    (one round trip), many with ``COPY``. Values are converted by the columns' SQLAlchemy
+    (one round trip), many as pipelined prepared INSERTs. Values are converted by the columns' SQLAlchemy
     types, so rows are stored exactly as Core would store them.
     """
     if not entry_rows:
@@ -295,19 +295,22 @@ def write_journal(
                 sql += "SELECT 1"
             cursor.execute(sql, params)
             return
+        # Many entries: one prepared INSERT per table, pipelined (not COPY, which PostgreSQL
+        # refuses on tables under row-level security, as the application role's are).
         cursor.execute(
             "UPDATE sequence SET last_hash = %s WHERE tenant_id = %s AND name = %s",
             (last_hash, tenant_id, sequence),
         )
-        with cursor.copy(f"COPY journal_entry ({_ENTRY_NAMES}) FROM STDIN") as copy:
-            for row in entries:
-                copy.write_row(row)
-        if postings:
-            with cursor.copy(f"COPY posting ({_POSTING_NAMES}) FROM STDIN") as copy:
-                for row in postings:
-                    copy.write_row(row)
+        _insert_rows(cursor, "journal_entry", _ENTRY_NAMES, len(ENTRY_COLUMNS), entries)
+        _insert_rows(cursor, "posting", _POSTING_NAMES, len(POSTING_COLUMNS), postings)
 
 
+def _insert_rows(cursor: Any, table: str, names: str, width: int,
+                 rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` by one prepared statement, pipelined (psycopg's ``executemany``)."""
+    if rows:
+        marks = ", ".join("%s" for _ in range(width))
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 _PG_STATEMENT_MAX_ENTRIES = 50
 
 
