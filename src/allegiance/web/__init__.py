@@ -14,7 +14,17 @@ from fastapi.staticfiles import StaticFiles
 
 from allegiance import operators
 from allegiance.kit.errors import AllegianceError
-from allegiance.web import admin_auth, admin_designer, admin_members, admin_queue, portal
+from allegiance.web import (
+    admin_analytics,
+    admin_auth,
+    admin_designer,
+    admin_enrolments,
+    admin_imports,
+    admin_mdf,
+    admin_members,
+    admin_queue,
+    portal,
+)
 from allegiance.web.security import CsrfFailed, PermissionDenied, SignInRequired
 from allegiance.web.templating import STATIC, render
 
@@ -39,6 +49,10 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_members.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_queue.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_designer.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_enrolments.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_mdf.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_imports.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_analytics.router, prefix="/admin", include_in_schema=False)
     app.include_router(portal.router, prefix="/portal", include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
