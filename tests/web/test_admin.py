@@ -258,7 +258,7 @@ def test_member_360_claims_co_marketing_referrals_and_trail(web: Web) -> None:
     from allegiance.kit import clock
     from tests.web.admin_support import seed_queues
 
-    queues = seed_queues(web.db, web.demo)
+    seed_queues(web.db, web.demo)
     west = web.demo.accounts["dealer_west"]
     with web.db.transaction() as s:
         unit = tenants.unit_by_code(s, web.tenant_id, web.program(), "tokens").id
