@@ -11,7 +11,9 @@ from sqlalchemy import insert
 
 from allegiance import events
 from allegiance.analytics.reports import Options, run
+from allegiance.demo import DemoResult
 from allegiance.kit import clock
+from allegiance.kit.db import Database
 from allegiance.kit.ids import new_id
 from allegiance.web.analytics_view import text
 from tests.web.conftest import Web
@@ -22,12 +24,13 @@ def words(html: str) -> str:
                     .split())
 
 
-def store_events(web: Web, rows: list[dict[str, Any]]) -> None:
+def store_events(db: Database, tenant_id: str, program_id: str,
+                 rows: list[dict[str, Any]]) -> None:
     """Processed events as the bulk import stores them (the reports read events)."""
     values = []
     for row in rows:
         values.append({
-            "tenant_id": web.tenant_id, "id": new_id("evt"), "program_id": web.program(),
+            "tenant_id": tenant_id, "id": new_id("evt"), "program_id": program_id,
             "kind": row.get("kind", "purchase"), "activity_type": row.get("activity_type"),
             "source": "test", "external_id": new_id("ext"), "reported_by": "operator",
             "reporter_account_id": None, "account_id": row["account_id"], "match_key": {},
@@ -36,22 +39,27 @@ def store_events(web: Web, rows: list[dict[str, Any]]) -> None:
             "channel": None, "attributes": row.get("attributes", {}), "status": "processed",
             "reason": None, "original_event_id": None, "version": None,
             "created_at": row["at"], "processed_at": row["at"]})
-    with web.db.transaction() as s:
+    with db.transaction() as s:
         s.execute(insert(events.Event), values)
 
 
 def seed(web: Web) -> None:
+    seed_events(web.db, web.demo)
+
+
+def seed_events(db: Database, demo: DemoResult) -> None:
     """Repeat purchases of the four demo members over a year, and NPS answers."""
     now = clock.now()
     rows: list[dict[str, Any]] = []
     for n, role in enumerate(("distributor", "dealer_west", "dealer_south", "branch_sd")):
         for k in range(2 + n * 2):
-            rows.append({"account_id": web.demo.accounts[role], "amount": 10_000 * (n + 1),
+            rows.append({"account_id": demo.accounts[role], "amount": 10_000 * (n + 1),
                          "at": now - timedelta(days=300 - 37 * k - 5 * n)})
-        rows.append({"account_id": web.demo.accounts[role], "kind": "activity",
+        rows.append({"account_id": demo.accounts[role], "kind": "activity",
                      "activity_type": "nps", "attributes": {"score": (10, 9, 6, 8)[n]},
                      "at": now - timedelta(days=3)})
-    store_events(web, rows)
+    program = next(p.id for p in demo.programs if p.code == "partner-rewards")
+    store_events(db, demo.tenant_id, program, rows)
 
 
 def report(web: Web, kind: str, **options: Any) -> Any:

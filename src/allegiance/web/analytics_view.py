@@ -19,7 +19,16 @@ PERCENT = re.compile(r"^(m\d+|.*_rate|.*breakage|p_alive|mean_p_alive|share|atta
                      r"active_rate|engaged_rate|naive_ratio)$")
 LABELS = {"t_x": "t_x (weeks)", "T": "T (weeks)", "m_x": "m_x (mean repeat spend)",
           "x": "x (repeat purchases)", "did": "difference in differences", "att": "ATT",
-          "nps": "NPS"}
+          "nps": "NPS", "bgnbd": "BG/NBD parameters (purchases)",
+          "gamma_gamma": "Gamma-Gamma parameters (spend)", "alpha": "α (alpha)",
+          "gamma": "γ (gamma)"}
+PARAMETERS = frozenset({"r", "alpha", "a", "b", "p", "q", "gamma"})
+# The heading of each report's table of rows.
+ROWS_TITLE = {"kpis": "By unit", "liability": "By unit, tier and age (days since earned)",
+              "breakage": "By issue-month cohort", "forecast": "Month by month",
+              "retention": "Share of each enrolment cohort active, by month since enrolment",
+              "clv": "Members with the highest expected value",
+              "uplift": "By segment and size band", "nps": "By segment"}
 
 
 def label(name: str) -> str:
@@ -45,6 +54,8 @@ def text(value: Any, name: str = "") -> str:
             return f"{value * 100:.1f}%"
         if value != value:  # NaN
             return "—"
+        if name in PARAMETERS:
+            return f"{value:.4g}"
         if abs(value) >= 100:
             return f"{value:,.0f}"
         if abs(value) >= 1:
@@ -116,5 +127,6 @@ def view(report: Report, names: dict[str, str] | None = None) -> View:
                                     [isinstance(v, int | float) for v in value.values()]))
         elif not isinstance(value, list):
             figures.append((label(key), text(value, key)))
-    tables.append(table(report.title, report.columns, report.rows, names))
+    tables.append(table(ROWS_TITLE.get(report.kind, report.title), report.columns, report.rows,
+                        names))
     return View(report.title, figures, tables, chart(report), notes)
