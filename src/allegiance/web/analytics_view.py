@@ -105,7 +105,10 @@ def table(title: str, columns: list[str], rows: list[dict[str, Any]],
 def chart(report: Report) -> Markup | None:
     """The report's SVG chart (None when it has nothing to draw)."""
     try:
-        return Markup(render.svg(render.chart_of(report)))  # the charts module escapes every text
+        drawn = render.chart_of(report)
+        if drawn.kind == "line" and all(len(ys) < 2 for _, ys in drawn.series):
+            return None  # one point a line draws nothing: the table says it all
+        return Markup(render.svg(drawn))  # the charts module escapes every text
     except (ReportInvalid, ValueError):
         return None
 
