@@ -6,7 +6,6 @@ be downloaded."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +89,7 @@ def test_upload_progress_and_error_report(site: Site, page: Any, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALLEGIANCE_IMPORT_WORKER", "none")
     get_settings.cache_clear()
-    day = (clock.now() - timedelta(seconds=1)).isoformat()
+    day = clock.now().isoformat()  # after the demo's definition came into force
     rows = [f"S{n},{day},R-2001,{1000 + n},USD" for n in range(1, 40)]
     rows.insert(5, f"BAD,{day},R-2001,plenty,USD")
     file = tmp_path / "march-sales.csv"
