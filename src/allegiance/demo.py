@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance import definitions, ledger, members, operators, rewards, tenants
+from allegiance import definitions, ledger, members, operators, rewards, tenants, tiers
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.errors import NotFound
@@ -225,6 +225,11 @@ def _populate(session: Session, tenant_id: str) -> dict[str, Any]:
     points.earn(wallets["dealer_west"], 4_500, days_ago=20, key="training")
     points.redeem(wallets["dealer_west"], 2_500, days_ago=10, key="gift-card")
     points.earn(wallets["dealer_south"], 8_000, days_ago=60, key="q3-sales")
+    # The sales behind "q3-sales" (1 token per US$1) count as tier spend, as the base rule's
+    # tier_credit effect does for real purchases: the tier pages show the same spend.
+    for role, spend, days_ago in (("dealer_west", 1_200_000, 90), ("dealer_south", 800_000, 60)):
+        tiers.add_credit(session, tenant_id, rewards.id, acc[role], "spend", spend,
+                         now - timedelta(days=days_ago), actor=ACTOR)
     points.earn(wallets["branch_sd"], 1_500, days_ago=15, key="training")
     # 26 months ago: past the 24-month expiry; `allegiance jobs run expire` posts the 5,000
     # tokens to the program's expired account (breakage).

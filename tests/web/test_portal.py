@@ -15,7 +15,7 @@ def test_balance_tier_and_branding(web: Web) -> None:
     page = web.member().get("/portal/home").text
     assert "14,000" in page  # dealer_west: 12,000 + 4,500 - 2,500
     assert "Northwind Partner Rewards" in page and "--brand: #0b5d4b" in page
-    assert "Partner: " in page and "You qualify for <strong>silver</strong>" in page
+    assert "Partner: Silver" in page and "more spend this period to reach <strong>gold" in page
 
 
 def test_branding_colours_are_checked(web: Web) -> None:

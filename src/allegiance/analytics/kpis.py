@@ -14,12 +14,11 @@ import polars as pl
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from allegiance import events
+from allegiance import events, members
 from allegiance.analytics.common import (
     CATEGORIES,
     Period,
     Report,
-    enrolled_members,
     flows_query,
     program_of,
     ratio,
@@ -101,23 +100,28 @@ def member_kpis(session: Session, tenant_id: str, program_id: str, span: Period,
         *in_period, event.kind.in_(("purchase", "activity"))).distinct()).all())
     doers = set(session.scalars(select(event.account_id).where(
         *in_period, event.kind == "activity").distinct()).all())
-    people = enrolled_members(session, tenant_id, program_id)
-    enrolled = people.filter(pl.col("status").is_in(ENROLLED_STATUSES)
-                             & (pl.col("enrolled_at") < span.end))
-    new = enrolled.filter(pl.col("enrolled_at") >= span.start)
+    enrolment = members.Enrolment
+    count, new = session.execute(
+        select(func.count(), func.count(case((enrolment.created_at >= span.start, 1))))
+        .where(enrolment.tenant_id == tenant_id, enrolment.program_id == program_id,
+               enrolment.status.in_(ENROLLED_STATUSES), enrolment.created_at < span.end)
+    ).one()
     engaged = doers | redeemers
     firsts = (
         pl.DataFrame([tuple(r) for r in first], orient="row",
                      schema={"member": pl.Utf8, "first": pl.Datetime("us", "UTC")})
         .filter(pl.col("first") >= span.start)
-        .join(people.select("member", "enrolled_at"), on="member", how="inner")
+    )
+    firsts = (
+        firsts.join(enrolment_times(session, tenant_id, program_id,
+                                    firsts["member"].to_list()), on="member", how="inner")
         .with_columns(((pl.col("first") - pl.col("enrolled_at")).dt.total_seconds() / 86400)
                       .alias("days"))
     )
-    count = enrolled.height
+    count, new = int(count), int(new or 0)
     return {
         "enrolled": count,
-        "new_enrolments": new.height,
+        "new_enrolments": new,
         "active": len(active),
         "engaged": len(engaged),
         "active_rate": ratio(len(active), count),
@@ -127,3 +131,18 @@ def member_kpis(session: Session, tenant_id: str, program_id: str, span: Period,
             None if firsts.height == 0 else float(firsts["days"].mean())  # type: ignore[arg-type]
         ),
     }
+
+
+def enrolment_times(session: Session, tenant_id: str, program_id: str,
+                    accounts: list[str]) -> pl.DataFrame:
+    """(member, enrolled_at) of these accounts' enrolments in the program (every status), read
+    for the few members that redeemed rather than for every member."""
+    enrolment = members.Enrolment
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(accounts), 1000):
+        rows += [tuple(r) for r in session.execute(
+            select(enrolment.account_id, enrolment.created_at)
+            .where(enrolment.tenant_id == tenant_id, enrolment.program_id == program_id,
+                   enrolment.account_id.in_(accounts[start:start + 1000])))]
+    return pl.DataFrame(rows, orient="row",
+                        schema={"member": pl.Utf8, "enrolled_at": pl.Datetime("us", "UTC")})

@@ -31,14 +31,22 @@ PERMISSIONS = (
     "catalogue",       # change rewards (stock, status)
     "designer",        # apply a program definition
     "operators",       # manage operator users
+    "enrolments",      # approve or reject enrolment applications
+    "mdf",             # decide co-marketing pre-approval requests and fund claims
+    "imports",         # upload files that start an import job
 )
 
 GRANTS: dict[str, frozenset[str]] = {
     "owner": frozenset(PERMISSIONS),
     "program_manager": frozenset({"view", "place_tier", "suspend", "invite", "redemptions",
-                                  "catalogue", "designer"}),
-    "finance": frozenset({"view", "adjust", "redemptions"}),
-    "support": frozenset({"view", "adjust", "place_tier", "suspend", "invite", "redemptions"}),
+                                  "catalogue", "designer",
+                                  "enrolments",
+                                  "mdf",
+                                  "imports"}),
+    "finance": frozenset({"view", "adjust", "redemptions",
+                          "mdf"}),
+    "support": frozenset({"view", "adjust", "place_tier", "suspend", "invite", "redemptions",
+                          "enrolments"}),
     "read_only": frozenset({"view"}),
 }
 

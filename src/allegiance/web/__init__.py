@@ -15,9 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from allegiance import operators
 from allegiance.kit.errors import AllegianceError
 from allegiance.web import (
+    admin_analytics,
     admin_auth,
     admin_claims,
     admin_designer,
+    admin_enrolments,
+    admin_imports,
+    admin_mdf,
     admin_members,
     admin_queue,
     admin_requests,
@@ -54,6 +58,10 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_queue.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_requests.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_designer.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_enrolments.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_mdf.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_imports.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_analytics.router, prefix="/admin", include_in_schema=False)
     app.include_router(portal.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_requests.router, prefix="/portal", include_in_schema=False)
     app.include_router(admin_claims.router, prefix="/admin", include_in_schema=False)

@@ -11,8 +11,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from allegiance import audit, ledger, members, operators, tiers
+from allegiance.analytics import reports
 from allegiance.kit.errors import NotFound, ValidationFailed
-from allegiance.web import queries
+from allegiance.web import member_queries, queries, queue_queries
 from allegiance.web.forms import act, parse_int, url
 from allegiance.web.security import Admin, admin, admin_form, reading
 from allegiance.web.templating import render
@@ -23,13 +24,22 @@ PAGE = 50
 
 @router.get("/dashboard")
 def dashboard(request: Request, ctx: Admin = Depends(admin("view"))) -> Response:
-    figures = chart = None
+    """The program's KPIs of the last 365 days (the analytics KPI report), what waits in the
+    queues, and twelve months of points issued and redeemed."""
+    figures = chart = kpis = None
+    waiting: dict[str, int] = {}
+    units: dict[str, Any] = {}
     if ctx.program is not None:
         with reading(ctx.db) as s:
             figures = queries.dashboard(s, ctx.tenant_id, ctx.program.id)
+            kpis = reports.run(s, ctx.tenant_id, ctx.program.id, "kpis")
+            waiting = queue_queries.waiting(s, ctx.tenant_id, ctx.program.id)
+            units = {u.code: u for u in queries.units_by_id(s, ctx.tenant_id,
+                                                            ctx.program.id).values()}
         chart = queries.bar_chart(figures.months)
-    return render(request, "admin/dashboard.html", {"ctx": ctx, "figures": figures,
-                                                    "chart": chart})
+    return render(request, "admin/dashboard.html", {
+        "ctx": ctx, "figures": figures, "chart": chart, "kpis": kpis, "waiting": waiting,
+        "units": units})
 
 
 @router.get("/members")
@@ -97,10 +107,15 @@ def member_360(request: Request, account_id: str,
                                           account_ids=[account.id], limit=20)[:20]
         reward_names = {r.id: r.name for r in queries.rewards_by_id(
             s, ctx.tenant_id, [r.reward_id for r in redemptions]).values()}
+        sales = member_queries.sales_claims(s, ctx.tenant_id, program_id or "", account.id)
+        co_marketing = member_queries.mdf_claims(s, ctx.tenant_id, program_id or "",
+                                                 account.id)
+        referred = member_queries.referral_rows(s, ctx.tenant_id, account.id)
         trail = _trail(s, ctx.tenant_id, {
             "account": [account.id], "user": [u.id for u in users],
             "member_user": [u.id for u in users], "enrolment": [e.id for e in enrolments],
-            "redemption": [r.id for r in redemptions]})
+            "redemption": [r.id for r in redemptions], "sales_claim": [c.id for c in sales],
+            "mdf_claim": [c.id for c, _, _ in co_marketing], "referral": [r.id for r in referred]})
     more = history[PAGE - 1]["seq"] if len(history) > PAGE else None
     enrolment = next((e for e in enrolments if e.program_id == program_id), None)
     return render(request, "admin/member.html", {
@@ -108,7 +123,8 @@ def member_360(request: Request, account_id: str,
         "users": users, "enrolments": enrolments, "enrolment": enrolment, "wallets": wallets,
         "chosen": chosen, "history": history[:PAGE], "tier_states": tier_states,
         "levels": levels, "redemptions": redemptions, "reward_names": reward_names,
-        "trail": trail, "program_names": {p.id: p.name for p in ctx.programs},
+        "trail": trail, "sales": sales, "co_marketing": co_marketing, "referred": referred,
+        "program_names": {p.id: p.name for p in ctx.programs},
         "older_url": url(f"/admin/members/{account.id}", wallet=chosen.id if chosen else None,
                          before=more) if more else None})
 

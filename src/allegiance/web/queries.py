@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, extract, func, or_, select
@@ -122,49 +122,18 @@ def owner_account(session: Session, tenant_id: str, wallet: ledger.LedgerAccount
 
 
 @dataclass
-class UnitFigures:
-    unit_code: str
-    unit_name: str
-    kind: str
-    currency: str | None
-    issued: int
-    redeemed: int
-    expired: int
-    liability: int
-
-    @property
-    def redemption_rate(self) -> float | None:
-        return self.redeemed / self.issued if self.issued else None
-
-
-@dataclass
 class Figures:
-    enrolled: int
-    active: int
-    accounts: int
+    """What the dashboard shows beside the analytics KPIs: the queues' counts and twelve
+    months of the first unit's points issued and redeemed."""
+
     pending_redemptions: int
     pending_adjustments: int
-    units: list[UnitFigures]
+    unit_name: str | None
     months: list[tuple[str, int, int]]  # (YYYY-MM, issued, redeemed) of the first unit
-
-
-ACTIVE_DAYS = 90
 
 
 def dashboard(session: Session, tenant_id: str, program_id: str) -> Figures:
     now = clock.now()
-    enrolled = session.scalar(select(func.count()).select_from(members.Enrolment).where(
-        members.Enrolment.tenant_id == tenant_id, members.Enrolment.program_id == program_id,
-        members.Enrolment.status == "active")) or 0
-    active = session.scalar(
-        select(func.count(func.distinct(ledger.LedgerAccount.owner_id))).where(
-            ledger.LedgerAccount.tenant_id == tenant_id,
-            ledger.LedgerAccount.program_id == program_id,
-            ledger.LedgerAccount.purpose == "wallet",
-            ledger.LedgerAccount.owner_type == "account",
-            ledger.LedgerAccount.last_activity_at >= now - timedelta(days=ACTIVE_DAYS))) or 0
-    accounts = session.scalar(select(func.count()).select_from(members.Account).where(
-        members.Account.tenant_id == tenant_id, members.Account.status == "active")) or 0
     pending = session.scalar(select(func.count()).select_from(rewards.Redemption).where(
         rewards.Redemption.tenant_id == tenant_id, rewards.Redemption.program_id == program_id,
         rewards.Redemption.status.in_(("requested", "approved")))) or 0
@@ -172,32 +141,16 @@ def dashboard(session: Session, tenant_id: str, program_id: str) -> Figures:
         ledger.Adjustment.tenant_id == tenant_id, ledger.Adjustment.program_id == program_id,
         ledger.Adjustment.status == "pending_approval")) or 0
     units = tenants.list_units(session, tenant_id, program_id)
-    side = {(a.unit_id, a.purpose): a for a in session.scalars(select(ledger.LedgerAccount).where(
-        ledger.LedgerAccount.tenant_id == tenant_id,
-        ledger.LedgerAccount.program_id == program_id,
-        ledger.LedgerAccount.owner_type == "program",
-        ledger.LedgerAccount.purpose.in_(("issued", "redeemed", "expired"))))}
-    liability = {str(unit): int(total or 0) for unit, total in session.execute(
-        select(ledger.LedgerAccount.unit_id,
-               func.sum(ledger.LedgerAccount.credits_posted - ledger.LedgerAccount.debits_posted))
-        .where(ledger.LedgerAccount.tenant_id == tenant_id,
-               ledger.LedgerAccount.program_id == program_id,
-               ledger.LedgerAccount.purpose == "wallet")
-        .group_by(ledger.LedgerAccount.unit_id))}
-
-    def posted(unit_id: str, purpose: str) -> int:
-        account = side.get((unit_id, purpose))
-        return abs(ledger.balance_of(account).posted) if account is not None else 0
-
-    figures = [UnitFigures(u.code, u.name, u.kind, u.currency, posted(u.id, "issued"),
-                           posted(u.id, "redeemed"), posted(u.id, "expired"),
-                           int(liability.get(u.id) or 0)) for u in units]
     months: list[tuple[str, int, int]] = []
     if units:
-        months = _months(session, tenant_id, [side.get((units[0].id, p)) for p in
-                                              ("issued", "redeemed")], now)
-    return Figures(int(enrolled), int(active), int(accounts), int(pending), int(adjustments),
-                   figures, months)
+        side = {a.purpose: a for a in session.scalars(select(ledger.LedgerAccount).where(
+            ledger.LedgerAccount.tenant_id == tenant_id,
+            ledger.LedgerAccount.program_id == program_id,
+            ledger.LedgerAccount.unit_id == units[0].id,
+            ledger.LedgerAccount.owner_type == "program",
+            ledger.LedgerAccount.purpose.in_(("issued", "redeemed"))))}
+        months = _months(session, tenant_id, [side.get(p) for p in ("issued", "redeemed")], now)
+    return Figures(int(pending), int(adjustments), units[0].name if units else None, months)
 
 
 def _months(session: Session, tenant_id: str,
