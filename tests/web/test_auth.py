@@ -98,14 +98,14 @@ def test_no_open_redirect_after_sign_in(web: Web) -> None:
 
 def _post_routes() -> list[str]:
     """Every POST route of both web apps: of every module of ``allegiance.web`` with a router
-    (``portal`` under /portal, the others under /admin), so a new module is covered too."""
+    (``portal*`` under /portal, the others under /admin), so a new module is covered too."""
     paths = []
     for info in pkgutil.iter_modules(web_package.__path__):
         module = importlib.import_module(f"allegiance.web.{info.name}")
         router = getattr(module, "router", None)
         if router is None:
             continue
-        prefix = "/portal" if info.name == "portal" else "/admin"
+        prefix = "/portal" if info.name.startswith("portal") else "/admin"
         paths += [prefix + route.path for route in router.routes
                   if isinstance(route, APIRoute) and "POST" in route.methods
                   and not route.path.endswith(("/sign-in", "/set-password"))]
