@@ -104,6 +104,31 @@ class ChallengeCompletion(Base):
     entry_id: Mapped[str | None] = mapped_column(ID)
     effects: Mapped[list[Any]]
     completed_at: Mapped[datetime]
+    # the local day whose leaderboard tally it counted on (null before returns could undo it)
+    tally_day: Mapped[int | None]
+    # undone by a return that took the progress below it: the ledger reversal of its points
+    reversed_at: Mapped[datetime | None]
+    reversal_entry_id: Mapped[str | None] = mapped_column(ID)
+    reversed_by_event_id: Mapped[str | None] = mapped_column(ID)
+
+
+class ChallengeContribution(Base):
+    """What one event added to a challenge's period total (lowered by returns of it), so a
+    return takes back exactly what its purchase counted, never more."""
+
+    __tablename__ = "challenge_contribution"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "challenge_id"],
+                             ["challenge.tenant_id", "challenge.id"]),
+        Index("ix_challenge_contribution_event", "tenant_id", "event_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    challenge_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID)
+    period_index: Mapped[int]
+    value: Mapped[int]
 
 
 class Badge(Base):
