@@ -95,7 +95,7 @@ def refresh(session: Session, tenant_id: str, program_id: str) -> RfmModel:
         score = getattr(RfmScore, dimension)
         lows: dict[int, int] = dict(session.execute(select(score, func.min(raw)).where(
             RfmScore.tenant_id == tenant_id, RfmScore.program_id == program_id
-        ).group_by(score)).tuples().all())
+        ).group_by(score)).all())
         # the lowest raw value scoring at least 2, 3, 4, 5 (scores grow with the raw value)
         points[dimension] = [min((int(v) for s, v in lows.items() if s >= level), default=None)
                              for level in range(2, domain.QUINTILES + 1)]

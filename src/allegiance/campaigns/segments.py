@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -202,6 +203,8 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
     session.flush()
     _announce(session, tenant_id, segment, "segment.entered", entered)
     _announce(session, tenant_id, segment, "segment.left", left)
+    _trigger(session, tenant_id, segment, "segment.entered", entered, now)
+    _trigger(session, tenant_id, segment, "segment.left", left, now)
     return len(entered), len(left)
 
 
@@ -218,6 +221,38 @@ def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
         outbox.emit(session, tenant_id, kind, {
             "program_id": segment.program_id, "segment": segment.code,
             "account_id": account_id})
+
+
+SEGMENT_ACTIVITIES = {"segment.entered": "segment_entered", "segment.left": "segment_left"}
+_triggering: ContextVar[bool] = ContextVar("segment_triggering", default=False)
+
+
+def _trigger(session: Session, tenant_id: str, segment: Segment, kind: str,
+             accounts: list[str], at: datetime) -> None:
+    """Entering or leaving a segment is an activity (``segment_entered`` /
+    ``segment_left``, attribute ``segment``: the code) through the earning path, when the
+    program's definition declares that activity type, so rules can trigger on it. Changes
+    caused by such an activity are announced but trigger nothing more (no loops)."""
+    activity = SEGMENT_ACTIVITIES[kind]
+    version = definitions.version_at(session, tenant_id, segment.program_id, at)
+    if not accounts or version is None or _triggering.get():
+        return
+    schema = version.compiled.activity_types.get(activity)
+    if schema is None:
+        return
+    from allegiance import events  # at run time: the earning path imports this module
+
+    token = _triggering.set(True)
+    try:
+        for account_id in accounts:
+            events.ingest(session, tenant_id, segment.program_id, events.EventData(
+                kind="activity", activity_type=activity, account_id=account_id,
+                source="segments", occurred_at=at,
+                external_id=f"{activity}:{segment.code}:{account_id}:{at.isoformat()}",
+                attributes={"segment": segment.code} if "segment" in schema else {}),
+                actor="segments")
+    finally:
+        _triggering.reset(token)
 
 
 def _count(session: Session, segment: Segment, delta: int) -> None:
@@ -266,6 +301,7 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
             _count(session, segment, +1)
             entered.append(segment.code)
             _announce(session, tenant_id, segment, "segment.entered", [account_id])
+            _trigger(session, tenant_id, segment, "segment.entered", [account_id], now)
         elif not inside and segment.id in held:
             session.execute(delete(SegmentMember).where(
                 SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
@@ -273,6 +309,7 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
             _count(session, segment, -1)
             left.append(segment.code)
             _announce(session, tenant_id, segment, "segment.left", [account_id])
+            _trigger(session, tenant_id, segment, "segment.left", [account_id], now)
     session.flush()
     return entered, left
 
