@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -49,20 +50,56 @@ def _days(period: str, at: datetime, time_zone: str) -> tuple[int, int] | None:
             domain.period_start(period, index + 1).toordinal())
 
 
-def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
-           at: datetime, time_zone: str) -> list[tuple[str, int]]:
-    """(account, score > 0) over the period holding ``at``, without opted-out accounts."""
+def _grouped(tenant_id: str, program_id: str, metric: str, period: str, at: datetime,
+             time_zone: str) -> Any:
+    """(account, score > 0) over the period holding ``at``, without opted-out accounts, as a
+    subquery: one grouped pass over the daily tallies."""
     days = _days(period, at, time_zone)
     opted_out = select(LeaderboardOptOut.account_id).where(
         LeaderboardOptOut.tenant_id == tenant_id, LeaderboardOptOut.program_id == program_id)
     total = func.sum(getattr(Tally, METRICS[metric]))
-    query = select(Tally.account_id, total).where(
+    query = select(Tally.account_id.label("account_id"), total.label("score")).where(
         Tally.tenant_id == tenant_id, Tally.program_id == program_id,
         Tally.account_id.not_in(opted_out))
     if days is not None:
         query = query.where(Tally.day >= days[0], Tally.day < days[1])
-    query = query.group_by(Tally.account_id).having(total > 0)
-    return [(str(a), int(v)) for a, v in session.execute(query)]
+    return query.group_by(Tally.account_id).having(total > 0).subquery("board")
+
+
+def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+           at: datetime, time_zone: str) -> list[tuple[str, int]]:
+    """Every (account, score > 0) of the period (for exports and tests)."""
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone)
+    return [(str(a), int(v)) for a, v in session.execute(select(board.c.account_id,
+                                                                board.c.score))]
+
+
+def top(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+        at: datetime, time_zone: str, ranking: str,
+        limit: int) -> tuple[list[tuple[str, int, int]], int]:
+    """The first ``limit`` (account, score, rank) and how many are ranked, from one grouped
+    query sorted in the database. Ranks of a prefix of the order depend only on that prefix,
+    so they are computed from the rows returned."""
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone)
+    rows = session.execute(select(board.c.account_id, board.c.score,
+                                  func.count().over().label("ranked")).order_by(
+        board.c.score.desc(), board.c.account_id).limit(limit)).all()
+    ranked = domain.rank([(str(a), int(v)) for a, v, _ in rows], ranking)
+    return ranked, int(rows[0][2]) if rows else 0
+
+
+def standing(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+             at: datetime, time_zone: str, ranking: str,
+             account_id: str) -> tuple[str, int, int] | None:
+    """Where one account stands: its score and rank (None without a score)."""
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone)
+    mine = session.scalar(select(board.c.score).where(board.c.account_id == account_id))
+    if mine is None:
+        return None
+    counted = func.count() if ranking == "competition" else func.count(
+        board.c.score.distinct())
+    above = session.scalar(select(counted).where(board.c.score > mine)) or 0
+    return account_id, int(mine), int(above) + 1
 
 
 def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: str,
@@ -79,18 +116,18 @@ def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: st
     if ranking not in domain.RANKINGS:
         raise InvalidLeaderboard("ranking must be competition or dense", field="ranking")
     when = at or clock.now()
-    ranked = domain.rank(scores(session, tenant_id, program_id, metric, period, when,
-                                program.time_zone), ranking)
-    shown = ranked[:limit]
-    mine = next((r for r in ranked if r[0] == account_id), None) if account_id else None
+    tz = program.time_zone
+    shown, total = top(session, tenant_id, program_id, metric, period, when, tz, ranking, limit)
+    mine = standing(session, tenant_id, program_id, metric, period, when, tz, ranking,
+                    account_id) if account_id else None
     wanted = {r[0] for r in shown} | ({mine[0]} if mine else set())
-    names = {a.id: a.name for a in (members.get_account(session, tenant_id, i)
-                                    for i in sorted(wanted))}
-    index = domain.period_index(period, when, program.time_zone)
+    names = dict(session.execute(select(members.Account.id, members.Account.name).where(
+        members.Account.tenant_id == tenant_id, members.Account.id.in_(sorted(wanted)))).all())
+    index = domain.period_index(period, when, tz)
     return Board(
         metric=metric, period=period, label=domain.period_label(period, index),
         ranking=ranking, entries=[Standing(a, names[a], s, r) for a, s, r in shown],
-        total=len(ranked), me=Standing(mine[0], names[mine[0]], mine[1], mine[2]) if mine
+        total=total, me=Standing(mine[0], names[mine[0]], mine[1], mine[2]) if mine
         else None)
 
 
