@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import analytics, api, imports, ledger, redeem, rules, simulate, tiers
+from bench import analytics, api, engagement, imports, ledger, redeem, rules, simulate, tiers
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "analytics": analytics.run,
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "redeem": redeem.run,
     "simulate": simulate.run,
     "imports": imports.run,
+    "engagement": engagement.run,
 }
 
 

@@ -194,8 +194,8 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
         session.execute(delete(SegmentMember).where(
             SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
             SegmentMember.account_id.in_(left[start:start + 500])))
-    if entered:
-        session.execute(insert(SegmentMember), [
+    if entered:  # Core executemany: no ORM bookkeeping per row
+        session.execute(insert(SegmentMember.__table__), [
             {"tenant_id": tenant_id, "segment_id": segment.id, "account_id": a, "since": now}
             for a in entered])
     segment.members = len(inside)
