@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import String, cast, column, delete, func, insert, select, table, update
+from sqlalchemy import String, Table, cast, column, delete, func, insert, select, table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,8 @@ _COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
                   column("account_id"), column("name"), column("value"))
 _DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
                               "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
-ANNOUNCE_MAX = 1000  # a refresh announces at most this many accounts one by one
+ANNOUNCE_MAX = 1000
+SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]  # a refresh announces at most this many accounts one by one
 
 
 def _program_types(session: Session, tenant_id: str,
@@ -195,7 +196,7 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
             SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
             SegmentMember.account_id.in_(left[start:start + 500])))
     if entered:  # Core executemany: no ORM bookkeeping per row
-        session.execute(insert(SegmentMember.__table__), [
+        session.execute(insert(SEGMENT_MEMBER), [
             {"tenant_id": tenant_id, "segment_id": segment.id, "account_id": a, "since": now}
             for a in entered])
     segment.members = len(inside)
