@@ -204,9 +204,9 @@ def _duck_rfm_sql(source: str, last_day: int) -> str:
     return f"""
     CREATE OR REPLACE TABLE rfm AS
     SELECT account_id,
-           1 + (5 * (RANK() OVER (ORDER BY last_day) - 1)) // buyers AS r,
-           1 + (5 * (RANK() OVER (ORDER BY purchases) - 1)) // buyers AS f,
-           1 + (5 * (RANK() OVER (ORDER BY spend) - 1)) // buyers AS m
+           (5 * RANK() OVER (ORDER BY last_day) + buyers - 1) // buyers AS r,
+           (5 * RANK() OVER (ORDER BY purchases) + buyers - 1) // buyers AS f,
+           (5 * RANK() OVER (ORDER BY spend) + buyers - 1) // buyers AS m
     FROM (SELECT account_id, MAX(day) AS last_day, SUM(purchases) AS purchases,
                  SUM(sales) AS spend, COUNT(*) OVER () AS buyers
           FROM {source} WHERE day BETWEEN {first} AND {last_day} AND purchases > 0

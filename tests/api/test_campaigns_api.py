@@ -94,10 +94,10 @@ def test_rfm_settings_scores_and_segment(api: Api) -> None:
         assert "window_days" in str(bad)
         out = _call(api, "PUT", f"/programs/{pid}/rfm", {"window_days": 90})
         assert (out["window_days"], out["scored"]) == (90, 1)
-        assert out["distribution"]["recency"] == {"1": 1}
+        assert out["distribution"]["recency"] == {"5": 1}
         mine = _call(api, "GET", f"/programs/{pid}/accounts/{acc}/rfm")
         assert (mine["cell"], mine["spend"], mine["last_purchase_day"]) == \
-            ("111", 1200, "2026-11-02")
+            ("555", 1200, "2026-11-02")
         seg = _call(api, "POST", f"/programs/{pid}/segments", {
             "code": "buyers", "name": "Buyers", "condition": "member.rfm.recency >= 1"}, 201)
         done = _call(api, "POST", f"/segments/{seg['id']}/refresh")

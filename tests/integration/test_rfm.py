@@ -51,6 +51,9 @@ def scores(shop: Shop) -> dict[str, tuple[int, int, int]]:
 def test_quintiles_by_rank() -> None:
     # ten buyers: two per score; ties share the lower rank's score
     assert [domain.quintile(r, 10) for r in range(1, 11)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # the highest value always scores 5, also among few buyers; all tied share one score
+    assert [domain.quintile(r, 3) for r in (1, 2, 3)] == [2, 4, 5]
+    assert domain.quintile(1, 1) == 5
     assert domain.score(7, [3, 5, None, 9]) == 3
     assert domain.score(1, [3, 5, 7, 9]) == 1 and domain.score(9, [3, 5, 7, 9]) == 5
 

@@ -35,11 +35,12 @@ def uses_rfm(fields: Iterable[str]) -> bool:
 
 def quintile(rank: int, buyers: int) -> int:
     """The score (1–5) of the ``rank``-th lowest raw value (rank 1-based, ties sharing the
-    lowest rank of their group) among ``buyers``: ``1 + 5 (rank − 1) // buyers``, so equal
-    values always share a score and each score holds about a fifth of the buyers."""
+    lowest rank of their group) among ``buyers``: ``ceil(5 rank / buyers)``, so equal values
+    always share a score, each score holds about a fifth of the buyers and the highest
+    distinct value scores 5."""
     if buyers <= 0 or not 1 <= rank <= buyers:
         raise ValueError("rank must be 1 to buyers")
-    return 1 + QUINTILES * (rank - 1) // buyers
+    return (QUINTILES * rank + buyers - 1) // buyers
 
 
 def score(value: int, breakpoints: Sequence[int | None]) -> int:

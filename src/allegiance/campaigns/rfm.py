@@ -32,9 +32,9 @@ _SCORE_SQL = """
 INSERT INTO rfm_score (tenant_id, program_id, account_id, recency, frequency, monetary,
                        last_day, purchases, spend)
 SELECT :tenant, :program, account_id,
-       1 + (5 * (RANK() OVER (ORDER BY last_day) - 1)) / buyers,
-       1 + (5 * (RANK() OVER (ORDER BY purchases) - 1)) / buyers,
-       1 + (5 * (RANK() OVER (ORDER BY spend) - 1)) / buyers,
+       (5 * RANK() OVER (ORDER BY last_day) + buyers - 1) / buyers,
+       (5 * RANK() OVER (ORDER BY purchases) + buyers - 1) / buyers,
+       (5 * RANK() OVER (ORDER BY spend) + buyers - 1) / buyers,
        last_day, purchases, spend
 FROM (SELECT account_id, MAX(day) AS last_day, SUM(purchases) AS purchases,
              SUM(sales) AS spend, COUNT(*) OVER () AS buyers

@@ -31,7 +31,7 @@ ACTIONS = ("event", "return", "activity", "run", "redeem", "earn", "report", "ce
 EXPECTATIONS = ("balance", "tier", "error", "entries", "enrolment", "response")
 RUN_JOBS = {"expire": "expire", "release": "release", "tiers-recalculate": "tiers",
             "tiers": "tiers", "tiers-settle": "tiers-settle", "rebates": "rebates",
-            "referrals": "referrals", "mdf": "mdf"}
+            "referrals": "referrals", "mdf": "mdf", "segments": "segments"}
 ACCOUNT_FIELDS = ("ref", "name", "region", "parent", "external_ids", "users", "email",
                   "attributes", "member_number", "enrol", "application", "tax_id")
 
