@@ -52,8 +52,8 @@ def _days(period: str, at: datetime, time_zone: str) -> tuple[int, int] | None:
 
 def _grouped(tenant_id: str, program_id: str, metric: str, period: str, at: datetime,
              time_zone: str) -> Any:
-    """(account, score > 0) over the period holding ``at``, without opted-out accounts, as a
-    subquery: one grouped pass over the daily tallies."""
+    """(account, score > 0) over the period holding ``at``, without opted-out accounts: one
+    grouped pass over the daily tallies."""
     days = _days(period, at, time_zone)
     opted_out = select(LeaderboardOptOut.account_id).where(
         LeaderboardOptOut.tenant_id == tenant_id, LeaderboardOptOut.program_id == program_id)
@@ -63,43 +63,44 @@ def _grouped(tenant_id: str, program_id: str, metric: str, period: str, at: date
         Tally.account_id.not_in(opted_out))
     if days is not None:
         query = query.where(Tally.day >= days[0], Tally.day < days[1])
-    return query.group_by(Tally.account_id).having(total > 0).subquery("board")
+    return query.group_by(Tally.account_id).having(total > 0)
 
 
 def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
            at: datetime, time_zone: str) -> list[tuple[str, int]]:
     """Every (account, score > 0) of the period (for exports and tests)."""
-    board = _grouped(tenant_id, program_id, metric, period, at, time_zone)
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone).subquery("board")
     return [(str(a), int(v)) for a, v in session.execute(select(board.c.account_id,
                                                                 board.c.score))]
 
 
 def top(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
-        at: datetime, time_zone: str, ranking: str,
-        limit: int) -> tuple[list[tuple[str, int, int]], int]:
-    """The first ``limit`` (account, score, rank) and how many are ranked, from one grouped
-    query sorted in the database. Ranks of a prefix of the order depend only on that prefix,
-    so they are computed from the rows returned."""
-    board = _grouped(tenant_id, program_id, metric, period, at, time_zone)
-    rows = session.execute(select(board.c.account_id, board.c.score,
-                                  func.count().over().label("ranked")).order_by(
-        board.c.score.desc(), board.c.account_id).limit(limit)).all()
-    ranked = domain.rank([(str(a), int(v)) for a, v, _ in rows], ranking)
-    return ranked, int(rows[0][2]) if rows else 0
-
-
-def standing(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
-             at: datetime, time_zone: str, ranking: str,
-             account_id: str) -> tuple[str, int, int] | None:
-    """Where one account stands: its score and rank (None without a score)."""
-    board = _grouped(tenant_id, program_id, metric, period, at, time_zone)
-    mine = session.scalar(select(board.c.score).where(board.c.account_id == account_id))
-    if mine is None:
-        return None
-    counted = func.count() if ranking == "competition" else func.count(
-        board.c.score.distinct())
-    above = session.scalar(select(counted).where(board.c.score > mine)) or 0
-    return account_id, int(mine), int(above) + 1
+        at: datetime, time_zone: str, ranking: str, limit: int,
+        account_id: str | None = None) -> tuple[list[tuple[str, int, int]], int,
+                                                 tuple[str, int, int] | None]:
+    """The first ``limit`` (account, score, rank), how many are ranked, and where
+    ``account_id`` stands — one statement over the board grouped once (a materialised CTE),
+    sorted in the database. Ranks of a prefix of the order depend only on that prefix, so
+    they are computed from the rows returned; the account's rank is 1 + the scores (distinct
+    scores for ``dense``) above its own."""
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone).cte(
+        "board").prefix_with("MATERIALIZED")
+    first = select(board.c.account_id, board.c.score).order_by(
+        board.c.score.desc(), board.c.account_id).limit(limit).subquery("first")
+    total = select(func.count()).select_from(board).scalar_subquery()
+    columns: list[Any] = [first.c.account_id, first.c.score, total]
+    if account_id is not None:
+        mine = select(board.c.score).where(board.c.account_id == account_id).scalar_subquery()
+        counted = func.count() if ranking == "competition" else func.count(
+            board.c.score.distinct())
+        columns += [mine, select(counted).where(board.c.score > mine).scalar_subquery()]
+    rows = session.execute(select(*columns).order_by(first.c.score.desc(),
+                                                     first.c.account_id)).all()
+    ranked = domain.rank([(str(r[0]), int(r[1])) for r in rows], ranking)
+    me = None
+    if account_id is not None and rows and rows[0][3] is not None:
+        me = (account_id, int(rows[0][3]), int(rows[0][4]) + 1)
+    return ranked, int(rows[0][2]) if rows else 0, me
 
 
 def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: str,
@@ -117,9 +118,8 @@ def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: st
         raise InvalidLeaderboard("ranking must be competition or dense", field="ranking")
     when = at or clock.now()
     tz = program.time_zone
-    shown, total = top(session, tenant_id, program_id, metric, period, when, tz, ranking, limit)
-    mine = standing(session, tenant_id, program_id, metric, period, when, tz, ranking,
-                    account_id) if account_id else None
+    shown, total, mine = top(session, tenant_id, program_id, metric, period, when, tz,
+                             ranking, limit, account_id)
     wanted = {r[0] for r in shown} | ({mine[0]} if mine else set())
     names = dict(session.execute(select(members.Account.id, members.Account.name).where(
         members.Account.tenant_id == tenant_id, members.Account.id.in_(sorted(wanted)))).all())

@@ -21,7 +21,37 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_TALLY = """CREATE TABLE {name} (
+    tenant_id VARCHAR(40) NOT NULL,
+    program_id VARCHAR(40) NOT NULL,
+    day BIGINT NOT NULL,
+    account_id VARCHAR(40) NOT NULL,
+    points BIGINT NOT NULL,
+    sales BIGINT NOT NULL,
+    purchases BIGINT NOT NULL,
+    activities BIGINT NOT NULL,
+    challenges BIGINT NOT NULL,
+    CONSTRAINT pk_engagement_tally PRIMARY KEY (tenant_id, program_id, day, account_id),
+    CONSTRAINT fk_engagement_tally_tenant_id_program_id_program FOREIGN KEY(tenant_id,
+        program_id) REFERENCES program (tenant_id, id)
+){suffix}"""
+_COLUMNS = "tenant_id, program_id, day, account_id, points, sales, purchases, activities, challenges"
+
+
+def _rebuild_tally(without_rowid: bool) -> None:
+    """SQLite only: cluster the daily tallies on their key (or back)."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    op.execute(_TALLY.format(name="engagement_tally_new",
+                             suffix=" WITHOUT ROWID" if without_rowid else ""))
+    op.execute(f"INSERT INTO engagement_tally_new ({_COLUMNS}) "
+               f"SELECT {_COLUMNS} FROM engagement_tally")
+    op.execute("DROP TABLE engagement_tally")
+    op.execute("ALTER TABLE engagement_tally_new RENAME TO engagement_tally")
+
+
 def upgrade() -> None:
+    _rebuild_tally(without_rowid=True)
     op.create_table('rfm_model',
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('program_id', sa.String(length=40), nullable=False),
@@ -68,6 +98,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _rebuild_tally(without_rowid=False)
     with op.batch_alter_table('challenge_completion', schema=None) as batch_op:
         batch_op.drop_column('reversed_by_event_id')
         batch_op.drop_column('reversal_entry_id')
