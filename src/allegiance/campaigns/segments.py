@@ -12,7 +12,19 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import String, Table, cast, column, delete, func, insert, select, table, update
+from sqlalchemy import (
+    String,
+    Table,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +43,7 @@ _COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
 _DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
                               "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
 ANNOUNCE_MAX = 1000
+INSERT_ROWS = 50_000  # account ids per PostgreSQL array insert
 SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]  # a refresh announces at most this many accounts one by one
 
 
@@ -195,10 +208,7 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
         session.execute(delete(SegmentMember).where(
             SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
             SegmentMember.account_id.in_(left[start:start + 500])))
-    if entered:  # Core executemany: no ORM bookkeeping per row
-        session.execute(insert(SEGMENT_MEMBER), [
-            {"tenant_id": tenant_id, "segment_id": segment.id, "account_id": a, "since": now}
-            for a in entered])
+    _insert_members(session, tenant_id, segment.id, entered, now)
     segment.members = len(inside)
     segment.refreshed_at = segment.updated_at = now
     session.flush()
@@ -207,6 +217,25 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
     _trigger(session, tenant_id, segment, "segment.entered", entered, now)
     _trigger(session, tenant_id, segment, "segment.left", left, now)
     return len(entered), len(left)
+
+
+def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
+                    since: datetime) -> None:
+    """Store new members without a round trip per row: on PostgreSQL one INSERT … SELECT over
+    an array of account ids per 50,000; on SQLite the driver's executemany (a C loop)."""
+    if not accounts:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(accounts), INSERT_ROWS):
+            session.execute(text(
+                "INSERT INTO segment_member (tenant_id, segment_id, account_id, since) "
+                "SELECT :tenant, :segment, unnest(CAST(:accounts AS text[])), :since"),
+                {"tenant": tenant_id, "segment": segment_id, "since": since,
+                 "accounts": accounts[start:start + INSERT_ROWS]})
+        return
+    session.execute(insert(SEGMENT_MEMBER), [
+        {"tenant_id": tenant_id, "segment_id": segment_id, "account_id": a, "since": since}
+        for a in accounts])
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
