@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import analytics, api, imports, ledger, redeem, rules, simulate, tiers, web
+from bench import analytics, api, engagement, imports, ledger, redeem, rules, simulate, tiers, web
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "analytics": analytics.run,
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "simulate": simulate.run,
     "imports": imports.run,
     "web": web.run,
+    "engagement": engagement.run,
 }
 
 

@@ -78,3 +78,27 @@ def test_segment_and_campaign(api: Api) -> None:
         _call(api, "GET", f"/programs/{pid}/segments", key=api.key_with(["read"]))
         _call(api, "POST", f"/segments/{seg['id']}/refresh", key=api.key_with(["read"]),
               status=403)
+
+
+def test_rfm_settings_scores_and_segment(api: Api) -> None:
+    with clock.frozen(NOW):
+        with api.db.transaction() as s:
+            pid = definitions.apply(s, api.tenant_id, DOC, actor="t",
+                                    effective_from=EPOCH).program_id
+            acc = members.create_account(s, api.tenant_id, name="Shop", region="ES").id
+            members.ensure_enrolled(s, api.tenant_id, pid, acc, "t")
+        assert _call(api, "GET", f"/programs/{pid}/rfm")["computed_at"] is None
+        _call(api, "POST", f"/programs/{pid}/events", {
+            "kind": "purchase", "external_id": "o1", "account_id": acc, "amount": 1200}, 201)
+        bad = _call(api, "PUT", f"/programs/{pid}/rfm", {"window_days": 0}, 422)
+        assert "window_days" in str(bad)
+        out = _call(api, "PUT", f"/programs/{pid}/rfm", {"window_days": 90})
+        assert (out["window_days"], out["scored"]) == (90, 1)
+        assert out["distribution"]["recency"] == {"5": 1}
+        mine = _call(api, "GET", f"/programs/{pid}/accounts/{acc}/rfm")
+        assert (mine["cell"], mine["spend"], mine["last_purchase_day"]) == \
+            ("555", 1200, "2026-11-02")
+        seg = _call(api, "POST", f"/programs/{pid}/segments", {
+            "code": "buyers", "name": "Buyers", "condition": "member.rfm.recency >= 1"}, 201)
+        done = _call(api, "POST", f"/segments/{seg['id']}/refresh")
+        assert done["entered"] == 1

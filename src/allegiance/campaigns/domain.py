@@ -9,6 +9,11 @@ from typing import Any
 
 BASE_MEMBER_FIELDS = {"member.tier": "str", "member.region": "str", "member.country": "str",
                       "member.enrolled_days": "int"}
+# RFM scores (1–5, 0 without a purchase in the program's RFM window) and the cell "545"
+RFM_FIELDS = {"member.rfm.recency": "int", "member.rfm.frequency": "int",
+              "member.rfm.monetary": "int", "member.rfm.cell": "str"}
+RFM_DIMENSIONS = ("recency", "frequency", "monetary")
+QUINTILES = 5
 NOT_FOR_SEGMENTS = ("member.segments", "member.role")
 RULE_PREFIX = "campaign:"
 
@@ -18,9 +23,39 @@ def segment_fields(types: Mapping[str, str]) -> dict[str, str]:
     enrolled days, declared attributes, counters), not the event's, the user's or other
     segments."""
     out = dict(BASE_MEMBER_FIELDS)
+    out.update(RFM_FIELDS)
     out.update({name: kind for name, kind in types.items()
                 if name.startswith("member.") and name not in NOT_FOR_SEGMENTS})
     return out
+
+
+def uses_rfm(fields: Iterable[str]) -> bool:
+    return any(name in RFM_FIELDS for name in fields)
+
+
+def quintile(rank: int, buyers: int) -> int:
+    """The score (1–5) of the ``rank``-th lowest raw value (rank 1-based, ties sharing the
+    lowest rank of their group) among ``buyers``: ``ceil(5 rank / buyers)``, so equal values
+    always share a score, each score holds about a fifth of the buyers and the highest
+    distinct value scores 5."""
+    if buyers <= 0 or not 1 <= rank <= buyers:
+        raise ValueError("rank must be 1 to buyers")
+    return (QUINTILES * rank + buyers - 1) // buyers
+
+
+def score(value: int, breakpoints: Sequence[int | None]) -> int:
+    """Score one raw value against the breakpoints of the last refresh (the lowest raw value
+    that scored 2, 3, 4 and 5; None where no buyer had that score): the highest score whose
+    breakpoint the value reaches, 1 below them all."""
+    out = 1
+    for level, low in enumerate(breakpoints, start=2):
+        if low is not None and value >= low:
+            out = level
+    return out
+
+
+def cell(recency: int, frequency: int, monetary: int) -> str:
+    return f"{recency}{frequency}{monetary}"
 
 
 def changes(before: Iterable[str], after: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -1,4 +1,4 @@
-"""Batch job: refresh every program's segments, one program per committed transaction."""
+"""Batch job: refresh every program's RFM scores and segments, one program per committed transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from allegiance.campaigns import segments
-from allegiance.campaigns.models import Segment
+from allegiance.campaigns.models import RfmModel, Segment
 from allegiance.kit.db import Database
 
 
@@ -19,7 +19,8 @@ def run(db: Database, batch: int = 1000,
         progress: Callable[[str, int], None] = _no_progress) -> dict[str, int]:
     with db.read() as session:
         programs = sorted({(t, p) for t, p in session.execute(
-            select(Segment.tenant_id, Segment.program_id))})
+            select(Segment.tenant_id, Segment.program_id))} | {(t, p) for t, p in session.execute(
+            select(RfmModel.tenant_id, RfmModel.program_id))})
     totals = {"programs": 0, "segments": 0, "entered": 0, "left": 0}
     for tenant_id, program_id in programs:
         with db.transaction() as session:

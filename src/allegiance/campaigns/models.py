@@ -76,3 +76,45 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class RfmModel(Base):
+    """A program's RFM scoring: the purchase window in days, and the breakpoints of the last
+    set-based refresh (per dimension, the lowest raw value of scores 2, 3, 4 and 5), which
+    score one account between refreshes."""
+
+    __tablename__ = "rfm_model"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        CheckConstraint("window_days > 0", name="window_days"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    window_days: Mapped[int]
+    breakpoints: Mapped[dict[str, Any]]
+    scored: Mapped[int] = mapped_column(default=0)
+    computed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RfmScore(Base):
+    """One account's recency, frequency and monetary scores (1–5, quintiles among the
+    program's buyers of the window; 0: no purchase in the window) and the raw values behind
+    them: the local day of the last purchase, purchases and spend net of returns."""
+
+    __tablename__ = "rfm_score"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    recency: Mapped[int]
+    frequency: Mapped[int]
+    monetary: Mapped[int]
+    last_day: Mapped[int]
+    purchases: Mapped[int]
+    spend: Mapped[int]

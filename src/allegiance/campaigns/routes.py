@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
-from allegiance import audit
-from allegiance.campaigns import segments, service
+from allegiance import audit, members, tenants
+from allegiance.campaigns import rfm, segments, service
 from allegiance.campaigns.schemas import (
     CampaignCreate,
     CampaignList,
     CampaignRead,
     PreviewRead,
     Refreshed,
+    RfmRead,
+    RfmScoreRead,
+    RfmSettings,
     SegmentCreate,
     SegmentList,
     SegmentMemberPage,
@@ -162,3 +166,61 @@ def start(campaign_id: str, ctx: Ctx = Depends(need("admin"))) -> Response:
              summary="Stop a campaign (unspent budget goes back to issued)")
 def stop(campaign_id: str, ctx: Ctx = Depends(need("admin"))) -> Response:
     return _transition(ctx, campaign_id, "stop")
+
+
+def _rfm_read(session: Session, tenant_id: str, program_id: str) -> RfmRead:
+    model = rfm.ensure_model(session, tenant_id, program_id)
+    return RfmRead(program_id=program_id, window_days=model.window_days,
+                   computed_at=model.computed_at, scored=model.scored,
+                   breakpoints=model.breakpoints,
+                   distribution=rfm.distribution(session, tenant_id, program_id))
+
+
+@router.put("/programs/{program_id}/rfm", response_model=RfmRead,
+            summary="Set the RFM window and score every buyer now (set-based)")
+def set_rfm(program_id: str, body: RfmSettings,
+            ctx: Ctx = Depends(need("admin"))) -> Response:
+    ctx.check_program(program_id)
+
+    def run(session: Session) -> RfmRead:
+        rfm.set_model(session, ctx.tenant_id, program_id, body.window_days)
+        rfm.refresh(session, ctx.tenant_id, program_id)
+        out = _rfm_read(session, ctx.tenant_id, program_id)
+        audit.record(session, ctx.tenant_id, actor=ctx.actor, action="rfm.set",
+                     object_type="program", object_id=program_id,
+                     after={"window_days": body.window_days})
+        return out
+
+    return ctx.write(body, run)
+
+
+@router.get("/programs/{program_id}/rfm", response_model=RfmRead,
+            summary="The program's RFM window, breakpoints and score distribution")
+def get_rfm(program_id: str, ctx: Ctx = Depends(need("read"))) -> RfmRead:
+    ctx.check_program(program_id)
+    with ctx.read() as session:
+        tenants.get_program(session, ctx.tenant_id, program_id)
+        model = rfm.get_model(session, ctx.tenant_id, program_id)
+        if model is None:
+            return RfmRead(program_id=program_id, window_days=rfm.DEFAULT_WINDOW_DAYS,
+                           computed_at=None, scored=0, breakpoints={}, distribution={})
+        return _rfm_read(session, ctx.tenant_id, program_id)
+
+
+@router.get("/programs/{program_id}/accounts/{account_id}/rfm", response_model=RfmScoreRead,
+            summary="An account's RFM scores (0: no purchase in the window)")
+def account_rfm(program_id: str, account_id: str,
+                ctx: Ctx = Depends(need("read"))) -> RfmScoreRead:
+    ctx.check_program(program_id)
+    with ctx.read() as session:
+        tenants.get_program(session, ctx.tenant_id, program_id)
+        members.get_account(session, ctx.tenant_id, account_id)
+        row = rfm.score_of(session, ctx.tenant_id, program_id, account_id)
+        if row is None:
+            return RfmScoreRead(account_id=account_id, recency=0, frequency=0, monetary=0,
+                                cell="000", last_purchase_day=None, purchases=0, spend=0)
+        return RfmScoreRead(
+            account_id=account_id, recency=row.recency, frequency=row.frequency,
+            monetary=row.monetary, cell=f"{row.recency}{row.frequency}{row.monetary}",
+            last_purchase_day=date.fromordinal(row.last_day).isoformat(),
+            purchases=row.purchases, spend=row.spend)

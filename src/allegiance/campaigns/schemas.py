@@ -81,3 +81,31 @@ class PreviewRead(Output):
     rule: dict[str, Any] = Field(description="the rule the campaign adds while it runs")
     members: int = Field(description="members targeted now")
     by_segment: dict[str, int]
+
+
+class RfmSettings(Input):
+    window_days: int = Field(365, ge=1, le=3660,
+                             description="purchases of the last N local days are scored")
+
+
+class RfmRead(Output):
+    program_id: str
+    window_days: int
+    computed_at: datetime | None
+    scored: int = Field(description="accounts with a purchase in the window")
+    breakpoints: dict[str, Any] = Field(
+        description="per dimension, the lowest raw value scoring 2, 3, 4 and 5 at the last "
+                    "refresh (recency: local day ordinal of the last purchase)")
+    distribution: dict[str, dict[int, int]] = Field(
+        description="per dimension, accounts per score")
+
+
+class RfmScoreRead(Output):
+    account_id: str
+    recency: int
+    frequency: int
+    monetary: int
+    cell: str
+    last_purchase_day: str | None
+    purchases: int
+    spend: int

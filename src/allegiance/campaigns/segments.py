@@ -5,19 +5,33 @@ earning path as ``member.segments``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import column, delete, func, insert, select, table, update
+from sqlalchemy import (
+    String,
+    Table,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import definitions, members, rules, tenants
-from allegiance.campaigns import domain
+from allegiance.campaigns import domain, rfm
 from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
-from allegiance.campaigns.models import Segment, SegmentMember
+from allegiance.campaigns.models import RfmScore, Segment, SegmentMember
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
 from allegiance.kit.ids import new_id
@@ -28,7 +42,9 @@ _COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
                   column("account_id"), column("name"), column("value"))
 _DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
                               "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
-ANNOUNCE_MAX = 1000  # a refresh announces at most this many accounts one by one
+ANNOUNCE_MAX = 1000
+INSERT_ROWS = 50_000  # account ids per PostgreSQL array insert
+SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]  # a refresh announces at most this many accounts one by one
 
 
 def _program_types(session: Session, tenant_id: str,
@@ -74,48 +90,97 @@ def list_segments(session: Session, tenant_id: str, program_id: str) -> list[Seg
         Segment.tenant_id == tenant_id, Segment.program_id == program_id).order_by(Segment.code)))
 
 
+def _attribute(name: str, kind: str) -> pl.Expr:
+    """A declared attribute read out of the JSON text column, typed."""
+    key = name.removeprefix("member.attributes.")
+    if kind == "list":
+        return pl.col("_attributes").map_elements(
+            lambda text: (json.loads(text) or {}).get(key), return_dtype=pl.List(pl.Utf8))
+    found = pl.col("_attributes").str.json_path_match("$['" + key.replace("'", "") + "']")
+    if kind == "bool":
+        return pl.when(found == "true").then(True).when(found == "false").then(False) \
+            .otherwise(None)
+    if kind in ("int", "float"):
+        return found.cast(_DTYPES[kind], strict=False)
+    return found
+
+
 def member_frame(session: Session, tenant_id: str, program_id: str,
                  types: Mapping[str, str], at: datetime,
                  account_id: str | None = None) -> pl.DataFrame:
     """One row per active member of the program (or only ``account_id``) with the member
-    fields in ``types``."""
+    fields in ``types``, built column by column (no per-member Python)."""
     only = [] if account_id is None else [members.Enrolment.account_id == account_id]
-    enrolments = session.execute(select(
-        members.Enrolment.account_id, members.Enrolment.tier, members.Enrolment.created_at,
-        members.Account.region, members.Account.attributes,
-    ).join(members.Account, (members.Account.tenant_id == members.Enrolment.tenant_id)
-           & (members.Account.id == members.Enrolment.account_id)).where(
+    wanted = set(types)
+    columns: list[Any] = [members.Enrolment.account_id]
+    if "member.tier" in wanted:
+        columns.append(members.Enrolment.tier.label("_tier"))
+    if wanted & {"member.region", "member.country"}:
+        columns.append(members.Account.region.label("_region"))
+    if "member.enrolled_days" in wanted:
+        columns.append(members.Enrolment.created_at.label("_enrolled"))
+    if any(n.startswith("member.attributes.") for n in wanted):
+        columns.append(cast(members.Account.attributes, String).label("_attributes"))
+    rfm_wanted = domain.uses_rfm(wanted)
+    if rfm_wanted:
+        columns += [RfmScore.recency.label("_r"), RfmScore.frequency.label("_f"),
+                    RfmScore.monetary.label("_m")]
+    query = select(*columns).join(members.Account, (
+        members.Account.tenant_id == members.Enrolment.tenant_id)
+        & (members.Account.id == members.Enrolment.account_id))
+    if rfm_wanted:
+        query = query.outerjoin(RfmScore, (RfmScore.tenant_id == members.Enrolment.tenant_id)
+                                & (RfmScore.program_id == members.Enrolment.program_id)
+                                & (RfmScore.account_id == members.Enrolment.account_id))
+    result = session.execute(query.where(
         members.Enrolment.tenant_id == tenant_id, members.Enrolment.program_id == program_id,
-        members.Enrolment.status == "active", *only).order_by(members.Enrolment.account_id)).all()
-    counters: dict[str, dict[str, int]] = {}
-    if any(name.startswith("member.counters.") for name in types):
-        for holder, counter, total in session.execute(select(
-                _COUNTERS.c.account_id, _COUNTERS.c.name, _COUNTERS.c.value).where(
-                _COUNTERS.c.tenant_id == tenant_id, _COUNTERS.c.program_id == program_id,
-                *([] if account_id is None else [_COUNTERS.c.account_id == account_id]))):
-            counters.setdefault(str(holder), {})[str(counter)] = int(total)
-    data: dict[str, list[Any]] = {"account_id": [], **{name: [] for name in types}}
-    for member_id, tier, enrolled_at, region, attributes in enrolments:
-        data["account_id"].append(member_id)
-        mine = counters.get(member_id, {})
-        for name in types:
-            if name == "member.tier":
-                value: Any = tier
-            elif name == "member.region":
-                value = region
-            elif name == "member.country":
-                value = region.split("-")[0] if region else None
-            elif name == "member.enrolled_days":
-                value = max(0, (at - enrolled_at).days)
-            elif name.startswith("member.attributes."):
-                value = (attributes or {}).get(name.removeprefix("member.attributes."))
-            elif name.startswith("member.counters."):
-                value = mine.get(name.removeprefix("member.counters."), 0)
-            else:
-                value = None
-            data[name].append(value)
-    schema = {"account_id": pl.Utf8, **{n: _DTYPES[k] for n, k in types.items()}}
-    return pl.DataFrame(data, schema=schema, strict=False)
+        members.Enrolment.status == "active", *only))
+    raw_types: Mapping[str, Any] = {"account_id": pl.Utf8, "_tier": pl.Utf8, "_region": pl.Utf8,
+                 "_enrolled": pl.Datetime("us", "UTC"), "_attributes": pl.Utf8,
+                 "_r": pl.Int64, "_f": pl.Int64, "_m": pl.Int64}
+    names = list(result.keys())
+    raw = pl.DataFrame(result.all(), schema={n: raw_types[n] for n in names}, orient="row")
+    exprs: list[pl.Expr] = [pl.col("account_id").cast(pl.Utf8)]
+    for name, kind in types.items():
+        if name == "member.tier":
+            expr = pl.col("_tier")
+        elif name == "member.region":
+            expr = pl.col("_region")
+        elif name == "member.country":
+            expr = pl.col("_region").str.split("-").list.first()
+        elif name == "member.enrolled_days":
+            expr = (pl.lit(at) - pl.col("_enrolled")).dt.total_days().clip(lower_bound=0)
+        elif name.startswith("member.attributes."):
+            expr = _attribute(name, kind)
+        elif name in domain.RFM_FIELDS:
+            r, f, m = (pl.col(c).fill_null(0).cast(pl.Int64) for c in ("_r", "_f", "_m"))
+            picked = {"member.rfm.recency": r, "member.rfm.frequency": f,
+                      "member.rfm.monetary": m}
+            expr = picked[name] if name in picked else pl.concat_str(
+                [r.cast(pl.Utf8), f.cast(pl.Utf8), m.cast(pl.Utf8)])
+        elif name.startswith("member.counters."):
+            continue  # joined below
+        else:
+            expr = pl.lit(None)
+        exprs.append(expr.cast(_DTYPES[kind], strict=False).alias(name))
+    frame = raw.select(exprs) if raw.height else pl.DataFrame(
+        schema={"account_id": pl.Utf8, **{n: _DTYPES[k] for n, k in types.items()
+                                          if not n.startswith("member.counters.")}})
+    counters = [n for n in types if n.startswith("member.counters.")]
+    if counters:
+        found = session.execute(select(_COUNTERS.c.account_id, _COUNTERS.c.name,
+                                       _COUNTERS.c.value).where(
+            _COUNTERS.c.tenant_id == tenant_id, _COUNTERS.c.program_id == program_id,
+            _COUNTERS.c.name.in_([n.removeprefix("member.counters.") for n in counters]),
+            *([] if account_id is None else [_COUNTERS.c.account_id == account_id]))).all()
+        values = pl.DataFrame(found, schema={"account_id": pl.Utf8, "name": pl.Utf8,
+                                             "value": pl.Int64}, orient="row")
+        for name in counters:
+            one = values.filter(pl.col("name") == name.removeprefix("member.counters.")) \
+                .select("account_id", pl.col("value").alias(name))
+            frame = frame.join(one, on="account_id", how="left").with_columns(
+                pl.col(name).fill_null(0))
+    return frame.sort("account_id")
 
 
 def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[int, int]:
@@ -123,9 +188,18 @@ def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[
     segment = get_segment(session, tenant_id, segment_id)
     node = compile_condition(session, tenant_id, segment.program_id, segment.condition)
     types, _ = _program_types(session, tenant_id, segment.program_id)
-    now = clock.now()
     used = {name: kind for name, kind in types.items() if name in node.fields()}
+    if domain.uses_rfm(used):
+        rfm.refresh(session, tenant_id, segment.program_id)
+    now = clock.now()
     frame = member_frame(session, tenant_id, segment.program_id, used, now)
+    return _apply(session, tenant_id, segment, frame, node, now)
+
+
+def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFrame,
+           node: rules.Node, now: datetime) -> tuple[int, int]:
+    """Store the members of ``segment`` among ``frame`` (the difference with those stored
+    is written and announced)."""
     inside = frame.filter(rules.to_polars(node))["account_id"].to_list() if frame.height else []
     before = session.scalars(select(SegmentMember.account_id).where(
         SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id)).all()
@@ -134,16 +208,34 @@ def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[
         session.execute(delete(SegmentMember).where(
             SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
             SegmentMember.account_id.in_(left[start:start + 500])))
-    if entered:
-        session.execute(insert(SegmentMember), [
-            {"tenant_id": tenant_id, "segment_id": segment.id, "account_id": a, "since": now}
-            for a in entered])
+    _insert_members(session, tenant_id, segment.id, entered, now)
     segment.members = len(inside)
     segment.refreshed_at = segment.updated_at = now
     session.flush()
     _announce(session, tenant_id, segment, "segment.entered", entered)
     _announce(session, tenant_id, segment, "segment.left", left)
+    _trigger(session, tenant_id, segment, "segment.entered", entered, now)
+    _trigger(session, tenant_id, segment, "segment.left", left, now)
     return len(entered), len(left)
+
+
+def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
+                    since: datetime) -> None:
+    """Store new members without a round trip per row: on PostgreSQL one INSERT … SELECT over
+    an array of account ids per 50,000; on SQLite the driver's executemany (a C loop)."""
+    if not accounts:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(accounts), INSERT_ROWS):
+            session.execute(text(
+                "INSERT INTO segment_member (tenant_id, segment_id, account_id, since) "
+                "SELECT :tenant, :segment, unnest(CAST(:accounts AS text[])), :since"),
+                {"tenant": tenant_id, "segment": segment_id, "since": since,
+                 "accounts": accounts[start:start + INSERT_ROWS]})
+        return
+    session.execute(insert(SEGMENT_MEMBER), [
+        {"tenant_id": tenant_id, "segment_id": segment_id, "account_id": a, "since": since}
+        for a in accounts])
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
@@ -159,6 +251,38 @@ def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
         outbox.emit(session, tenant_id, kind, {
             "program_id": segment.program_id, "segment": segment.code,
             "account_id": account_id})
+
+
+SEGMENT_ACTIVITIES = {"segment.entered": "segment_entered", "segment.left": "segment_left"}
+_triggering: ContextVar[bool] = ContextVar("segment_triggering", default=False)
+
+
+def _trigger(session: Session, tenant_id: str, segment: Segment, kind: str,
+             accounts: list[str], at: datetime) -> None:
+    """Entering or leaving a segment is an activity (``segment_entered`` /
+    ``segment_left``, attribute ``segment``: the code) through the earning path, when the
+    program's definition declares that activity type, so rules can trigger on it. Changes
+    caused by such an activity are announced but trigger nothing more (no loops)."""
+    activity = SEGMENT_ACTIVITIES[kind]
+    version = definitions.version_at(session, tenant_id, segment.program_id, at)
+    if not accounts or version is None or _triggering.get():
+        return
+    schema = version.compiled.activity_types.get(activity)
+    if schema is None:
+        return
+    from allegiance import events  # at run time: the earning path imports this module
+
+    token = _triggering.set(True)
+    try:
+        for account_id in accounts:
+            events.ingest(session, tenant_id, segment.program_id, events.EventData(
+                kind="activity", activity_type=activity, account_id=account_id,
+                source="segments", occurred_at=at,
+                external_id=f"{activity}:{segment.code}:{account_id}:{at.isoformat()}",
+                attributes={"segment": segment.code} if "segment" in schema else {}),
+                actor="segments")
+    finally:
+        _triggering.reset(token)
 
 
 def _count(session: Session, segment: Segment, delta: int) -> None:
@@ -177,6 +301,8 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
     """Re-evaluate the program's segments for one account (after a change to it, e.g. an
     event that moved its counters); returns (entered, left) segment codes."""
     segments = list_segments(session, tenant_id, program_id)
+    rfm.refresh_account(session, tenant_id, tenants.get_program(session, tenant_id, program_id),
+                        account_id)
     if not segments:
         return [], []
     types, lists = _program_types(session, tenant_id, program_id)
@@ -205,6 +331,7 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
             _count(session, segment, +1)
             entered.append(segment.code)
             _announce(session, tenant_id, segment, "segment.entered", [account_id])
+            _trigger(session, tenant_id, segment, "segment.entered", [account_id], now)
         elif not inside and segment.id in held:
             session.execute(delete(SegmentMember).where(
                 SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
@@ -212,14 +339,33 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
             _count(session, segment, -1)
             left.append(segment.code)
             _announce(session, tenant_id, segment, "segment.left", [account_id])
+            _trigger(session, tenant_id, segment, "segment.left", [account_id], now)
     session.flush()
     return entered, left
 
 
 def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[str, int]:
+    """Refresh the program's RFM scores (when it has an RFM model or a segment reads them),
+    then every segment from one frame of the members holding every field they read."""
     totals = {"segments": 0, "entered": 0, "left": 0}
-    for segment in list_segments(session, tenant_id, program_id):
-        entered, left = refresh_segment(session, tenant_id, segment.id)
+    segments = list_segments(session, tenant_id, program_id)
+    types, lists = _program_types(session, tenant_id, program_id)
+    nodes: list[tuple[Segment, rules.Node]] = []
+    for segment in segments:
+        try:
+            nodes.append((segment, rules.compile_expression(segment.condition, types, lists)))
+        except rules.ExpressionError as exc:
+            raise InvalidSegment(f"segment {segment.code}: {exc}", field="condition") from exc
+    used = {name: kind for name, kind in types.items()
+            if any(name in node.fields() for _, node in nodes)}
+    if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None:
+        rfm.refresh(session, tenant_id, program_id)
+    if not nodes:
+        return totals
+    now = clock.now()
+    frame = member_frame(session, tenant_id, program_id, used, now)
+    for segment, node in nodes:
+        entered, left = _apply(session, tenant_id, segment, frame, node, now)
         totals["segments"] += 1
         totals["entered"] += entered
         totals["left"] += left

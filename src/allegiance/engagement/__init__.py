@@ -38,6 +38,7 @@ from allegiance.engagement.models import (
     SurveyResponse,
     Tally,
 )
+from allegiance.engagement.returns import on_return
 from allegiance.engagement.service import (
     Progress,
     create_challenge,
@@ -102,6 +103,7 @@ __all__ = [
     "list_surveys",
     "nps_report",
     "on_event",
+    "on_return",
     "pick",
     "progress_of",
     "register",

@@ -117,6 +117,7 @@ class Occurrence:
     badges: tuple[str, ...] = ()  # codes of the badge effects the rules awarded
     attributes: Mapping[str, object] = field(default_factory=dict)  # an activity's attributes
     user_id: str | None = None
+    returned: bool = False  # a purchase given back in full (it no longer counts)
 
 
 @dataclass(frozen=True)
@@ -150,13 +151,15 @@ def contribution(spec: ChallengeSpec, event: Occurrence) -> int:
         return 0
     if spec.ends_at is not None and event.occurred_at >= spec.ends_at:
         return 0
+    if event.returned:
+        return 0
     if spec.product_list is None and spec.category is None:
         if spec.metric == "count":
             return 1
         return event.amount if spec.metric == "amount" else event.quantity
     skus = event.product_lists.get(spec.product_list or "", frozenset())
-    lines = [line for line in event.lines
-             if (spec.product_list is None or (line.sku is not None and line.sku in skus))
+    lines = [line for line in event.lines if (line.quantity > 0 or line.amount > 0)
+             and (spec.product_list is None or (line.sku is not None and line.sku in skus))
              and (spec.category is None or line.category == spec.category)]
     if not lines:
         return 0
@@ -191,6 +194,19 @@ def completions(totals: Mapping[int, int], target: int, streak: int) -> list[int
         length = last - first + 1
         out.extend(first + streak * (n + 1) - 1 for n in range(length // streak))
     return out
+
+
+def settle(live: int, totals: Mapping[int, int], target: int, streak: int,
+           cap: int | None) -> tuple[list[int], int]:
+    """Bring ``live`` completions in line with the totals: (period indices of the completions
+    to add, how many of the latest live ones to undo). Events only add (a late one may fill a
+    gap); a return may take a period below its target, and with it the completions the
+    totals no longer hold."""
+    ends = completions(totals, target, streak)
+    allowed = len(ends) if cap is None else min(len(ends), cap)
+    if allowed >= live:
+        return ends[live:allowed], 0
+    return [], live - allowed
 
 
 def current_streak(totals: Mapping[int, int], target: int, streak: int, now_index: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -49,20 +50,57 @@ def _days(period: str, at: datetime, time_zone: str) -> tuple[int, int] | None:
             domain.period_start(period, index + 1).toordinal())
 
 
-def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
-           at: datetime, time_zone: str) -> list[tuple[str, int]]:
-    """(account, score > 0) over the period holding ``at``, without opted-out accounts."""
+def _grouped(tenant_id: str, program_id: str, metric: str, period: str, at: datetime,
+             time_zone: str) -> Any:
+    """(account, score > 0) over the period holding ``at``, without opted-out accounts: one
+    grouped pass over the daily tallies."""
     days = _days(period, at, time_zone)
     opted_out = select(LeaderboardOptOut.account_id).where(
         LeaderboardOptOut.tenant_id == tenant_id, LeaderboardOptOut.program_id == program_id)
     total = func.sum(getattr(Tally, METRICS[metric]))
-    query = select(Tally.account_id, total).where(
+    query = select(Tally.account_id.label("account_id"), total.label("score")).where(
         Tally.tenant_id == tenant_id, Tally.program_id == program_id,
         Tally.account_id.not_in(opted_out))
     if days is not None:
         query = query.where(Tally.day >= days[0], Tally.day < days[1])
-    query = query.group_by(Tally.account_id).having(total > 0)
-    return [(str(a), int(v)) for a, v in session.execute(query)]
+    return query.group_by(Tally.account_id).having(total > 0)
+
+
+def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+           at: datetime, time_zone: str) -> list[tuple[str, int]]:
+    """Every (account, score > 0) of the period (for exports and tests)."""
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone).subquery("board")
+    return [(str(a), int(v)) for a, v in session.execute(select(board.c.account_id,
+                                                                board.c.score))]
+
+
+def top(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+        at: datetime, time_zone: str, ranking: str, limit: int,
+        account_id: str | None = None) -> tuple[list[tuple[str, int, int]], int,
+                                                 tuple[str, int, int] | None]:
+    """The first ``limit`` (account, score, rank), how many are ranked, and where
+    ``account_id`` stands — one statement over the board grouped once (a materialised CTE),
+    sorted in the database. Ranks of a prefix of the order depend only on that prefix, so
+    they are computed from the rows returned; the account's rank is 1 + the scores (distinct
+    scores for ``dense``) above its own."""
+    board = _grouped(tenant_id, program_id, metric, period, at, time_zone).cte(
+        "board").prefix_with("MATERIALIZED")
+    first = select(board.c.account_id, board.c.score).order_by(
+        board.c.score.desc(), board.c.account_id).limit(limit).subquery("first")
+    total = select(func.count()).select_from(board).scalar_subquery()
+    columns: list[Any] = [first.c.account_id, first.c.score, total]
+    if account_id is not None:
+        mine = select(board.c.score).where(board.c.account_id == account_id).scalar_subquery()
+        counted = func.count() if ranking == "competition" else func.count(
+            board.c.score.distinct())
+        columns += [mine, select(counted).where(board.c.score > mine).scalar_subquery()]
+    rows = session.execute(select(*columns).order_by(first.c.score.desc(),
+                                                     first.c.account_id)).all()
+    ranked = domain.rank([(str(r[0]), int(r[1])) for r in rows], ranking)
+    me = None
+    if account_id is not None and rows and rows[0][3] is not None:
+        me = (account_id, int(rows[0][3]), int(rows[0][4]) + 1)
+    return ranked, int(rows[0][2]) if rows else 0, me
 
 
 def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: str,
@@ -79,18 +117,17 @@ def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: st
     if ranking not in domain.RANKINGS:
         raise InvalidLeaderboard("ranking must be competition or dense", field="ranking")
     when = at or clock.now()
-    ranked = domain.rank(scores(session, tenant_id, program_id, metric, period, when,
-                                program.time_zone), ranking)
-    shown = ranked[:limit]
-    mine = next((r for r in ranked if r[0] == account_id), None) if account_id else None
+    tz = program.time_zone
+    shown, total, mine = top(session, tenant_id, program_id, metric, period, when, tz,
+                             ranking, limit, account_id)
     wanted = {r[0] for r in shown} | ({mine[0]} if mine else set())
-    names = {a.id: a.name for a in (members.get_account(session, tenant_id, i)
-                                    for i in sorted(wanted))}
-    index = domain.period_index(period, when, program.time_zone)
+    names = dict(session.execute(select(members.Account.id, members.Account.name).where(
+        members.Account.tenant_id == tenant_id, members.Account.id.in_(sorted(wanted)))).all())
+    index = domain.period_index(period, when, tz)
     return Board(
         metric=metric, period=period, label=domain.period_label(period, index),
         ranking=ranking, entries=[Standing(a, names[a], s, r) for a, s, r in shown],
-        total=len(ranked), me=Standing(mine[0], names[mine[0]], mine[1], mine[2]) if mine
+        total=total, me=Standing(mine[0], names[mine[0]], mine[1], mine[2]) if mine
         else None)
 
 

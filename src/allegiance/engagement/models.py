@@ -111,6 +111,31 @@ class ChallengeCompletion(Base):
     entry_id: Mapped[str | None] = mapped_column(ID)
     effects: Mapped[list[Any]]
     completed_at: Mapped[datetime]
+    # the local day whose leaderboard tally it counted on (null before returns could undo it)
+    tally_day: Mapped[int | None]
+    # undone by a return that took the progress below it: the ledger reversal of its points
+    reversed_at: Mapped[datetime | None]
+    reversal_entry_id: Mapped[str | None] = mapped_column(ID)
+    reversed_by_event_id: Mapped[str | None] = mapped_column(ID)
+
+
+class ChallengeContribution(Base):
+    """What one event added to a challenge's period total (lowered by returns of it), so a
+    return takes back exactly what its purchase counted, never more."""
+
+    __tablename__ = "challenge_contribution"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "challenge_id"],
+                             ["challenge.tenant_id", "challenge.id"]),
+        Index("ix_challenge_contribution_event", "tenant_id", "event_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    challenge_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID)
+    period_index: Mapped[int]
+    value: Mapped[int]
 
 
 class Badge(Base):
@@ -156,9 +181,12 @@ class Tally(Base):
     completions — one row, so an event adds to it in one statement."""
 
     __tablename__ = "engagement_tally"
+    # the key (tenant, program, day, account) serves the boards' and RFM's range scans; on
+    # SQLite the table is clustered on it (WITHOUT ROWID: no second lookup per row)
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
-    )  # the key (tenant, program, day, account) serves the boards' range scans
+        {"sqlite_with_rowid": False},
+    )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
     program_id: Mapped[str] = mapped_column(ID, primary_key=True)

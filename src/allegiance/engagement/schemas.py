@@ -84,6 +84,10 @@ class CompletionRead(Output):
     entry_id: str | None
     effects: list[dict[str, Any]]
     completed_at: datetime
+    reversed_at: datetime | None = Field(
+        None, description="undone by a return that took the progress below it")
+    reversal_entry_id: str | None = None
+    reversed_by_event_id: str | None = None
 
 
 class ProgressRead(Output):

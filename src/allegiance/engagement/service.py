@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from allegiance.engagement.errors import ChallengeNotFound, DuplicateCode, Inval
 from allegiance.engagement.models import (
     Challenge,
     ChallengeCompletion,
+    ChallengeContribution,
     ChallengeProgress,
     ChallengeTotal,
 )
@@ -228,7 +229,7 @@ def on_event(session: Session, tenant_id: str, program: tenants.Program,
     return done
 
 
-def _lock_progress(session: Session, tenant_id: str, challenge_id: str,
+def lock_progress(session: Session, tenant_id: str, challenge_id: str,
                    account_id: str) -> ChallengeProgress:
     key = (tenant_id, challenge_id, account_id)
     row = session.get(ChallengeProgress, key, with_for_update=True)
@@ -256,26 +257,38 @@ def totals_of(session: Session, tenant_id: str, challenge_id: str,
     return {int(index): int(value) for index, value in rows}
 
 
+def _next_number(session: Session, tenant_id: str, challenge_id: str, account_id: str) -> int:
+    """Completion numbers never repeat, also after a return undid one."""
+    top = session.scalar(select(func.max(ChallengeCompletion.number)).where(
+        ChallengeCompletion.tenant_id == tenant_id,
+        ChallengeCompletion.challenge_id == challenge_id,
+        ChallengeCompletion.account_id == account_id))
+    return int(top or 0) + 1
+
+
 def _progress(session: Session, tenant_id: str, program: tenants.Program, challenge: Challenge,
               event: domain.Occurrence, value: int, *,
               actor: str) -> list[ChallengeCompletion]:
-    progress = _lock_progress(session, tenant_id, challenge.id, event.account_id)
+    progress = lock_progress(session, tenant_id, challenge.id, event.account_id)
     index = domain.period_index(challenge.period, event.occurred_at, program.time_zone)
     repo.bump(session, {"tenant_id": tenant_id, "challenge_id": challenge.id,
                         "account_id": event.account_id, "period_index": index}, value)
+    if event.event_id:
+        session.add(ChallengeContribution(
+            tenant_id=tenant_id, challenge_id=challenge.id, event_id=event.event_id,
+            account_id=event.account_id, period_index=index, value=value))
     now = clock.now()
     if progress.last_event_at is None or event.occurred_at > progress.last_event_at:
         progress.last_event_at = event.occurred_at
     progress.updated_at = now
-    ends = domain.completions(totals_of(session, tenant_id, challenge.id, event.account_id),
-                              challenge.target, challenge.streak)
-    cap = len(ends) if challenge.max_completions is None else min(len(ends),
-                                                                  challenge.max_completions)
+    add, _ = domain.settle(progress.completions,
+                           totals_of(session, tenant_id, challenge.id, event.account_id),
+                           challenge.target, challenge.streak, challenge.max_completions)
     out: list[ChallengeCompletion] = []
-    while progress.completions < cap:
-        period_index = ends[progress.completions]
+    for period_index in add:
         progress.completions += 1
-        out.append(_complete(session, tenant_id, program, challenge, event, progress.completions,
+        number = _next_number(session, tenant_id, challenge.id, event.account_id)
+        out.append(_complete(session, tenant_id, program, challenge, event, number,
                              period_index, actor=actor))
     session.flush()
     return out
@@ -311,7 +324,9 @@ def _complete(session: Session, tenant_id: str, program: tenants.Program, challe
         tenant_id=tenant_id, id=completion_id, challenge_id=challenge.id,
         account_id=account_id, number=number, period_index=period_index,
         event_id=event.event_id or None, entry_id=entry_id, effects=given,
-        completed_at=clock.now())
+        completed_at=clock.now(),
+        tally_day=domain.period_index("day", event.occurred_at, program.time_zone),
+        reversed_at=None, reversal_entry_id=None, reversed_by_event_id=None)
     session.add(row)
     session.flush()
     outbox.emit(session, tenant_id, "challenge.completed", {

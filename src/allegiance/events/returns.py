@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,11 +15,11 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance import fx, ledger, tenants, tiers
+from allegiance import campaigns, engagement, fx, ledger, tenants, tiers
 from allegiance.events import domain
 from allegiance.events import repository as repo
 from allegiance.events.errors import InvalidEvent, NotReturnable, ReturnTooLarge
-from allegiance.events.inputs import Outcome, get_event, outcome
+from allegiance.events.inputs import Outcome, compiled_at, get_event, outcome
 from allegiance.events.models import Event, EventAward, EventLine
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import is_unique_violation
@@ -170,6 +171,8 @@ def record_return(
             raise
         return outcome(session, tenant_id, found, created=False)
     by_no = {line.line_no: line for line in lines}
+    compiled = compiled_at(session, tenant_id, program.id, original.occurred_at).compiled
+    before = _net(original, lines, compiled.lists)
     for part in plan:
         line = by_no[part.line_no]
         line.returned_quantity += part.quantity
@@ -181,9 +184,31 @@ def record_return(
             returned_quantity=0, returned_amount=0,
         ))
     original.returned_amount += taken
-    _reverse(session, tenant_id, program.id, original, ret, by_no, actor=actor)
+    points_back = _reverse(session, tenant_id, program.id, original, ret, by_no, actor=actor)
+    if original.account_id is not None:
+        engagement.on_return(session, tenant_id, program, before,
+                             _net(original, lines, compiled.lists), return_event_id=ret.id,
+                             points_back=points_back, actor=actor)
+        campaigns.refresh_account(session, tenant_id, program.id, original.account_id)
     session.flush()
     return outcome(session, tenant_id, ret)
+
+
+def _net(original: Event, lines: list[EventLine],
+         product_lists: Mapping[str, frozenset[str]]) -> engagement.Occurrence:
+    """The purchase as challenges see it, net of what was returned so far."""
+    facts = tuple(engagement.LineFact(line.sku, line.category,
+                                      line.quantity - line.returned_quantity,
+                                      line.amount - line.returned_amount) for line in lines)
+    amount = original.amount - original.returned_amount
+    gone = amount <= 0 and all(f.quantity <= 0 and f.amount <= 0 for f in facts)
+    assert original.account_id is not None
+    return engagement.Occurrence(
+        event_id=original.id, program_id=original.program_id, account_id=original.account_id,
+        kind=original.kind, activity_type=original.activity_type,
+        occurred_at=original.occurred_at, amount=max(amount, 0),
+        quantity=max(original.quantity - sum(line.returned_quantity for line in lines), 0),
+        lines=facts, product_lists=product_lists, returned=gone)
 
 
 def _share(award: EventAward, original: Event, by_no: dict[int, EventLine]) -> tuple[int, int]:
@@ -211,7 +236,9 @@ def _reverse(
     by_no: dict[int, EventLine],
     *,
     actor: str,
-) -> None:
+) -> int:
+    """Reverse the returned share of the awards; returns the points (units of kind points)
+    given back."""
     awards = repo.awards_of(session, tenant_id, original.id)
     entry_lines: dict[str, dict[int, int]] = defaultdict(dict)
     reversal_rows: list[tuple[EventAward, int, tuple[str, int] | None, str | None]] = []
@@ -283,6 +310,7 @@ def _reverse(
             "event_id": ret.id, "original_event_id": original.id, "program_id": program_id,
             "account_id": original.account_id, "reversals": given_back,
         })
+    return points_back
 
 
 def _reverse_award(

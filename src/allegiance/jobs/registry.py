@@ -154,7 +154,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             "segments",
-            "Refresh every program's rule-based segments (set-based); announce who entered/left.",
+            "Refresh every program's RFM scores and segments (set-based); announce who entered/left.",
             campaign_jobs.run,
         ),
         Job(

@@ -77,6 +77,10 @@ def _sqlite_setup(engine: Engine, busy_timeout: float) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
+        # sorts and GROUP BY temporaries in memory, and a 64 MB page cache: set-based reads
+        # (segments, RFM, leaderboards) over millions of rows spill to disk otherwise
+        cursor.execute("PRAGMA temp_store = MEMORY")
+        cursor.execute("PRAGMA cache_size = -65536")
         cursor.close()
 
     @event.listens_for(engine, "begin")

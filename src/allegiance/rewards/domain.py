@@ -53,8 +53,11 @@ def is_visible(offer: Offer, now: datetime) -> bool:
 
 
 def ineligibility(offer: Offer, now: datetime, region: str | None,
-                  tiers: Collection[str], segment: str | None = None) -> tuple[str, str] | None:
-    """The first reason (code, message) why the member may not redeem now, or None."""
+                  tiers: Collection[str], segment: str | None = None,
+                  member_segments: Collection[str] = ()) -> tuple[str, str] | None:
+    """The first reason (code, message) why the member may not redeem now, or None. A
+    segment restriction is met by the account's ``segment`` attribute or by any segment
+    (``member_segments``: codes of the program's segments it is in)."""
     if offer.status != "active":
         return "reward_retired", "the reward is retired"
     if not _within(now, offer.available_from, offer.available_to):
@@ -63,7 +66,8 @@ def ineligibility(offer: Offer, now: datetime, region: str | None,
         allowed = {r.upper() for r in offer.eligible_regions}
         if region is None or region.upper() not in allowed:
             return "region_not_eligible", "the reward is not offered in the member's region"
-    if offer.eligible_segments and segment not in offer.eligible_segments:
+    if offer.eligible_segments and segment not in offer.eligible_segments \
+            and not set(offer.eligible_segments) & set(member_segments):
         return "segment_not_eligible", "the member's segment may not redeem this reward"
     if offer.eligible_tiers and not set(offer.eligible_tiers) & set(tiers):
         return "tier_not_eligible", "the member's tier may not redeem this reward"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from allegiance import audit, ledger, members, tenants, tiers
+from allegiance import audit, campaigns, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique
 from allegiance.kit.ids import new_id
@@ -160,8 +160,9 @@ def list_rewards(session: Session, tenant_id: str, program_id: str, *,
     if account_id is not None:
         account = members.get_account(session, tenant_id, account_id)
         levels = _member_tiers(session, tenant_id, program_id, account_id)
+        mine = campaigns.segment_codes(session, tenant_id, program_id, account_id)
         rows = [r for r in rows if domain.ineligibility(
-            _offer(r), now, account.region, levels, _segment(account)) is None]
+            _offer(r), now, account.region, levels, _segment(account), mine) is None]
     return rows[:limit + 1]
 
 
@@ -250,8 +251,10 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
     now = clock.now()
     levels = (_member_tiers(session, tenant_id, program_id, account_id)
               if reward.eligible_tiers else set())
+    mine = (campaigns.segment_codes(session, tenant_id, program_id, account_id)
+            if reward.eligible_segments else [])
     problem = domain.ineligibility(_offer(reward), now, account.region, levels,
-                                   _segment(account))
+                                   _segment(account), mine)
     if problem is not None:
         raise INELIGIBLE[problem[0]](problem[1], field="reward_id")
     if reward.kind == "donation" and cause not in (reward.causes or []):

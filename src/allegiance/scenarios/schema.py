@@ -32,7 +32,7 @@ EXPECTATIONS = ("balance", "tier", "error", "entries", "enrolment", "response")
 RUN_JOBS = {"expire": "expire", "release": "release", "tiers-recalculate": "tiers",
             "tiers": "tiers", "tiers-settle": "tiers-settle", "rebates": "rebates",
             "referrals": "referrals", "mdf": "mdf", "certifications": "certifications",
-            "leavers-surveys": "leavers-surveys"}
+            "leavers-surveys": "leavers-surveys", "segments": "segments"}
 # Operator users (staff of the tenant, e.g. account managers): {ref, name, email, role}.
 OPERATOR_FIELDS = ("ref", "name", "email", "role")
 ACCOUNT_FIELDS = ("ref", "name", "region", "parent", "external_ids", "users", "email",
