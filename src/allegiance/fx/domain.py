@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from allegiance.kit.money import currency_exponent, is_currency_code
 
 MAX_RATE = Decimal("1e12")
-MAX_RATE_DECIMALS = 20
+MAX_RATE_DECIMALS = 10  # the column's scale (Numeric(24, 10)) and the API's
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def check_rate(value: object) -> Decimal:
         raise ValueError("rate must be a decimal number") from exc
     if not rate.is_finite() or rate <= 0 or rate > MAX_RATE:
         raise ValueError("rate must be a positive number")
-    if rate.as_tuple().exponent < -MAX_RATE_DECIMALS:  # type: ignore[operator]
+    if rate != rate.quantize(Decimal(1).scaleb(-MAX_RATE_DECIMALS)):
         raise ValueError(f"rate has more than {MAX_RATE_DECIMALS} decimals")
     return rate
 
