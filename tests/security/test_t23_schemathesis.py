@@ -24,6 +24,7 @@ The seed is fixed, so a run is reproducible.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from typing import Any
@@ -59,15 +60,18 @@ def _run(two: Two, key: str, coverage: bool) -> dict[str, Any]:
     examples: list[str] = []
     phases: Counter[str] = Counter()
     errors: list[str] = []
+    refusals: Counter[str] = Counter()  # error codes of schema-valid requests refused
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             phases[str(event.phase)] += len(event.recorder.cases)
             cases += len(event.recorder.cases)
-            for nodes in event.recorder.checks.values():
+            for case_id, nodes in event.recorder.checks.items():
                 for node in nodes:
                     checks[node.name] += 1
                     if node.failure_info is not None:
                         failures[node.name] += 1
+                        if node.name == "positive_data_acceptance":
+                            refusals[_error_code(event.recorder, case_id)] += 1
                         if len(examples) < 40 and node.name not in INFORMATIONAL:
                             examples.append(f"{event.recorder.label}: {node.name}: "
                                             f"{node.failure_info.failure.title} "
@@ -75,7 +79,18 @@ def _run(two: Two, key: str, coverage: bool) -> dict[str, Any]:
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(str(getattr(event, "info", event)))
     return {"cases": cases, "checks": dict(checks), "failures": dict(failures),
-            "examples": examples, "phases": dict(phases), "errors": errors}
+            "examples": examples, "phases": dict(phases), "errors": errors,
+            "refusals": dict(refusals)}
+
+
+def _error_code(recorder: Any, case_id: str) -> str:
+    """The ``error.code`` of the answer to a case (``?`` when there is none)."""
+    interaction = recorder.interactions.get(case_id)
+    response = getattr(interaction, "response", None)
+    try:
+        return str(json.loads(response.content)["error"]["code"])
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return "?"
 
 
 # Informational, not asserted: the API applies business rules the schema cannot express (a
@@ -110,6 +125,8 @@ def test_schemathesis_with_each_tenants_key(two: Two) -> None:
             "not_a_server_error", "status_code_conformance", "content_type_conformance",
             "response_headers_conformance", "response_schema_conformance", "ignored_auth")},
         informational={n: failures[n] for n in sorted(INFORMATIONAL)},
+        positive_refusals_by_code=dict(sum((Counter(r["refusals"]) for r in results.values()),
+                                           Counter()).most_common()),
         stateful_cases=sum(r["phases"].get("stateful", 0) for r in results.values()),
         checks_run=sum(sum(r["checks"].values()) for r in results.values()),
     )
