@@ -41,7 +41,8 @@ def convert(amount_minor: int, currency: str, base_currency: str, rate: Decimal)
     shift = currency_exponent(base_currency) - currency_exponent(currency)
     # Exact: enough digits for the amount, the rate (checked: at most 13 integer digits and
     # MAX_RATE_DECIMALS decimals) and the shift, so quantize never runs out of precision.
-    digits = len(str(abs(amount_minor))) + len(rate.as_tuple().digits) + abs(shift) + 10
+    digits = (len(str(abs(amount_minor))) + max(rate.adjusted(), 0) + len(rate.as_tuple().digits)
+              + abs(shift) + 10)
     with localcontext() as context:
         context.prec = max(context.prec, digits)
         value = Decimal(amount_minor) * rate * (Decimal(10) ** shift)
