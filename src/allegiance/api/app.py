@@ -129,7 +129,8 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
         mdf_router,
         payouts_router,
     ):
-        app.include_router(router, prefix="/v1", dependencies=[Depends(no_nul_parameters)])
+        app.include_router(router, prefix="/v1", dependencies=[Depends(no_nul_parameters)],
+                           responses=errors.RESPONSES)
 
     install_web(app)
 

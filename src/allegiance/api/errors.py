@@ -3,18 +3,54 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from allegiance.kit.db import is_check_violation
 from allegiance.kit.errors import AllegianceError
 
 log = logging.getLogger("allegiance.api")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable ``code``, a message, the offending ``field`` when there is one
+    (validation errors add ``problems``, domain errors may add ``details``)."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+# The error answers any /v1 operation may give, documented on every operation of the OpenAPI
+# document (clients and schemathesis check responses against it).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("Malformed request (for example a body that is not JSON)"),
+    401: _documented("Missing, unknown, expired or revoked API key"),
+    403: _documented("The API key lacks the scope or program this operation needs"),
+    404: _documented("No such object in the caller's tenant"),
+    409: _documented("Conflicts with existing data or a request in progress"),
+    422: _documented("Validation failed; `error.field` names the field"),
+    429: {**_documented("Too many requests for this API key"),
+          "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                      "schema": {"type": "integer"}}}},
+}
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -33,6 +69,38 @@ def _field_of(loc: tuple[Any, ...]) -> str | None:
     for part in parts[1:]:
         out += f"[{part}]" if part.isdigit() else f".{part}"
     return out
+
+
+def _route_table(app: Any) -> list[tuple[re.Pattern[str], int, set[str]]]:
+    """(path pattern, number of path parameters, methods) of every route, included routers'
+    routes under their prefix."""
+    table: list[tuple[re.Pattern[str], int, set[str]]] | None = getattr(
+        app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for route in app.router.routes:
+            contexts = getattr(route, "effective_route_contexts", None)
+            pairs = ([(c.path, c.original_route) for c in contexts()] if contexts is not None
+                     else [(getattr(route, "path", None), route)])
+            for path, original in pairs:
+                methods = getattr(original, "methods", None)
+                if isinstance(path, str) and methods:
+                    pattern, _, convertors = compile_path(path)
+                    table.append((pattern, len(convertors), set(methods)))
+        app.state.allow_table = table
+    return table
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of the routes of the request's path (Starlette's own 405 names only the
+    first route's, but one path often has a GET route and a POST route); a literal path
+    (``/referrals/attribute``) is not also the template ``/referrals/{referral_id}``."""
+    path = request.url.path
+    matches = [(params, methods) for pattern, params, methods in _route_table(request.app)
+               if pattern.match(path)]
+    fewest = min((params for params, _ in matches), default=0)
+    allowed = {m for params, methods in matches if params == fewest for m in methods}
+    return ", ".join(sorted(allowed))
 
 
 def install(app: FastAPI) -> None:
@@ -70,10 +138,13 @@ def install(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
                  403: "forbidden"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(_request)
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(IntegrityError)

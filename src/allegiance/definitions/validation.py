@@ -73,7 +73,7 @@ def _valid_zone(name: Any) -> bool:
         return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder
         return False
     return True
 

@@ -12,11 +12,12 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 from allegiance.kit.money import currency_exponent, is_currency_code
 
 MAX_RATE = Decimal("1e12")
+MAX_RATE_DECIMALS = 10  # the column's scale (Numeric(24, 10)) and the API's
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,14 @@ def convert(amount_minor: int, currency: str, base_currency: str, rate: Decimal)
     if currency == base_currency:
         return amount_minor
     shift = currency_exponent(base_currency) - currency_exponent(currency)
-    value = Decimal(amount_minor) * rate * (Decimal(10) ** shift)
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    # Exact: enough digits for the amount, the rate (checked: at most 13 integer digits and
+    # MAX_RATE_DECIMALS decimals) and the shift, so quantize never runs out of precision.
+    digits = (len(str(abs(amount_minor))) + max(rate.adjusted(), 0) + len(rate.as_tuple().digits)
+              + abs(shift) + 10)
+    with localcontext() as context:
+        context.prec = max(context.prec, digits)
+        value = Decimal(amount_minor) * rate * (Decimal(10) ** shift)
+        return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def check_rate(value: object) -> Decimal:
@@ -49,6 +56,8 @@ def check_rate(value: object) -> Decimal:
         raise ValueError("rate must be a decimal number") from exc
     if not rate.is_finite() or rate <= 0 or rate > MAX_RATE:
         raise ValueError("rate must be a positive number")
+    if rate != rate.quantize(Decimal(1).scaleb(-MAX_RATE_DECIMALS)):
+        raise ValueError(f"rate has more than {MAX_RATE_DECIMALS} decimals")
     return rate
 
 
@@ -63,10 +72,19 @@ def parse_rates_csv(text: str) -> list[RateRow]:
     """Rows of a CSV with the header ``currency,date,rate`` (optionally ``base_currency``)."""
     reader = csv.DictReader(io.StringIO(text))
     needed = {"currency", "date", "rate"}
-    if reader.fieldnames is None or not needed <= {f.strip() for f in reader.fieldnames}:
-        raise RateProblem(1, "header", "needs the columns currency, date, rate")
+    try:
+        if reader.fieldnames is None or not needed <= {f.strip() for f in reader.fieldnames}:
+            raise RateProblem(1, "header", "needs the columns currency, date, rate")
+        return _rate_rows(reader)
+    except csv.Error as exc:
+        raise RateProblem(reader.line_num, "file", f"is not a readable CSV file: {exc}") from exc
+
+
+def _rate_rows(reader: csv.DictReader[str]) -> list[RateRow]:
     rows: list[RateRow] = []
     for number, raw in enumerate(reader, start=2):
+        if None in raw:  # more cells than the header has columns
+            raise RateProblem(number, "row", "has more cells than the header has columns")
         record = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         try:
             currency = check_currency(record["currency"])

@@ -143,7 +143,7 @@ def mapping_from(data: Any, kind: str) -> ColumnMapping:
     if zone is not None:
         try:
             ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise MappingInvalid(f"unknown time zone {zone}", field="time_zone") from None
     source = data.get("account_source")
     return ColumnMapping(

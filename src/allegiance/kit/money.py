@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import (
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Decimal,
+    InvalidOperation,
+)
 from enum import StrEnum
 
 # One amount (a posting, an event line) stays below this: 10^15 points, or ten trillion dollars
@@ -50,8 +58,16 @@ def round_to_int(value: Decimal, rounding: Rounding = Rounding.DOWN) -> int:
 
 
 def to_minor(amount: Decimal | str | int, currency: str) -> int:
-    """Major units (``"12.34"``) to minor units (``1234``); refuses sub-minor precision."""
-    value = Decimal(str(amount))
+    """Major units (``"12.34"``) to minor units (``1234``); refuses sub-minor precision, text
+    that is not a number, infinities and magnitudes of 10^18 and more (``ValueError``)."""
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise ValueError(f"{amount!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{amount!r} is not a finite number")
+    if value.adjusted() >= 18 or value.as_tuple().exponent < -18:  # type: ignore[operator]
+        raise ValueError(f"{amount!r} is out of range")
     scaled = value.scaleb(currency_exponent(currency))
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{amount} has more decimals than {currency} allows")

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     port: int = 8000
     # Requests per minute per API key (0 disables the limiter).
     rate_limit_per_minute: int = 6000
+    # Requests per minute per signed-in portal user, in bursts of a sixth (0 disables it).
+    portal_rate_limit_per_minute: int = 600
     # Where uploaded import files and their error reports are kept.
     import_dir: str = "./var/imports"
     # Who runs uploaded imports: "thread" (a worker thread of the API process) or "none"
@@ -55,6 +57,9 @@ def production_problems(settings: Settings) -> list[str]:
             problems.append(f"CORS origin {origin!r} is not https")
     if settings.rate_limit_per_minute <= 0:
         problems.append("ALLEGIANCE_RATE_LIMIT_PER_MINUTE is 0: API keys are not rate limited")
+    if settings.portal_rate_limit_per_minute <= 0:
+        problems.append("ALLEGIANCE_PORTAL_RATE_LIMIT_PER_MINUTE is 0: portal users are not "
+                        "rate limited")
     return problems
 
 

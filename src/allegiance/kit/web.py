@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -259,11 +260,21 @@ def route_template(request: Request) -> str | None:
     return "/" + "/".join([*prefix, *own]) if prefix or own else "/"
 
 
+# Documents the bearer scheme on every authenticated operation of the OpenAPI document; the
+# header itself is parsed (and refused with our error shape) by :func:`bearer`.
+BEARER = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                    description="An API key: `Authorization: Bearer <key>`")
+
+
 def need(scope: str) -> Callable[..., Ctx]:
     """A dependency that authenticates the API key and enforces the role × route matrix
     installed by the app (``scope`` is the fallback for a route the matrix does not list)."""
 
-    def dependency(request: Request, db: Database = Depends(get_db)) -> Ctx:
+    def dependency(
+        request: Request,
+        db: Database = Depends(get_db),
+        _documented: HTTPAuthorizationCredentials | None = Depends(BEARER),
+    ) -> Ctx:
         secret = bearer(request)
         authenticate: Authenticator = request.app.state.authenticate
         principal = authenticate(db, secret)

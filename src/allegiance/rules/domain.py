@@ -57,6 +57,11 @@ class RuleError(ValueError):
         self.message = message
 
 
+# Rates and factors of rules: below 10^15, with at most 30 decimals.
+MAX_RATE_DIGITS = 15
+MAX_RATE_DECIMALS = 30
+
+
 @dataclass(frozen=True)
 class Ratio:
     """An exact rate as a fraction of integers (``"0.01"`` → 1/100)."""
@@ -72,6 +77,12 @@ class Ratio:
             raise RuleError(path, f"{value!r} is not a number") from exc
         if not number.is_finite() or number < 0:
             raise RuleError(path, "must be a non-negative number")
+        # Bounded before the exact fraction: 1e-999999999 would need a 10^999999999 divisor.
+        exponent = number.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent < -MAX_RATE_DECIMALS or \
+                number.adjusted() >= MAX_RATE_DIGITS:
+            raise RuleError(path, f"must be below 10^{MAX_RATE_DIGITS} with at most "
+                                  f"{MAX_RATE_DECIMALS} decimals")
         num, den = number.as_integer_ratio()
         return Ratio(num, den)
 

@@ -87,6 +87,8 @@ class _Compiler:
                 return Node("not", (self.boolean(tree.operand),), "bool")
             if isinstance(tree.op, ast.USub):
                 inner = self.node(tree.operand)
+                if inner.type == "null":
+                    raise ExpressionError("- needs a number, got null")
                 self._numeric(inner, "-")
                 return Node("neg", (inner,), inner.type)
             raise ExpressionError(f"operator {type(tree.op).__name__} is not allowed")
@@ -102,7 +104,7 @@ class _Compiler:
             left, right = self.node(tree.left), self.node(tree.right)
             self._numeric(left, op)
             self._numeric(right, op)
-            kind = "int" if left.type in ("int", "null") and right.type in ("int", "null") else "float"
+            kind = "int" if left.type == "int" and right.type == "int" else "float"
             if op == "//" and kind != "int":
                 raise ExpressionError("// needs whole numbers")
             return Node(op, (left, right), kind)
@@ -136,6 +138,8 @@ class _Compiler:
         if isinstance(value, bool):
             return Node("const", (value,), "bool")
         if isinstance(value, int):
+            if abs(value) >= 10**18:  # the columnar evaluator works in 64-bit integers
+                raise ExpressionError("numbers in a condition are below 10^18")
             return Node("const", (value,), "int")
         if isinstance(value, float):
             return Node("const", (value,), "float")
@@ -145,14 +149,19 @@ class _Compiler:
 
     def boolean(self, tree: ast.expr) -> Node:
         node = self.node(tree)
-        if node.type not in ("bool", "null") or node.op in ("field", "coalesce"):
+        if node.type == "null":  # "None" alone is no condition (and Polars cannot filter on it)
+            raise ExpressionError("a condition cannot be null alone; compare it: x == null")
+        _no_list_constant(node)
+        if node.type != "bool" or node.op in ("field", "coalesce"):
             # A bare field is true when present and truthy ("event.attributes.upsell").
             return Node("truthy", (node,), "bool")
         return node
 
     @staticmethod
     def _numeric(node: Node, op: str) -> None:
-        if node.type not in (*NUMERIC, "null"):
+        # A null literal is for comparisons (x == null) only: arithmetic on it means nothing,
+        # and the columnar evaluator cannot type it.
+        if node.type not in NUMERIC:
             raise ExpressionError(f"{op} needs numbers, got {node.type}")
 
     def compare(self, tree: ast.Compare) -> Node:
@@ -163,6 +172,7 @@ class _Compiler:
             if op is None:
                 raise ExpressionError(f"comparison {type(op_node).__name__} is not allowed")
             right = self.node(right_tree)
+            _no_list_constant(left)
             if op in ("in", "not in"):
                 if right.type == "list" and right.op == "const":
                     parts.append(Node(op, (left, right), "bool"))
@@ -204,7 +214,7 @@ class _Compiler:
                 raise ExpressionError("in_list(value, \"list-code\") needs a list code string")
             if code.value not in self.lists:
                 raise ExpressionError(f"unknown product list {code.value!r}")
-            if value.type not in ("str", "null"):
+            if value.type != "str":
                 raise ExpressionError("in_list compares text values (sku, category, brand…)")
             return Node("in", (value, Node("const", (tuple(sorted(self.lists[code.value])),),
                                            "list")), "bool")
@@ -212,21 +222,30 @@ class _Compiler:
             container, item = self.node(tree.args[0]), self.node(tree.args[1])
             if container.type != "list" or container.op != "field":
                 raise ExpressionError("contains(list_field, \"value\") needs a list field")
-            if item.type not in ("str", "null"):
+            if item.type != "str":
                 raise ExpressionError("contains looks for a text value")
             return Node("contains", (container, item), "bool")
         if name == "lower":
             inner = self.node(tree.args[0])
-            if inner.type not in ("str", "null"):
+            if inner.type != "str":
                 raise ExpressionError("lower() needs text")
             return Node("lower", (inner,), "str")
         first, second = self.node(tree.args[0]), self.node(tree.args[1])
+        _no_list_constant(first)
+        _no_list_constant(second)
         if first.type != second.type and {first.type, second.type} - {"null"} and not (
             {first.type, second.type} <= set(NUMERIC)
         ):
             raise ExpressionError("coalesce needs two values of one type")
         kind = first.type if first.type != "null" else second.type
+        if kind == "null":
+            raise ExpressionError("coalesce needs a value that is not null")
         return Node("coalesce", (first, second), kind)
+
+
+def _no_list_constant(node: Node) -> None:
+    if node.op == "const" and node.type == "list":
+        raise ExpressionError("a list [..] is only allowed after 'in'")
 
 
 def compile_expression(

@@ -14,6 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 from allegiance import operators
 from allegiance.kit.errors import AllegianceError
+from allegiance.kit.ratelimit import RateLimiter
+from allegiance.kit.settings import get_settings
 from allegiance.web import (
     admin_analytics,
     admin_auth,
@@ -43,16 +45,24 @@ def _is_web(request: Request) -> bool:
     return request.url.path.startswith(WEB_PREFIXES)
 
 
-def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+def _error_page(request: Request, status: int, title: str, message: str,
+                retry_after: object = None) -> Response:
     app = "portal" if request.url.path.startswith("/portal") else "admin"
-    return render(request, "error.html", {"title": title, "message": message, "app": app},
-                  status)
+    response = render(request, "error.html", {"title": title, "message": message, "app": app},
+                      status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def install(app: FastAPI) -> None:
     """Mount both apps, their static files, error pages and security headers on ``app``."""
     app.state.admin_throttle = operators.Throttle()
     app.state.portal_throttle = operators.Throttle()
+    per_minute = get_settings().portal_rate_limit_per_minute
+    app.state.portal_limiter = (
+        RateLimiter(per_minute, message="too many requests: wait a moment and try again")
+        if per_minute > 0 else None)
     app.include_router(admin_auth.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_members.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_queue.router, prefix="/admin", include_in_schema=False)
@@ -94,8 +104,10 @@ def install(app: FastAPI) -> None:
 
     async def _domain(request: Request, exc: Exception) -> Response:
         if _is_web(request) and isinstance(exc, AllegianceError):
-            title = "Not found" if exc.status == 404 else "Something is not right"
-            return _error_page(request, exc.status, title, exc.message)
+            title = {404: "Not found", 429: "Too many requests"}.get(
+                exc.status, "Something is not right")
+            return _error_page(request, exc.status, title, exc.message,
+                               (exc.details or {}).get("retry_after"))
         assert api_handler is not None
         result: Response = await api_handler(request, exc)  # type: ignore[misc]
         return result

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from allegiance import members, operators, tenants
 from allegiance.kit.db import Database
+from allegiance.kit.ratelimit import RateLimiter
 from allegiance.operators import sessions
 
 ADMIN_COOKIE = "allegiance_admin"
@@ -290,6 +291,9 @@ def load_member(request: Request) -> Member:
         user = s.get(members.User, (row.tenant_id, row.user_id))
         if user is None or user.status != "active" or not user.password_hash:
             raise SignInRequired("portal")
+        limiter: RateLimiter | None = getattr(request.app.state, "portal_limiter", None)
+        if limiter is not None:  # per signed-in user: 429 with Retry-After (T27)
+            limiter.check(f"{row.tenant_id}:{user.id}")
         account = members.get_account(s, row.tenant_id, user.account_id)
         if account.status != "active":
             raise SignInRequired("portal")

@@ -76,18 +76,23 @@ def verify(secrets_: Iterable[str], received: Mapping[str, str], body: bytes, no
     signature = lower.get("webhook-signature")
     if not (msg_id and stamp and signature):
         raise SignatureError("missing webhook headers")
-    if not stamp.isdigit():
+    if not _is_number(stamp, 12):
         raise SignatureError("webhook-timestamp is not an integer")
     timestamp = int(stamp)
+    try:
+        signed_prefix = f"{msg_id}.{timestamp}.".encode()
+    except UnicodeEncodeError:
+        raise SignatureError("webhook-id is not valid text") from None
     if abs(now - timestamp) > tolerance:
         raise SignatureError("webhook-timestamp outside the tolerance")
     offered = []
     for part in signature.split(" "):
         version, _, value = part.partition(",")
-        if version == "v1" and value:
+        if version == "v1" and value and value.isascii():  # compare_digest needs ASCII text
             offered.append(value)
     for secret in secrets_:
-        expected = sign(secret, msg_id, timestamp, body).partition(",")[2]
+        digest = hmac.new(secret_key(secret), signed_prefix + body, hashlib.sha256).digest()
+        expected = base64.b64encode(digest).decode()
         if any(hmac.compare_digest(expected, value) for value in offered):
             return
     raise SignatureError("no matching signature")
@@ -120,9 +125,14 @@ def parse_retry_after(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit():
+    if not _is_number(value, 12):
         return None
     return min(int(value), MAX_RETRY_AFTER)
+
+
+def _is_number(text: str, max_digits: int) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts "²" and "٣"), and not too many."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def outcome(attempts_made: int, status_code: int | None, retry_after: str | None = None) -> Outcome:
