@@ -22,6 +22,7 @@ from allegiance.imports import jobs as import_jobs
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import IdempotencyRecord
+from allegiance.kit.settings import get_settings
 from allegiance.mdf import jobs as mdf_jobs
 from allegiance.memberships import jobs as membership_jobs
 from allegiance.referrals import jobs as referral_jobs
@@ -66,6 +67,21 @@ def run_expire(db: Database, batch: int = 1000, progress: Progress = _no_progres
         "amount_expired": report.points,
         "entries_posted": report.entries,
     }
+
+
+def run_expiry_notices(db: Database, batch: int = 1000,
+                       progress: Progress = _no_progress) -> dict[str, int]:
+    """One ``points.expiring`` event per wallet and expiry date within the notice period."""
+    days = get_settings().expiry_notice_days
+    sent = 0
+    after = None
+    while True:
+        with db.transaction() as session:
+            added, after = ledger.notify_expiring(session, days=days, limit=batch, after=after)
+        sent += added
+        progress("notices", added)
+        if after is None:
+            return {"notices_sent": sent}
 
 
 def run_release(db: Database, batch: int = 1000,
@@ -126,6 +142,11 @@ JOBS: dict[str, Job] = {
             "expire",
             "Release pending holds past their deadline; post expired points to breakage.",
             run_expire,
+        ),
+        Job(
+            "expiry-notices",
+            "Announce points expiring within ALLEGIANCE_EXPIRY_NOTICE_DAYS (points.expiring, once).",
+            run_expiry_notices,
         ),
         Job(
             "release",

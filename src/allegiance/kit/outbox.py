@@ -13,10 +13,12 @@ from allegiance.kit.ids import new_id
 from allegiance.kit.models import OutboxMessage
 
 
-def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, Any]) -> str:
-    """Add a message to the outbox in the caller's transaction; returns its id."""
+def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, Any],
+         *, message_id: str | None = None) -> str:
+    """Add a message to the outbox in the caller's transaction; returns its id. A caller that
+    must send a message once gives its own ``message_id`` (a second insert then fails)."""
     at = clock.now()
-    message_id = new_id("msg")
+    message_id = message_id or new_id("msg")
     session.add(
         OutboxMessage(
             tenant_id=tenant_id,

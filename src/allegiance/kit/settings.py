@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout: float = 5.0
     # Days an Idempotency-Key response is kept and replayed.
     idempotency_retention_days: int = 30
+    # `points.expiring` webhooks go out this many days before points expire (job expiry-notices).
+    expiry_notice_days: int = Field(30, ge=1, le=3650)
     debug: bool = False
     # Comma-separated origins allowed by CORS (empty: none).
     cors_origins: str = ""

@@ -28,6 +28,7 @@ from allegiance.ledger.movements import (
     reverse_entry,
     transfer,
 )
+from allegiance.ledger.notices import notify_expiring
 from allegiance.ledger.service import (
     EntryRequest,
     EntryResult,
@@ -67,6 +68,7 @@ __all__ = [
     "get_adjustment",
     "get_entry",
     "get_hold",
+    "notify_expiring",
     "post_entries",
     "post_entry",
     "post_hold",
