@@ -22,7 +22,7 @@ from tests.web.test_admin_analytics import seed_events
 
 PAGES = ("dashboard", "applications", "co-marketing", "imports", "analytics/kpis",
          "analytics/liability", "analytics/breakage", "analytics/retention", "analytics/clv",
-         "analytics/uplift", "analytics/nps")
+         "analytics/uplift", "analytics/nps", "audit")
 
 
 @pytest.fixture(autouse=True)

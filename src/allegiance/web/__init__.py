@@ -18,6 +18,7 @@ from allegiance.kit.ratelimit import RateLimiter
 from allegiance.kit.settings import get_settings
 from allegiance.web import (
     admin_analytics,
+    admin_audit,
     admin_auth,
     admin_claims,
     admin_designer,
@@ -72,6 +73,7 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_mdf.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_imports.router, prefix="/admin", include_in_schema=False)
     app.include_router(admin_analytics.router, prefix="/admin", include_in_schema=False)
+    app.include_router(admin_audit.router, prefix="/admin", include_in_schema=False)
     app.include_router(portal.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_requests.router, prefix="/portal", include_in_schema=False)
     app.include_router(admin_claims.router, prefix="/admin", include_in_schema=False)
