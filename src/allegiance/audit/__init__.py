@@ -5,12 +5,13 @@ from allegiance.audit.service import (
     PERSONAL_FIELDS,
     ChainCheck,
     history,
+    page,
     record,
     record_request,
     redact,
     verify,
 )
 
-__all__ = ["PERSONAL_FIELDS", "AuditRecord", "ChainCheck", "history", "record", "record_request",
+__all__ = ["PERSONAL_FIELDS", "AuditRecord", "ChainCheck", "history", "page", "record", "record_request",
            "redact",
            "verify"]

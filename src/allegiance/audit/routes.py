@@ -4,10 +4,8 @@ hash chain. Admin only."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 
 from allegiance.audit import service
-from allegiance.audit.models import AuditRecord
 from allegiance.audit.schemas import AuditPage, AuditRead, ChainRead
 from allegiance.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from allegiance.kit.web import Ctx, need
@@ -26,20 +24,14 @@ def list_audit(
     ctx: Ctx = Depends(need("admin")),
 ) -> AuditPage:
     after = decode_cursor(cursor)
-    stmt = select(AuditRecord).where(AuditRecord.tenant_id == ctx.tenant_id)
-    if object_type:
-        stmt = stmt.where(AuditRecord.object_type == object_type)
-    if object_id:
-        stmt = stmt.where(AuditRecord.object_id == object_id)
-    if actor:
-        stmt = stmt.where(AuditRecord.actor == actor)
-    if after is not None:
-        try:
-            stmt = stmt.where(AuditRecord.seq < int(after))
-        except ValueError:
-            stmt = stmt.where(AuditRecord.seq < 0)
+    try:
+        before_seq = int(after) if after is not None else None
+    except ValueError:
+        before_seq = 0
     with ctx.read() as session:
-        rows = list(session.scalars(stmt.order_by(AuditRecord.seq.desc()).limit(limit + 1)))
+        rows = service.page(session, ctx.tenant_id, object_type=object_type,
+                            object_id=object_id, actor=actor, before_seq=before_seq,
+                            limit=limit + 1)
         items = [AuditRead.model_validate(r) for r in rows[:limit]]
     next_cursor = encode_cursor(str(items[-1].seq)) if len(rows) > limit else None
     return AuditPage(items=items, next_cursor=next_cursor)

@@ -84,6 +84,22 @@ def history(
     return list(session.scalars(stmt.order_by(AuditRecord.seq.desc()).limit(limit)))
 
 
+def page(session: Session, tenant_id: str, *, object_type: str | None = None,
+         object_id: str | None = None, actor: str | None = None, action: str | None = None,
+         before_seq: int | None = None, limit: int = 50) -> list[AuditRecord]:
+    """Up to ``limit`` rows newest first, below ``before_seq`` when given, filtered by the
+    values that are set (the API's list and the admin page)."""
+    stmt = select(AuditRecord).where(AuditRecord.tenant_id == tenant_id)
+    for column, value in ((AuditRecord.object_type, object_type),
+                          (AuditRecord.object_id, object_id), (AuditRecord.actor, actor),
+                          (AuditRecord.action, action)):
+        if value:
+            stmt = stmt.where(column == value)
+    if before_seq is not None:
+        stmt = stmt.where(AuditRecord.seq < before_seq)
+    return list(session.scalars(stmt.order_by(AuditRecord.seq.desc()).limit(limit)))
+
+
 @dataclass(frozen=True)
 class ChainCheck:
     rows: int

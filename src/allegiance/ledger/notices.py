@@ -47,7 +47,7 @@ def notify_expiring(session: Session, *, days: int = 30, limit: int = 1000,
               if e is not None]
     if not groups:
         return 0, None
-    wallets = {(t, a): w for t, a, w in _wallets(session, {(g[0], g[1]) for g in groups})}
+    wallets = _wallets(session, {(g[0], g[1]) for g in groups})
     ids = {(g[0], g[1], g[2]): notice_id(g[1], g[2], days) for g in groups}
     existing = set(session.scalars(select(OutboxMessage.id).where(
         tuple_(OutboxMessage.tenant_id, OutboxMessage.id).in_(
@@ -70,7 +70,7 @@ def notify_expiring(session: Session, *, days: int = 30, limit: int = 1000,
 
 
 def _wallets(session: Session, keys: set[tuple[str, str]]
-             ) -> list[tuple[str, str, LedgerAccount]]:
+             ) -> dict[tuple[str, str], LedgerAccount]:
     rows = session.scalars(select(LedgerAccount).where(
         tuple_(LedgerAccount.tenant_id, LedgerAccount.id).in_(sorted(keys))))
-    return [(row.tenant_id, row.id, row) for row in rows]
+    return {(row.tenant_id, row.id): row for row in rows}

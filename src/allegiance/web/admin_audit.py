@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from allegiance import audit
 from allegiance.web.forms import url
@@ -22,19 +21,12 @@ def audit_log(request: Request, object_type: str = Query("", max_length=40),
               actor: str = Query("", max_length=200), action: str = Query("", max_length=80),
               before: int | None = Query(None, ge=1), verify: bool = Query(False),
               ctx: Admin = Depends(admin("view"))) -> Response:
-    stmt = select(audit.AuditRecord).where(audit.AuditRecord.tenant_id == ctx.tenant_id)
-    for column, value in ((audit.AuditRecord.object_type, object_type),
-                          (audit.AuditRecord.object_id, object_id), (audit.AuditRecord.actor, actor),
-                          (audit.AuditRecord.action, action)):
-        if value.strip():
-            stmt = stmt.where(column == value.strip())
-    if before is not None:
-        stmt = stmt.where(audit.AuditRecord.seq < before)
-    with reading(ctx.db) as s:
-        rows = list(s.scalars(stmt.order_by(audit.AuditRecord.seq.desc()).limit(PAGE + 1)))
-        check = audit.verify(s, ctx.tenant_id) if verify else None
     filters = {"object_type": object_type, "object_id": object_id, "actor": actor,
                "action": action}
+    with reading(ctx.db) as s:
+        rows = audit.page(s, ctx.tenant_id, **{k: v.strip() for k, v in filters.items()},
+                          before_seq=before, limit=PAGE + 1)
+        check = audit.verify(s, ctx.tenant_id) if verify else None
     more = rows[PAGE - 1].seq if len(rows) > PAGE else None
     return render(request, "admin/audit.html", {
         "ctx": ctx, "rows": rows[:PAGE], "filters": filters, "check": check,
