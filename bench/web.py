@@ -1,11 +1,13 @@
-"""``python -m bench web``: server time of each main admin page on 10,000 members.
+"""``python -m bench web``: server time of each main admin and portal page on 10,000 members.
 
 :func:`build` adds demo-like members to the demo tenant fast (bulk inserts of accounts,
 users, enrolments, wallets and purchase events; earnings through ``ledger.post_entry`` for
 some of them, so every ledger invariant holds); ``tests/web/test_page_speed.py`` uses it to
 bound each page's number of SQL statements. This benchmark times each page in-process
 (TestClient, no network): the median and the worst of several requests after one warm-up,
-against the goal of 200 ms a page.
+against the goal of 200 ms a page. The analytics pages show stored report copies
+(``analytics.snapshots``): the warm-up stores them, and the time each took to compute is
+printed apart (``web.report`` lines).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from allegiance import events, ledger, members, tenants
-from allegiance.demo import DEMO_OPERATOR, DemoResult, build_demo
+from allegiance.analytics.models import ReportSnapshot
+from allegiance.demo import DEMO_MEMBERS, DEMO_OPERATOR, DemoResult, build_demo
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.ids import new_id
@@ -128,21 +131,30 @@ def pages(built: Built) -> list[str]:
             "/admin/applications", "/admin/co-marketing", "/admin/catalogue", "/admin/imports",
             "/admin/analytics/kpis", "/admin/analytics/liability", "/admin/analytics/breakage",
             "/admin/analytics/retention", "/admin/analytics/clv", "/admin/analytics/uplift",
-            "/admin/analytics/nps", "/admin/designer", "/admin/operators"]
+            "/admin/analytics/nps", "/admin/designer", "/admin/operators", "/admin/claims",
+            "/admin/requests", "/admin/audit"]
 
 
-def signed_in(app: Any) -> Any:
-    """A TestClient signed in as the demo's owner."""
+PORTAL_PAGES = ["/portal/home", "/portal/history", "/portal/catalogue", "/portal/orders",
+                "/portal/claims", "/portal/co-marketing", "/portal/referrals",
+                "/portal/events", "/portal/challenges", "/portal/requests", "/portal/academy",
+                "/portal/team"]
+
+
+def signed_in(app: Any, where: str = "admin") -> Any:
+    """A TestClient signed in as the demo's owner (``admin``) or its first member user
+    (``portal``)."""
     import re
 
     from fastapi.testclient import TestClient
 
     client = TestClient(app)
     token = re.search(r'name="csrf_token" value="([^"]+)"',
-                      client.get("/admin/sign-in").text)
+                      client.get(f"/{where}/sign-in").text)
     assert token is not None
-    response = client.post("/admin/sign-in", data={
-        "email": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1], "csrf_token": token.group(1)},
+    email, password = DEMO_OPERATOR[:2] if where == "admin" else DEMO_MEMBERS[0]
+    response = client.post(f"/{where}/sign-in", data={
+        "email": email, "password": password, "csrf_token": token.group(1)},
         follow_redirects=False)
     assert response.status_code == 303, response.text
     return client
@@ -160,9 +172,11 @@ def _engine(engine: str, args: argparse.Namespace, lines: list[str],
             lines.append(f"web engine={engine} build {args.web_members} members "
                          f"{time.perf_counter() - started:.1f}s")
             print(lines[-1], flush=True)
-            client = signed_in(create_app(db, rate_limit_per_minute=0))
+            app = create_app(db, rate_limit_per_minute=0)
+            admin_client, portal_client = signed_in(app), signed_in(app, "portal")
             repeat = 3 if args.quick else 7
-            for path in pages(built):
+            for path in [*pages(built), *PORTAL_PAGES]:
+                client = portal_client if path.startswith("/portal") else admin_client
                 client.get(path)  # warm-up: templates compiled, session touched
                 times = []
                 status = 200
@@ -177,6 +191,13 @@ def _engine(engine: str, args: argparse.Namespace, lines: list[str],
                 print(lines[-1], flush=True)
                 checks.append(Check(f"page{path}", engine, status == 200 and median <= GOAL_MS,
                                     f"status {status}, median {median:.0f} ms"))
+            with db.read() as s:
+                for kind, seconds in s.execute(select(
+                        ReportSnapshot.kind, ReportSnapshot.seconds).order_by(
+                        ReportSnapshot.kind)):
+                    lines.append(f"web.report engine={engine} {kind} computed={seconds:.3f}s "
+                                 "(stored; its page reads the copy)")
+                    print(lines[-1], flush=True)
         finally:
             db.dispose()
 

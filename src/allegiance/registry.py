@@ -1,6 +1,7 @@
 """Imports every feature's tables so that ``Base.metadata`` knows the whole schema
 (for Alembic and for tests that walk the schema)."""
 
+from allegiance.analytics import models as analytics_models
 from allegiance.audit import models as audit_models
 from allegiance.campaigns import models as campaigns_models
 from allegiance.cashback import models as cashback_models
@@ -28,6 +29,7 @@ from allegiance.webhooks import models as webhooks_models
 metadata = Base.metadata
 
 __all__ = [
+    "analytics_models",
     "audit_models",
     "campaigns_models",
     "cashback_models",

@@ -14,9 +14,10 @@ from allegiance.analytics.reports import Options, run
 from allegiance.demo import DemoResult
 from allegiance.kit import clock
 from allegiance.kit.db import Database
+from allegiance.kit.settings import get_settings
 from allegiance.kit.ids import new_id
 from allegiance.web.analytics_view import text
-from tests.web.conftest import Web
+from tests.web.conftest import Web, post
 
 
 def words(html: str) -> str:
@@ -120,3 +121,56 @@ def test_parameters_and_refusals(web: Web) -> None:
     # Dates choose the period: nothing was issued in 2020.
     old = words(client.get("/admin/analytics/kpis?from=2020-01-01&to=2020-12-31").text)
     assert "tokens 0 0 0 0" in old
+
+
+def nps_answer(web: Web, role: str, score: int) -> None:
+    store_events(web.db, web.tenant_id, web.program(), [{
+        "account_id": web.demo.accounts[role], "kind": "activity", "activity_type": "nps",
+        "attributes": {"score": score}, "at": clock.now() - timedelta(days=1)}])
+
+
+def test_a_page_shows_its_stored_copy_until_refreshed(web: Web) -> None:
+    seed(web)
+    client = web.admin("read_only")
+    first = words(client.get("/admin/analytics/nps").text)
+    assert "NPS 25.00" in first and "Computed " in first and "Refresh now" in first
+    nps_answer(web, "dealer_west", 0)  # a promoter's latest answer makes her a detractor
+    # Within ALLEGIANCE_REPORT_MAX_AGE_SECONDS the page shows the copy it stored…
+    assert "NPS 25.00" in words(client.get("/admin/analytics/nps").text)
+    # …and "Refresh now" recomputes it on the spot.
+    response = post(client, "/admin/analytics/nps/refresh", page="/admin/analytics/nps")
+    assert response.status_code == 303  # type: ignore[attr-defined]
+    assert response.headers["location"] == "/admin/analytics/nps"  # type: ignore[attr-defined]
+    after = words(client.get("/admin/analytics/nps").text)
+    assert "Promoters 1 Passives 1 Detractors 2 NPS -25.00" in after
+    assert "Recomputed in" in after
+
+
+def test_a_copy_older_than_the_max_age_is_recomputed_after_the_response(
+        web: Web, monkeypatch: Any) -> None:
+    seed(web)
+    client = web.admin()
+    assert "NPS 25.00" in words(client.get("/admin/analytics/nps").text)
+    nps_answer(web, "dealer_south", 10)  # a detractor becomes a promoter
+    monkeypatch.setattr(get_settings(), "report_max_age_seconds", -1)
+    # The stale copy is shown at once; the recomputation runs after the response…
+    assert "NPS 25.00" in words(client.get("/admin/analytics/nps").text)
+    # …so the next view has it.
+    assert "Promoters 3 Passives 1 Detractors 0 NPS 75.00" in words(
+        client.get("/admin/analytics/nps").text)
+
+
+def test_refresh_keeps_the_page_parameters_and_needs_a_token(web: Web) -> None:
+    seed(web)
+    client = web.admin()
+    page = "/admin/analytics/kpis?from=2020-01-01&to=2020-12-31"
+    assert "tokens 0 0 0 0" in words(client.get(page).text)
+    response = post(client, "/admin/analytics/kpis/refresh?from=2020-01-01&to=2020-12-31",
+                    page=page)
+    assert response.headers["location"] == page  # type: ignore[attr-defined]
+    refused = client.post("/admin/analytics/kpis/refresh", data={}, follow_redirects=False)
+    assert refused.status_code in (400, 403)
+    bad = post(client, "/admin/analytics/kpis/refresh?from=2026-02-30",
+               page="/admin/analytics/kpis")
+    assert "from must be an ISO date" in words(client.get(
+        bad.headers["location"]).text)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Every main admin page renders on 10,000 members with a bounded number of SQL statements
+"""Every main admin and portal page renders on 10,000 members with a bounded number of SQL statements
 (counted with an engine event listener; no clock: the time of each page is measured by
 ``python -m bench web`` and written in docs/benchmarks.md)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.web import build, pages, signed_in
+from bench.web import PORTAL_PAGES, build, pages, signed_in
 from sqlalchemy import event
 
 from allegiance.api.app import create_app
@@ -51,12 +51,13 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, An
 
 def test_pages_on_ten_thousand_members(big: tuple[Database, Any, list[str]]) -> None:
     db, app, paths = big
-    client = signed_in(app)
+    client, member = signed_in(app), signed_in(app, "portal")
     counts = {}
-    for path in paths:
-        client.get(path)  # a first visit may record the session's last use
+    for path in [*paths, *PORTAL_PAGES]:
+        browser = member if path.startswith("/portal") else client
+        browser.get(path)  # a first visit may record the session's last use
         with counting(db) as seen:
-            response = client.get(path)
+            response = browser.get(path)
         assert response.status_code == 200, (path, response.text[:500])
         assert "Cannot compute" not in response.text, path
         counts[path] = len(seen)

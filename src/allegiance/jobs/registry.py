@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from allegiance import ledger
+from allegiance.analytics import jobs as analytics_jobs
 from allegiance.campaigns import jobs as campaign_jobs
 from allegiance.cashback import jobs as cashback_jobs
 from allegiance.engagement import jobs as engagement_jobs
@@ -202,6 +203,12 @@ JOBS: dict[str, Job] = {
             "leavers-surveys",
             "Send the open leavers' surveys to the accounts whose enrolment closed.",
             engagement_jobs.run_leavers,
+        ),
+        Job(
+            "reports",
+            "Recompute the admin pages' reports (KPIs, liability, retention, CLV…) of every "
+            "active program and store them with their time.",
+            analytics_jobs.run,
         ),
         Job(
             "mdf",

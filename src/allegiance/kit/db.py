@@ -219,6 +219,14 @@ def add_unique(session: Session, row: Any, duplicate: Exception) -> None:
         raise duplicate from exc
 
 
+def dialect_insert(session: Session) -> Any:
+    """The dialect's ``insert`` (PostgreSQL's or SQLite's), which has ``on_conflict_do_*``."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     """True when a driver error is a unique-constraint violation (SQLite or PostgreSQL)."""
     text = str(getattr(exc, "orig", exc))

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     idempotency_retention_days: int = 30
     # `points.expiring` webhooks go out this many days before points expire (job expiry-notices).
     expiry_notice_days: int = Field(30, ge=1, le=3650)
+    # The admin pages show a stored report older than this, then recompute it after the
+    # response (job `reports` keeps them recent; the API and CLI always compute live).
+    report_max_age_seconds: int = Field(60, ge=0)
     debug: bool = False
     # Comma-separated origins allowed by CORS (empty: none).
     cors_origins: str = ""

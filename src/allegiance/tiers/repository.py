@@ -33,10 +33,9 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from allegiance.kit.db import dialect_insert
 from allegiance.tiers import domain
 from allegiance.tiers.models import TierChange, TierLadder, TierMetric, TierStatus
 
@@ -49,10 +48,6 @@ enrolment_t = table(
 )
 
 MAX_DEPTH = 64
-
-
-def _dialect_insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +136,7 @@ def descendants_or_self(session: Session, tenant_id: str, account_id: str) -> li
 def add_metric(session: Session, tenant_id: str, program_id: str, metric: str, account_id: str,
                bucket: int, amount: int, at: datetime) -> None:
     """Add ``amount`` to the month's accumulated metric (one upsert)."""
-    ins = _dialect_insert(session)(TierMetric).values(
+    ins = dialect_insert(session)(TierMetric).values(
         tenant_id=tenant_id, program_id=program_id, metric=metric, account_id=account_id,
         bucket=bucket, value=amount, updated_at=at,
     )
@@ -154,7 +149,7 @@ def add_metric(session: Session, tenant_id: str, program_id: str, metric: str, a
 def set_metric(session: Session, tenant_id: str, program_id: str, metric: str, account_id: str,
                bucket: int, value: int, at: datetime) -> None:
     """Replace the month's reported value unless a later report is already stored."""
-    ins = _dialect_insert(session)(TierMetric).values(
+    ins = dialect_insert(session)(TierMetric).values(
         tenant_id=tenant_id, program_id=program_id, metric=metric, account_id=account_id,
         bucket=bucket, value=value, updated_at=at,
     )
@@ -208,7 +203,7 @@ def statuses_of(session: Session, tenant_id: str, program_id: str,
 def status_for_update(session: Session, tenant_id: str, program_id: str, ladder_id: str,
                       account_id: str, anchor: int, at: datetime) -> TierStatus:
     """The account's status row on the ladder, created if missing, locked for this transaction."""
-    ins = _dialect_insert(session)(TierStatus).values(
+    ins = dialect_insert(session)(TierStatus).values(
         tenant_id=tenant_id, ladder_id=ladder_id, account_id=account_id, program_id=program_id,
         level_code=None, level_rank=domain.NO_LEVEL, since=None, locked=False, lock_reason=None,
         anchor_month=anchor, version=0, updated_at=at,
