@@ -14,8 +14,8 @@ from allegiance.analytics.reports import Options, run
 from allegiance.demo import DemoResult
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from allegiance.kit.settings import get_settings
 from allegiance.kit.ids import new_id
+from allegiance.kit.settings import get_settings
 from allegiance.web.analytics_view import text
 from tests.web.conftest import Web, post
 
