@@ -214,10 +214,14 @@ def _populate(session: Session, tenant_id: str) -> dict[str, Any]:
         members.add_user(session, tenant_id, acc[role], name=name, email=email, role=user_role,
                          actor=ACTOR)
 
+    # The members joined four months ago, before the history below (the 26-month-old
+    # earning aside, which is there to expire): the KPIs' days from enrolment to a first
+    # redemption and the retention cohorts read these dates.
+    joined = now - timedelta(days=120)
     for role in ("distributor", "dealer_west", "dealer_south", "branch_sd"):
-        members.enrol(session, tenant_id, rewards.id, acc[role], actor=ACTOR)
+        members.enrol(session, tenant_id, rewards.id, acc[role], actor=ACTOR).created_at = joined
     for role in ("dealer_west", "dealer_south"):
-        members.enrol(session, tenant_id, cashback.id, acc[role], actor=ACTOR)
+        members.enrol(session, tenant_id, cashback.id, acc[role], actor=ACTOR).created_at = joined
 
     points = _Book(session, tenant_id, rewards.id, tokens.id, now)
     wallets = {role: points.wallet(acc[role]) for role in acc}
