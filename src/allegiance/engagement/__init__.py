@@ -38,6 +38,8 @@ from allegiance.engagement.models import (
     SurveyResponse,
     Tally,
 )
+from allegiance.engagement.programs import apply_section as apply_definition
+from allegiance.engagement.programs import check_section as check_definition
 from allegiance.engagement.returns import on_return
 from allegiance.engagement.service import (
     Progress,
@@ -85,9 +87,11 @@ __all__ = [
     "SurveyResponse",
     "Tally",
     "add_sponsor",
+    "apply_definition",
     "award_badge",
     "badges_of",
     "cancel_registration",
+    "check_definition",
     "check_in",
     "create_badge",
     "create_challenge",
