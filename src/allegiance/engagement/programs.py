@@ -1,15 +1,15 @@
 """Engagement objects as part of a program definition (the ``engagement`` section).
 
-A definition may list ``badges``, ``courses``, ``certifications``, ``challenges``, ``surveys``
-and ``member_events``; each item is matched by its ``code``. Applying a definition creates the
+A definition may list ``badges``, ``courses``, ``certifications``, ``challenges``, ``surveys``,
+``member_events``, ``reward_menus`` and ``super_tickets`` (these two name catalogue rewards by
+code, which must exist when the definition is applied); each item is matched by its ``code``. Applying a definition creates the
 missing objects and updates the existing ones. Fields that members' progress depends on (what a
 challenge counts or pays, a survey's questions, …) change only while no member has progress in
 the object; otherwise the change is refused with the field's path. An object that a previous
 version listed and this one does not is never deleted once members have progress in it: it is
-retired (challenges, courses), closed (surveys) or cancelled (member events); a held badge or
-certification cannot be dropped. Export returns the stored document, so export → apply changes
-nothing. Monthly reward menus and super tickets name catalogue rewards, which are not part of a
-program definition; they are set up through the API.
+retired (challenges, courses, menus), closed (surveys) or cancelled (member events, super
+tickets); a held badge or certification cannot be dropped. Export returns the stored document,
+so export → apply changes nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
-from allegiance import tenants
-from allegiance.engagement import academy, badges, member_events, service, surveys
+from allegiance import rewards, tenants
+from allegiance.engagement import academy, badges, member_events, menus, service, surveys, tickets
 from allegiance.engagement.domain import METRICS, PERIODS
 from allegiance.engagement.errors import InvalidDefinitionItem
 from allegiance.engagement.models import (
@@ -38,12 +38,17 @@ from allegiance.engagement.models import (
     Course,
     CourseCompletion,
     MemberEvent,
+    MenuPick,
+    RewardMenu,
+    SuperTicket,
     Survey,
     SurveyResponse,
+    TicketEntry,
 )
 from allegiance.kit.errors import AllegianceError
 
-KINDS = ("badges", "courses", "certifications", "challenges", "surveys", "member_events")
+KINDS = ("badges", "courses", "certifications", "challenges", "surveys", "member_events",
+         "reward_menus", "super_tickets")
 FIELDS: dict[str, tuple[str, ...]] = {
     "badges": ("code", "name", "levels"),
     "courses": ("code", "name", "activity_type", "hours", "status"),
@@ -54,6 +59,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "surveys": ("code", "name", "questions", "reward", "activity_type", "audience", "status"),
     "member_events": ("code", "name", "starts_at", "ends_at", "capacity", "invitation_only",
                       "attendance", "status"),
+    "reward_menus": ("code", "name", "period", "picks", "rewards", "bonus", "status"),
+    "super_tickets": ("code", "name", "reward", "mode", "opens_at", "closes_at", "winners"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "badges": ("code", "name"),
@@ -62,9 +69,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "challenges": ("code", "name", "trigger", "target", "effects"),
     "surveys": ("code", "name", "questions"),
     "member_events": ("code", "name", "starts_at", "ends_at"),
+    "reward_menus": ("code", "name", "rewards"),
+    "super_tickets": ("code", "name", "reward", "mode", "opens_at", "closes_at"),
 }
-STATUSES = {"courses": ("active", "retired"), "challenges": ("active", "retired"),
-            "surveys": ("open", "closed"), "member_events": ("open", "closed", "cancelled")}
+STATUSES: dict[str, tuple[str, ...]] = {"courses": ("active", "retired"), "challenges": ("active", "retired"),
+            "surveys": ("open", "closed"), "member_events": ("open", "closed", "cancelled"),
+            "reward_menus": ("active", "retired")}
 # What a member's progress depends on: changed only while nobody has progress.
 LOCKED: dict[str, tuple[str, ...]] = {
     "badges": (),
@@ -74,10 +84,13 @@ LOCKED: dict[str, tuple[str, ...]] = {
                    "category", "starts_at", "effects", "budget"),
     "surveys": ("questions", "reward", "activity_type", "audience"),
     "member_events": ("attendance",),
+    "reward_menus": ("rewards", "period", "picks", "bonus"),
+    "super_tickets": ("reward", "mode", "opens_at", "closes_at", "winners"),
 }
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 _SINGULAR = {"badges": "badge", "courses": "course", "certifications": "certification",
-             "challenges": "challenge", "surveys": "survey", "member_events": "member event"}
+             "challenges": "challenge", "surveys": "survey", "member_events": "member event",
+             "reward_menus": "reward menu", "super_tickets": "super ticket"}
 
 
 # --- validation (no database) ----------------------------------------------------------------
@@ -168,6 +181,8 @@ def _item(kind: str, item: Mapping[str, Any], path: str, context: Mapping[str, s
             _reward(item["reward"], f"{path}.reward", context["units"], out)
         if item.get("audience") is not None and item["audience"] not in surveys.AUDIENCES:
             out.append((f"{path}.audience", f"must be one of {', '.join(surveys.AUDIENCES)}"))
+    elif kind in ("reward_menus", "super_tickets"):
+        _rewards_item(kind, item, path, out)
     elif kind == "member_events":
         if item.get("capacity") is not None and not _positive(item["capacity"], True):
             out.append((f"{path}.capacity", "must be a whole number, zero or more"))
@@ -176,6 +191,35 @@ def _item(kind: str, item: Mapping[str, Any], path: str, context: Mapping[str, s
             out.append((f"{path}.invitation_only", "must be true or false"))
         if item.get("attendance") is not None:
             _reward(item["attendance"], f"{path}.attendance", context["units"], out)
+
+
+def _rewards_item(kind: str, item: Mapping[str, Any], path: str,
+                  out: list[tuple[str, str]]) -> None:
+    """Menus and super tickets: they name catalogue rewards by code."""
+    if kind == "reward_menus":
+        rewards_ = item.get("rewards")
+        if rewards_ is not None and (not isinstance(rewards_, list) or not rewards_ or not all(
+                isinstance(r, str) and r for r in rewards_)):
+            out.append((f"{path}.rewards", "must list at least one reward code"))
+        if item.get("period", "month") not in PERIODS:
+            out.append((f"{path}.period", f"must be one of {', '.join(PERIODS)}"))
+        if item.get("picks") is not None and not _positive(item["picks"]):
+            out.append((f"{path}.picks", "must be a positive whole number"))
+        if item.get("bonus") is not None and not isinstance(item["bonus"], bool):
+            out.append((f"{path}.bonus", "must be true or false"))
+        return
+    if item.get("reward") is not None and not isinstance(item["reward"], str):
+        out.append((f"{path}.reward", "must be a reward code"))
+    if item.get("mode") is not None and item["mode"] not in tickets.MODES:
+        out.append((f"{path}.mode", f"must be one of {', '.join(tickets.MODES)}"))
+    if item.get("winners") is not None and not _positive(item["winners"]):
+        out.append((f"{path}.winners", "must be a positive whole number"))
+    for key in ("opens_at", "closes_at"):
+        if item.get(key) is not None and _when(item[key]) is None:
+            out.append((f"{path}.{key}", "must be a date-time with a time zone offset"))
+    opens, closes = _when(item.get("opens_at")), _when(item.get("closes_at"))
+    if opens is not None and closes is not None and opens >= closes:
+        out.append((f"{path}.closes_at", "must be after opens_at"))
 
 
 def _challenge(item: Mapping[str, Any], path: str, context: Mapping[str, set[str]],
@@ -257,10 +301,11 @@ def check_section(section: Any, document: Mapping[str, Any]) -> list[tuple[str, 
 
 # --- apply -----------------------------------------------------------------------------------
 
-Row = Badge | Course | Certification | Challenge | Survey | MemberEvent
+Row = Badge | Course | Certification | Challenge | Survey | MemberEvent | RewardMenu | SuperTicket
 MODELS: dict[str, type[Row]] = {
     "badges": Badge, "courses": Course, "certifications": Certification,
-    "challenges": Challenge, "surveys": Survey, "member_events": MemberEvent}
+    "challenges": Challenge, "surveys": Survey, "member_events": MemberEvent,
+    "reward_menus": RewardMenu, "super_tickets": SuperTicket}
 
 
 def _has_progress(session: Session, tenant_id: str, kind: str, row: Row) -> bool:
@@ -279,6 +324,10 @@ def _has_progress(session: Session, tenant_id: str, kind: str, row: Row) -> bool
                                                 SurveyResponse.survey_id == row.id),
         "member_events": select(Attendee).where(Attendee.tenant_id == tenant_id,
                                                 Attendee.member_event_id == row.id),
+        "reward_menus": select(MenuPick).where(MenuPick.tenant_id == tenant_id,
+                                               MenuPick.menu_id == row.id),
+        "super_tickets": select(TicketEntry).where(TicketEntry.tenant_id == tenant_id,
+                                                   TicketEntry.super_ticket_id == row.id),
     }
     if session.scalar(select(exists(checks[kind]))):
         return True
@@ -293,6 +342,17 @@ def _unit_id(session: Session, tenant_id: str, program_id: str, value: Any) -> s
     if not value:
         return None
     return tenants.unit_by_code(session, tenant_id, program_id, str(value["unit"])).id
+
+
+def _reward_id(session: Session, tenant_id: str, program_id: str, code: str,
+               field: str) -> str:
+    found = session.scalar(select(rewards.Reward.id).where(
+        rewards.Reward.tenant_id == tenant_id, rewards.Reward.program_id == program_id,
+        rewards.Reward.code == code))
+    if found is None:
+        raise InvalidDefinitionItem(f"no reward {code} in this program's catalogue",
+                                    field=field)
+    return str(found)
 
 
 def _columns(session: Session, tenant_id: str, program_id: str, kind: str,
@@ -323,6 +383,19 @@ def _columns(session: Session, tenant_id: str, program_id: str, kind: str,
                 "reward_points": int(reward.get("points", 0)),
                 "activity_type": item.get("activity_type"),
                 "audience": item.get("audience", "all"), "status": item.get("status", "open")}
+    if kind == "reward_menus":
+        return {"name": item["name"], "period": item.get("period", "month"),
+                "picks": item.get("picks", 1), "bonus": bool(item.get("bonus", False)),
+                "reward_ids": list(dict.fromkeys(
+                    _reward_id(session, tenant_id, program_id, code, f"rewards[{index}]")
+                    for index, code in enumerate(item["rewards"]))),
+                "status": item.get("status", "active")}
+    if kind == "super_tickets":
+        return {"name": item["name"], "mode": item["mode"],
+                "reward_id": _reward_id(session, tenant_id, program_id, item["reward"],
+                                        "reward"),
+                "opens_at": _when(item["opens_at"]), "closes_at": _when(item["closes_at"]),
+                "winners": item.get("winners")}
     attendance = item.get("attendance") or {}
     return {"name": item["name"], "starts_at": _when(item["starts_at"]),
             "ends_at": _when(item["ends_at"]), "capacity": item.get("capacity"),
@@ -337,7 +410,8 @@ def _create(session: Session, tenant_id: str, program_id: str, kind: str,
     creators: dict[str, Callable[..., Row]] = {
         "badges": badges.create_badge, "courses": academy.create_course,
         "certifications": academy.create_certification,
-        "surveys": surveys.create_survey, "member_events": member_events.create_event}
+        "surveys": surveys.create_survey, "member_events": member_events.create_event,
+        "reward_menus": menus.create_menu, "super_tickets": tickets.create_super_ticket}
     if kind == "challenges":
         return service.create_challenge(session, tenant_id, program_id, code=code,
                                         actor=actor, **values)
@@ -357,8 +431,8 @@ def _same(old: Any, new: Any) -> bool:
 def _locked_column(kind: str, column: str) -> str | None:
     """The document field a column comes from, when members' progress depends on it."""
     field = {"reward_unit_id": "reward", "reward_points": "reward",
-             "attendance_unit_id": "attendance", "attendance_points": "attendance"}.get(
-        column, column)
+             "attendance_unit_id": "attendance", "attendance_points": "attendance",
+             "reward_ids": "rewards", "reward_id": "reward"}.get(column, column)
     return field if field in LOCKED[kind] else None
 
 
@@ -403,10 +477,12 @@ def _retire(session: Session, tenant_id: str, kind: str, row: Row, code: str) ->
     """Take an object out of the definition: delete it while nobody has progress in it,
     otherwise deactivate it (or refuse, when it has no status)."""
     progress = _has_progress(session, tenant_id, kind, row)
-    if kind == "challenges" or (progress and kind in STATUSES):
+    if kind == "challenges" or (progress and (kind in STATUSES or kind == "super_tickets")):
         retired = {"courses": "retired", "challenges": "retired", "surveys": "closed",
-                   "member_events": "cancelled"}[kind]
-        row.status = retired  # type: ignore[union-attr]
+                   "member_events": "cancelled", "reward_menus": "retired",
+                   "super_tickets": "cancelled"}[kind]
+        if getattr(row, "status", None) != "drawn":  # a drawn super ticket is over
+            row.status = retired  # type: ignore[union-attr]
         session.flush()
         return
     if progress:
@@ -426,8 +502,9 @@ def apply_section(session: Session, tenant_id: str, program_id: str,
     section, previous = section or {}, previous or {}
     for kind in KINDS:
         model = MODELS[kind]
-        existing = {row.code: row for row in session.scalars(select(model).where(
-            model.tenant_id == tenant_id, model.program_id == program_id))}
+        rows: list[Row] = list(session.scalars(select(model).where(
+            model.tenant_id == tenant_id, model.program_id == program_id)))
+        existing = {row.code: row for row in rows}
         items = section.get(kind) or []
         for index, item in enumerate(items):
             path = f"engagement.{kind}[{index}]"
