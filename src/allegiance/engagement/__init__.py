@@ -41,6 +41,7 @@ from allegiance.engagement.models import (
 from allegiance.engagement.programs import apply_section as apply_definition
 from allegiance.engagement.programs import check_section as check_definition
 from allegiance.engagement.returns import on_return
+from allegiance.engagement.running import rfm_inputs
 from allegiance.engagement.service import (
     Progress,
     create_challenge,
@@ -111,6 +112,7 @@ __all__ = [
     "pick",
     "progress_of",
     "register",
+    "rfm_inputs",
     "set_opt_out",
     "state_of",
     "submit",

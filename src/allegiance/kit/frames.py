@@ -1,0 +1,56 @@
+"""Reading a query's rows into a Polars frame without a Python object per value where the
+driver allows it: PostgreSQL streams ``COPY (query) TO STDOUT`` as CSV into Polars' reader;
+SQLite's cursor returns tuples that are turned into columns at once."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+_PARAM = re.compile(r":([A-Za-z_]\w*)")
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"unsupported parameter {value!r}")
+
+
+def read_frame(session: Session, sql: str, params: Mapping[str, Any],
+               schema: Mapping[str, Any]) -> pl.DataFrame:
+    """The rows of ``sql`` (named ``:params``: text, integers, booleans) as a frame with
+    ``schema`` (the statement's columns, in order). Runs in the session's transaction."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        query = _PARAM.sub(lambda m: _literal(params[m.group(1)]), sql)
+        buffer = io.BytesIO()
+        with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+                f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            for block in copy:
+                buffer.write(block)
+        if not buffer.tell():
+            return pl.DataFrame(schema=dict(schema))
+        buffer.seek(0)
+        return pl.read_csv(buffer, has_header=False, schema=dict(schema))
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(_PARAM.sub(lambda m: "?", sql),
+                              [params[m.group(1)] for m in _PARAM.finditer(sql)]).fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return pl.DataFrame(schema=dict(schema))
+    columns = list(zip(*rows, strict=True))
+    return pl.DataFrame({name: pl.Series(name, values, dtype=dtype)
+                         for (name, dtype), values in zip(schema.items(), columns,
+                                                          strict=True)})
