@@ -17,7 +17,7 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Table, bindparam, column, delete, func, insert, select, table, text
+from sqlalchemy import Table, column, delete, func, select, table, text
 from sqlalchemy.orm import Session
 
 from allegiance import engagement, tenants
@@ -25,7 +25,7 @@ from allegiance.campaigns import domain
 from allegiance.campaigns.errors import InvalidSegment
 from allegiance.campaigns.models import RfmModel, RfmScore
 from allegiance.kit import clock
-from allegiance.kit.frames import read_frame
+from allegiance.kit.frames import insert_rows, read_frame
 
 # The daily tallies of engagement (read by name: engagement is an earning-path feature).
 TALLY = table("engagement_tally", column("tenant_id"), column("program_id"), column("day"),
@@ -110,21 +110,9 @@ _COLUMNS = list(_SCORE_SCHEMA)
 
 def _insert_scores(session: Session, tenant_id: str, program_id: str,
                    rows: pl.DataFrame) -> None:
-    """One array INSERT per 50,000 rows on PostgreSQL, the driver's executemany on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        for start in range(0, rows.height, WRITE_ROWS):
-            part = rows.slice(start, WRITE_ROWS)
-            session.execute(text(
-                f"INSERT INTO rfm_score (tenant_id, program_id, {', '.join(_COLUMNS)}) "
-                "SELECT :tenant, :program, unnest(CAST(:account_id AS text[])), "
-                + ", ".join(f"unnest(CAST(:{c} AS bigint[]))" for c in _COLUMNS[1:])),
-                {"tenant": tenant_id, "program": program_id,
-                 **{c: part[c].to_list() for c in _COLUMNS}})
-        return
-    if rows.height:
-        session.execute(insert(SCORE_TABLE), [
-            {"tenant_id": tenant_id, "program_id": program_id, **row}
-            for row in rows.select(_COLUMNS).iter_rows(named=True)])
+    """COPY on PostgreSQL, the driver's executemany on SQLite."""
+    insert_rows(session, "rfm_score", ("tenant_id", "program_id", *_COLUMNS),
+                [(tenant_id, program_id, *row) for row in rows.select(_COLUMNS).iter_rows()])
 
 
 def _delete_scores(session: Session, tenant_id: str, program_id: str,
@@ -138,10 +126,14 @@ def _delete_scores(session: Session, tenant_id: str, program_id: str,
                  "accounts": accounts[start:start + WRITE_ROWS]})
         return
     if accounts:
-        session.execute(delete(RfmScore).where(
-            RfmScore.tenant_id == tenant_id, RfmScore.program_id == program_id,
-            RfmScore.account_id == bindparam("a")).execution_options(
-            synchronize_session=False), [{"a": a} for a in accounts])
+        raw = session.connection().connection.driver_connection
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany("DELETE FROM rfm_score WHERE tenant_id = ? AND program_id = ? "
+                               "AND account_id = ?",
+                               [(tenant_id, program_id, a) for a in accounts])
+        finally:
+            cursor.close()
 
 
 def _write(session: Session, tenant_id: str, program_id: str, scored: pl.DataFrame) -> int:
@@ -168,6 +160,13 @@ def refresh(session: Session, tenant_id: str, program_id: str) -> RfmModel:
     """Score every buyer of the window at once — one row per buyer read from the running
     inputs the earning path keeps (engagement), ranks in Polars — and write the scores that
     changed; keep the breakpoints."""
+    return refresh_scores(session, tenant_id, program_id)[0]
+
+
+def refresh_scores(session: Session, tenant_id: str,
+                   program_id: str) -> tuple[RfmModel, pl.DataFrame]:
+    """:func:`refresh`, also returning the scores (account_id, recency, frequency,
+    monetary, …) as now stored."""
     program = tenants.get_program(session, tenant_id, program_id)
     model = ensure_model(session, tenant_id, program_id)
     now = clock.now()
@@ -183,7 +182,7 @@ def refresh(session: Session, tenant_id: str, program_id: str) -> RfmModel:
         model.scored = scored.height
     model.computed_at = model.updated_at = now
     session.flush()
-    return model
+    return model, scored
 
 
 def refresh_account(session: Session, tenant_id: str, program: tenants.Program,

@@ -50,7 +50,26 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
         cursor.close()
     if not rows:
         return pl.DataFrame(schema=dict(schema))
-    columns = list(zip(*rows, strict=True))
-    return pl.DataFrame({name: pl.Series(name, values, dtype=dtype)
-                         for (name, dtype), values in zip(schema.items(), columns,
-                                                          strict=True)})
+    return pl.DataFrame(rows, schema=dict(schema), orient="row")
+
+
+def insert_rows(session: Session, table: str, columns: tuple[str, ...],
+                rows: list[tuple[Any, ...]]) -> None:
+    """Insert plain rows (values already in the database's form) in the session's
+    transaction: SQLite's executemany straight on the driver (a C loop), COPY on PostgreSQL."""
+    if not rows:
+        return
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' for _ in columns)})", rows)
+    finally:
+        cursor.close()
