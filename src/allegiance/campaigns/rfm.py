@@ -110,9 +110,10 @@ _COLUMNS = list(_SCORE_SCHEMA)
 
 def _insert_scores(session: Session, tenant_id: str, program_id: str,
                    rows: pl.DataFrame) -> None:
-    """COPY on PostgreSQL, the driver's executemany on SQLite."""
+    """Bulk inserts (kit.frames.insert_rows)."""
     insert_rows(session, "rfm_score", ("tenant_id", "program_id", *_COLUMNS),
-                [(tenant_id, program_id, *row) for row in rows.select(_COLUMNS).iter_rows()])
+                [(tenant_id, program_id, *row) for row in rows.select(_COLUMNS).iter_rows()],
+                ("text", "text", "text", *("bigint" for _ in _COLUMNS[1:])))
 
 
 def _delete_scores(session: Session, tenant_id: str, program_id: str,

@@ -270,13 +270,13 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
 
 def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
                     since: datetime) -> None:
-    """Store new members without a statement per row: COPY on PostgreSQL, the driver's
-    executemany on SQLite (a C loop)."""
+    """Store new members without a statement per row (kit.frames.insert_rows)."""
     at: Any = since.astimezone(UTC)
     if session.get_bind().dialect.name == "sqlite":
         at = at.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's form of a SQLite date-time
     insert_rows(session, "segment_member", ("tenant_id", "segment_id", "account_id", "since"),
-                [(tenant_id, segment_id, a, at) for a in accounts])
+                [(tenant_id, segment_id, a, at) for a in accounts],
+                ("text", "text", "text", "timestamptz"))
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
