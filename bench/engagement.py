@@ -2,7 +2,9 @@
 
 Generates members (region, tier, JSON attributes) and purchase events over 400 days, turns
 the events into the daily engagement tallies the earning path keeps (one row per account and
-local day: purchases, sales), bulk-loads members, enrolments and tallies (not timed), then
+local day: purchases, sales) and the running totals it keeps beside them (board totals per
+account and period kind, RFM inputs per buyer of the window — ``running_rows``), bulk-loads
+members, enrolments, tallies and running totals (not timed), then
 times, on each engine, back to back with DuckDB over the same rows (in memory, loaded from
 the same arrays, not timed):
 
