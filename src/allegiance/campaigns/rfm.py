@@ -157,6 +157,18 @@ def _write(session: Session, tenant_id: str, program_id: str, scored: pl.DataFra
     return changed.height + len(gone)
 
 
+def slide_window(session: Session, tenant_id: str, program_id: str) -> None:
+    """Move the running RFM inputs to today's window (nothing without a model). A job commits
+    this apart before :func:`refresh`, so events wait for the slide only (see
+    ``engagement.slide_window``)."""
+    model = get_model(session, tenant_id, program_id)
+    if model is None:
+        return
+    program = tenants.get_program(session, tenant_id, program_id)
+    last = today(program, clock.now())
+    engagement.slide_window(session, tenant_id, program_id, last - model.window_days + 1)
+
+
 def refresh(session: Session, tenant_id: str, program_id: str) -> RfmModel:
     """Score every buyer of the window at once — one row per buyer read from the running
     inputs the earning path keeps (engagement), ranks in Polars — and write the scores that

@@ -41,7 +41,7 @@ from allegiance.engagement.models import (
 from allegiance.engagement.programs import apply_section as apply_definition
 from allegiance.engagement.programs import check_section as check_definition
 from allegiance.engagement.returns import on_return
-from allegiance.engagement.running import rfm_inputs
+from allegiance.engagement.running import rfm_inputs, slide_window
 from allegiance.engagement.service import (
     Progress,
     create_challenge,
@@ -114,6 +114,7 @@ __all__ = [
     "register",
     "rfm_inputs",
     "set_opt_out",
+    "slide_window",
     "state_of",
     "submit",
     "update_challenge",

@@ -182,9 +182,11 @@ class Tally(Base):
 
     __tablename__ = "engagement_tally"
     # the key (tenant, program, day, account) serves the boards' and RFM's range scans; on
-    # SQLite the table is clustered on it (WITHOUT ROWID: no second lookup per row)
+    # SQLite the table is clustered on it (WITHOUT ROWID: no second lookup per row); the
+    # account index serves one account's RFM score after each of its events
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        Index("ix_engagement_tally_account", "tenant_id", "program_id", "account_id", "day"),
         {"sqlite_with_rowid": False},
     )
 

@@ -149,11 +149,11 @@ def _slide(session: Session, tenant_id: str, program_id: str, old: int, new: int
                                            RfmInput.last_day < new))
 
 
-def rfm_inputs(session: Session, tenant_id: str, program_id: str, first_day: int,
-               last_day: int) -> pl.DataFrame:
-    """Per buyer of the days [first_day, last_day] (tallies with purchases > 0): account_id,
-    last_day, purchases, spend — read from the running inputs after sliding their window to
-    ``first_day`` (built from the tallies the first time, or when the window grows)."""
+def slide_window(session: Session, tenant_id: str, program_id: str, first_day: int) -> None:
+    """Move the running inputs' window to start at ``first_day`` (built from the tallies the
+    first time, or when the window grows). The window row stays locked until commit, and
+    every event's transaction reads it shared (``add_rfm``): commit this on its own, before
+    a long refresh, so that events wait for the slide only, never for the whole refresh."""
     window = session.get(RfmWindow, (tenant_id, program_id), with_for_update=True)
     if window is None:
         session.add(RfmWindow(tenant_id=tenant_id, program_id=program_id,
@@ -167,6 +167,15 @@ def rfm_inputs(session: Session, tenant_id: str, program_id: str, first_day: int
         _slide(session, tenant_id, program_id, window.first_day, first_day)
         window.first_day = first_day
     session.flush()
+
+
+def rfm_inputs(session: Session, tenant_id: str, program_id: str, first_day: int,
+               last_day: int) -> pl.DataFrame:
+    """Per buyer of the days [first_day, last_day] (tallies with purchases > 0): account_id,
+    last_day, purchases, spend — read from the running inputs after sliding their window to
+    ``first_day`` (built from the tallies the first time, or when the window grows)."""
+    if window_of(session, tenant_id, program_id) != first_day:
+        slide_window(session, tenant_id, program_id, first_day)
     frame = read_frame(session, "SELECT account_id, last_day, purchases, spend "
                                 "FROM engagement_rfm_input WHERE tenant_id = :t "
                                 "AND program_id = :p", {"t": tenant_id, "p": program_id},

@@ -91,9 +91,14 @@ def upgrade() -> None:
     sqlite_with_rowid=False
     )
     _backfill()
+    # One account's RFM score is recomputed after each of its events (campaigns.rfm
+    # .refresh_account): without this index that read scanned the program's whole window.
+    op.create_index('ix_engagement_tally_account', 'engagement_tally',
+                    ['tenant_id', 'program_id', 'account_id', 'day'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_engagement_tally_account', table_name='engagement_tally')
     op.drop_table('engagement_rfm_input')
     op.drop_table('engagement_rfm_window')
     op.drop_table('engagement_board_total')
