@@ -2,7 +2,9 @@
 
 Generates members (region, tier, JSON attributes) and purchase events over 400 days, turns
 the events into the daily engagement tallies the earning path keeps (one row per account and
-local day: purchases, sales), bulk-loads members, enrolments and tallies (not timed), then
+local day: purchases, sales) and the running totals it keeps beside them (board totals per
+account and period kind, RFM inputs per buyer of the window — ``running_rows``), bulk-loads
+members, enrolments, tallies and running totals (not timed), then
 times, on each engine, back to back with DuckDB over the same rows (in memory, loaded from
 the same arrays, not timed):
 
@@ -141,6 +143,51 @@ def _rows(engine: str, ids: dict[str, str],
             (t, p, int(data.t_day[k]), account_id(int(data.t_member[k])),
              int(data.t_sales[k]) // 100, int(data.t_sales[k]), int(data.t_purchases[k]), 0, 0)
             for k in span]
+    boards, inputs = running_rows(data)
+    yield "engagement_rfm_window", ("tenant_id", "program_id", "first_day"), [
+        (t, p, NOW.date().toordinal() - WINDOW + 1)]
+    for first in range(0, inputs.height, CHUNK):
+        yield "engagement_rfm_input", ("tenant_id", "program_id", "account_id", "last_day",
+                                       "purchases", "spend"), [
+            (t, p, account_id(m), d, n, v) for m, d, n, v in
+            inputs.slice(first, CHUNK).select("member", "last_day", "purchases", "spend")
+            .iter_rows()]
+    for first in range(0, boards.height, CHUNK):
+        yield "engagement_board_total", ("tenant_id", "program_id", "kind", "account_id",
+                                         "period_index", "points", "sales", "purchases",
+                                         "activities", "challenges"), [
+            (t, p, kind, account_id(m), i, pts, sales, n, 0, 0) for m, i, pts, sales, n, kind
+            in boards.slice(first, CHUNK).select("member", "period_index", "points", "sales",
+                                                 "purchases", "kind").iter_rows()]
+
+
+def running_rows(data: Data) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What the earning path keeps beside the tallies it wrote: per account and period kind
+    the totals of its latest period (board totals), and per buyer of the RFM window's days the
+    last purchase day, purchases and spend (RFM inputs) — derived from the same tallies."""
+    tally = pl.DataFrame({"member": data.t_member, "day": data.t_day,
+                          "purchases": data.t_purchases, "sales": data.t_sales}).with_columns(
+        points=pl.col("sales") // 100)
+    epoch = datetime(1970, 1, 1).toordinal()  # Polars dates count days from 1970-01-01
+    tally = tally.with_columns((pl.col("day") - epoch).cast(pl.Int32).cast(pl.Date)
+                               .alias("date"))
+    index = {"week": (pl.col("day") - datetime(2001, 1, 1).toordinal()) // 7,
+             "month": pl.col("date").dt.year() * 12 + pl.col("date").dt.month() - 1,
+             "quarter": pl.col("date").dt.year() * 4 + (pl.col("date").dt.month() - 1) // 3,
+             "year": pl.col("date").dt.year(), "all": pl.lit(0)}
+    boards = []
+    for kind, expr in index.items():
+        one = tally.with_columns(expr.cast(pl.Int64).alias("period_index"))
+        latest = one.group_by("member").agg(pl.col("period_index").max().alias("latest"))
+        boards.append(one.join(latest, on="member").filter(
+            pl.col("period_index") == pl.col("latest")).group_by("member", "period_index").agg(
+            pl.col("points").sum(), pl.col("sales").sum(), pl.col("purchases").sum())
+            .with_columns(pl.lit(kind).alias("kind")))
+    first = NOW.date().toordinal() - WINDOW + 1
+    inputs = tally.filter((pl.col("day") >= first) & (pl.col("purchases") > 0)).group_by(
+        "member").agg(pl.col("day").max().alias("last_day"), pl.col("purchases").sum(),
+                      pl.col("sales").sum().alias("spend"))
+    return pl.concat(boards), inputs
 
 
 def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:

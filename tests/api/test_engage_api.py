@@ -188,3 +188,45 @@ def test_super_ticket_and_leavers_survey_through_the_api(api: Api) -> None:
               {"account_id": ann, "answers": {"nps": 6}}, 201)
         nps = _call(api, "GET", f"/programs/{pid}/nps")
         assert (nps["overall"]["responses"], nps["leavers"]["score"]) == (0, -100)
+
+
+def test_a_leavers_answers_are_recorded_as_an_activity(api: Api) -> None:
+    """Answers to the leavers' survey become an activity of the survey's type (so rules and
+    analytics see them) although the enrolment is closed; answering again counts nothing."""
+    doc = {**DOC, "activity_types": {**DOC["activity_types"], "exit_survey": {"attributes": {}}},
+           "rules": [*DOC["rules"], {"code": "exit", "trigger": "activity:exit_survey",
+                                     "effects": [{"type": "fixed", "unit": "points",
+                                                  "points": 30}]}]}
+    with clock.frozen(NOW):
+        with api.db.transaction() as s:
+            pid = definitions.apply(s, api.tenant_id, doc, actor="test",
+                                    effective_from=EPOCH).program_id
+            ann = members.create_account(s, api.tenant_id, name="Ann").id
+            unit = tenants.unit_by_code(s, api.tenant_id, pid, "points").id
+        survey = _call(api, "POST", f"/programs/{pid}/surveys", {
+            "code": "exit", "name": "Exit", "audience": "leavers", "activity_type": "exit_survey",
+            "questions": [{"code": "nps", "text": "Recommend us?", "kind": "nps"}]}, 201)
+        _call(api, "POST", f"/programs/{pid}/events", {
+            "kind": "activity", "activity_type": "course_completed", "external_id": "c-1",
+            "account_id": ann, "attributes": {"course": "x"}}, 201)
+        enrolment = _call(api, "GET", f"/programs/{pid}/enrolments?account_id={ann}")[
+            "items"][0]["id"]
+        _call(api, "POST", f"/enrolments/{enrolment}/status", {"to_status": "closed"})
+        # an ordinary activity of the closed enrolment is still refused
+        refused = _call(api, "POST", f"/programs/{pid}/events", {
+            "kind": "activity", "activity_type": "exit_survey", "external_id": "x-1",
+            "account_id": ann}, 422)
+        assert refused["error"]["field"] == "account_id"
+        assert _call(api, "POST", f"/surveys/{survey['id']}/leavers")["invited"] == 1
+        answered = _call(api, "POST", f"/surveys/{survey['id']}/responses",
+                         {"account_id": ann, "answers": {"nps": 4}}, 201)
+        assert answered["event_id"] is not None
+        event = _call(api, "GET", f"/events/{answered['event_id']}")
+        assert (event["kind"], event["activity_type"], event["account_id"],
+                event["status"]) == ("activity", "exit_survey", ann, "processed")
+        assert _available(api, pid, unit, ann) == 100 + 30
+        _call(api, "POST", f"/surveys/{survey['id']}/responses",
+              {"account_id": ann, "answers": {"nps": 9}}, 409)
+        assert _available(api, pid, unit, ann) == 100 + 30
+        listed = _call(api, "GET", f"/programs/{pid}/events?account_id={ann}")
+        assert sum(1 for e in listed["items"] if e["activity_type"] == "exit_survey") == 1

@@ -114,3 +114,46 @@ def test_returns_lower_monetary_and_frequency(shop: Shop) -> None:
     shop.ret(external_id="r2", original_event_id=first)
     with shop.db.read() as s:
         assert rfm.score_of(s, shop.tenant_id, shop.program_id, acc) is None  # nothing left
+
+
+def test_the_segments_job_holds_the_window_lock_for_the_slide_only(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every event reads the RFM window row shared; the job commits the window's slide on
+    its own, so while it refreshes scores and segments (seconds on a big program) another
+    transaction can still take that shared lock — events are not held up."""
+    from sqlalchemy import text
+
+    from allegiance.campaigns import jobs, segments
+    from allegiance.kit import tenancy
+
+    acc = shop.account()
+    with shop.db.transaction() as s:
+        members.ensure_enrolled(s, shop.tenant_id, shop.program_id, acc, "test")
+    buy(shop, acc, days_ago=3, amount=500)
+    with shop.db.transaction() as s:
+        rfm.refresh(s, shop.tenant_id, shop.program_id)
+    probes: list[int] = []
+    original = segments.refresh_program
+
+    def probing(session: object, tenant_id: str, program_id: str) -> dict[str, int]:
+        done = original(session, tenant_id, program_id)  # type: ignore[arg-type]
+        if shop.db.engine.dialect.name == "postgresql":
+            with shop.db.engine.connect() as other:  # the refresh is not committed yet
+                tenancy.set_transaction_tenant(other, tenant_id)
+                probes.append(int(other.execute(text(
+                    "SELECT first_day FROM engagement_rfm_window WHERE tenant_id = :t AND "
+                    "program_id = :p FOR SHARE NOWAIT"),
+                    {"t": tenant_id, "p": program_id}).scalar_one()))
+                other.rollback()
+        else:
+            probes.append(0)
+        return done
+
+    monkeypatch.setattr(segments, "refresh_program", probing)
+    with clock.frozen(NOW + timedelta(days=40)):  # the window slides by 40 days
+        totals = jobs.run(shop.db)
+    assert totals["programs"] == 1 and len(probes) == 1
+    with shop.db.read() as s:
+        model = rfm.get_model(s, shop.tenant_id, shop.program_id)
+        assert model is not None and model.breakpoints["first_day"] == (
+            (NOW + timedelta(days=40)).date().toordinal() - model.window_days + 1)

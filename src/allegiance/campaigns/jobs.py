@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from allegiance.campaigns import segments
+from allegiance.campaigns import rfm, segments
 from allegiance.campaigns.models import RfmModel, Segment
 from allegiance.kit.db import Database
 
@@ -23,6 +23,10 @@ def run(db: Database, batch: int = 1000,
             select(RfmModel.tenant_id, RfmModel.program_id))})
     totals = {"programs": 0, "segments": 0, "entered": 0, "left": 0}
     for tenant_id, program_id in programs:
+        # The window slide first, committed on its own: the program's events wait for it
+        # (they read the window row shared), not for the whole refresh.
+        with db.transaction() as session:
+            rfm.slide_window(session, tenant_id, program_id)
         with db.transaction() as session:
             done = segments.refresh_program(session, tenant_id, program_id)
         totals["programs"] += 1

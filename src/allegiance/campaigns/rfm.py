@@ -1,7 +1,10 @@
 """RFM scores of a program's members, set-based: recency (the local day of the last purchase),
 frequency (purchases) and monetary value (spend net of returns) over the program's window,
 read from the daily engagement tallies the earning path keeps by one grouped query, each
-ranked into quintiles among the window's buyers in Polars, and written back in bulk.
+ranked into quintiles among the window's buyers in Polars, and the scores that changed written.
+The per-buyer inputs are the running ones engagement's earning path keeps (one row per buyer,
+the window slid by taking off only the days that left it), equal to the grouped read of the
+tallies below (``_BUYERS_SQL``, still used for one account between refreshes).
 
 Between refreshes an account that buys or returns is scored alone against the breakpoints of
 the last refresh (the lowest raw value of each score), so ``member.rfm.*`` follow its own
@@ -14,14 +17,15 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Table, column, delete, func, insert, select, table, text
+from sqlalchemy import Table, column, delete, func, select, table, text
 from sqlalchemy.orm import Session
 
-from allegiance import tenants
+from allegiance import engagement, tenants
 from allegiance.campaigns import domain
 from allegiance.campaigns.errors import InvalidSegment
 from allegiance.campaigns.models import RfmModel, RfmScore
 from allegiance.kit import clock
+from allegiance.kit.frames import insert_rows, read_frame
 
 # The daily tallies of engagement (read by name: engagement is an earning-path feature).
 TALLY = table("engagement_tally", column("tenant_id"), column("program_id"), column("day"),
@@ -98,50 +102,100 @@ def breakpoints(scored: pl.DataFrame) -> dict[str, list[int | None]]:
     return out
 
 
-def _write(session: Session, tenant_id: str, program_id: str, scored: pl.DataFrame) -> None:
-    """Replace the program's scores: one array INSERT per 50,000 rows on PostgreSQL, the
-    driver's executemany on SQLite."""
-    session.execute(delete(RfmScore).where(RfmScore.tenant_id == tenant_id,
-                                           RfmScore.program_id == program_id))
-    columns = ["account_id", "recency", "frequency", "monetary", "last_day", "purchases",
-               "spend"]
+_SCORE_SCHEMA = {"account_id": pl.Utf8, "recency": pl.Int64, "frequency": pl.Int64,
+                 "monetary": pl.Int64, "last_day": pl.Int64, "purchases": pl.Int64,
+                 "spend": pl.Int64}
+_COLUMNS = list(_SCORE_SCHEMA)
+
+
+def _insert_scores(session: Session, tenant_id: str, program_id: str,
+                   rows: pl.DataFrame) -> None:
+    """Bulk inserts (kit.frames.insert_rows)."""
+    insert_rows(session, "rfm_score", ("tenant_id", "program_id", *_COLUMNS),
+                [(tenant_id, program_id, *row) for row in rows.select(_COLUMNS).iter_rows()],
+                ("text", "text", "text", *("bigint" for _ in _COLUMNS[1:])))
+
+
+def _delete_scores(session: Session, tenant_id: str, program_id: str,
+                   accounts: list[str]) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        for start in range(0, scored.height, WRITE_ROWS):
-            part = scored.slice(start, WRITE_ROWS)
+        for start in range(0, len(accounts), WRITE_ROWS):
             session.execute(text(
-                f"INSERT INTO rfm_score (tenant_id, program_id, {', '.join(columns)}) "
-                "SELECT :tenant, :program, unnest(CAST(:account_id AS text[])), "
-                + ", ".join(f"unnest(CAST(:{c} AS bigint[]))" for c in columns[1:])),
+                "DELETE FROM rfm_score WHERE tenant_id = :tenant AND program_id = :program "
+                "AND account_id = ANY(CAST(:accounts AS text[]))"),
                 {"tenant": tenant_id, "program": program_id,
-                 **{c: part[c].to_list() for c in columns}})
+                 "accounts": accounts[start:start + WRITE_ROWS]})
         return
-    if scored.height:
-        session.execute(insert(SCORE_TABLE), [
-            {"tenant_id": tenant_id, "program_id": program_id, **row}
-            for row in scored.select(columns).iter_rows(named=True)])
+    if accounts:
+        raw = session.connection().connection.driver_connection
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany("DELETE FROM rfm_score WHERE tenant_id = ? AND program_id = ? "
+                               "AND account_id = ?",
+                               [(tenant_id, program_id, a) for a in accounts])
+        finally:
+            cursor.close()
+
+
+def _write(session: Session, tenant_id: str, program_id: str, scored: pl.DataFrame) -> int:
+    """Make the stored scores equal ``scored``, writing only the rows that differ; returns
+    how many rows were written or deleted."""
+    stored = read_frame(session, f"SELECT {', '.join(_COLUMNS)} FROM rfm_score "
+                                 "WHERE tenant_id = :t AND program_id = :p",
+                        {"t": tenant_id, "p": program_id}, _SCORE_SCHEMA)
+    scored = scored.select(_COLUMNS)
+    gone: list[str] = []
+    if not stored.height:
+        changed = scored
+    else:
+        changed = scored.join(stored, on=_COLUMNS, how="anti")
+        gone = stored.join(scored, on="account_id", how="anti")["account_id"].to_list()
+        _delete_scores(session, tenant_id, program_id,
+                       gone + changed.join(stored, on="account_id", how="semi")[
+                           "account_id"].to_list())
+    _insert_scores(session, tenant_id, program_id, changed)
+    return changed.height + len(gone)
+
+
+def slide_window(session: Session, tenant_id: str, program_id: str) -> None:
+    """Move the running RFM inputs to today's window (nothing without a model). A job commits
+    this apart before :func:`refresh`, so events wait for the slide only (see
+    ``engagement.slide_window``)."""
+    model = get_model(session, tenant_id, program_id)
+    if model is None:
+        return
+    program = tenants.get_program(session, tenant_id, program_id)
+    last = today(program, clock.now())
+    engagement.slide_window(session, tenant_id, program_id, last - model.window_days + 1)
 
 
 def refresh(session: Session, tenant_id: str, program_id: str) -> RfmModel:
-    """Score every buyer of the window at once (one grouped read, ranks in Polars, one bulk
-    write) and keep the breakpoints."""
+    """Score every buyer of the window at once — one row per buyer read from the running
+    inputs the earning path keeps (engagement), ranks in Polars — and write the scores that
+    changed; keep the breakpoints."""
+    return refresh_scores(session, tenant_id, program_id)[0]
+
+
+def refresh_scores(session: Session, tenant_id: str,
+                   program_id: str) -> tuple[RfmModel, pl.DataFrame]:
+    """:func:`refresh`, also returning the scores (account_id, recency, frequency,
+    monetary, …) as now stored."""
     program = tenants.get_program(session, tenant_id, program_id)
     model = ensure_model(session, tenant_id, program_id)
     now = clock.now()
     last = today(program, now)
-    rows = session.execute(text(_BUYERS_SQL), {
-        "tenant": tenant_id, "program": program_id, "first": last - model.window_days + 1,
-        "last": last}).all()
-    buyers = pl.DataFrame(rows, schema={"account_id": pl.Utf8, "last_day": pl.Int64,
-                                        "purchases": pl.Int64, "spend": pl.Int64},
-                          orient="row")
+    first = last - model.window_days + 1
+    buyers = engagement.rfm_inputs(session, tenant_id, program_id, first, last)
     scored = score_frame(buyers)
     _write(session, tenant_id, program_id, scored)
-    model.breakpoints = {**breakpoints(scored), "first_day": last - model.window_days + 1,
-                         "last_day": last}
-    model.scored = scored.height
+    points = {**breakpoints(scored), "first_day": first, "last_day": last}
+    if model.breakpoints != points:
+        model.breakpoints = points
+    if model.scored != scored.height:
+        model.scored = scored.height
     model.computed_at = model.updated_at = now
     session.flush()
-    return model
+    return model, scored
 
 
 def refresh_account(session: Session, tenant_id: str, program: tenants.Program,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -19,10 +19,8 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    insert,
     select,
     table,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +32,7 @@ from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNo
 from allegiance.campaigns.models import RfmScore, Segment, SegmentMember
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
+from allegiance.kit.frames import insert_rows, read_frame
 from allegiance.kit.ids import new_id
 
 # The running counters the earning path keeps (read here by name, without importing events,
@@ -42,9 +41,8 @@ _COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
                   column("account_id"), column("name"), column("value"))
 _DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
                               "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
-ANNOUNCE_MAX = 1000
-INSERT_ROWS = 50_000  # account ids per PostgreSQL array insert
-SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]  # a refresh announces at most this many accounts one by one
+ANNOUNCE_MAX = 1000  # a refresh announces at most this many accounts one by one
+SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]
 
 
 def _program_types(session: Session, tenant_id: str,
@@ -107,7 +105,8 @@ def _attribute(name: str, kind: str) -> pl.Expr:
 
 def member_frame(session: Session, tenant_id: str, program_id: str,
                  types: Mapping[str, str], at: datetime,
-                 account_id: str | None = None) -> pl.DataFrame:
+                 account_id: str | None = None,
+                 scores: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per active member of the program (or only ``account_id``) with the member
     fields in ``types``, built column by column (no per-member Python)."""
     only = [] if account_id is None else [members.Enrolment.account_id == account_id]
@@ -125,6 +124,9 @@ def member_frame(session: Session, tenant_id: str, program_id: str,
     if rfm_wanted:
         columns += [RfmScore.recency.label("_r"), RfmScore.frequency.label("_f"),
                     RfmScore.monetary.label("_m")]
+    if account_id is None and "member.enrolled_days" not in wanted:
+        raw = _scanned_members(session, tenant_id, program_id, wanted, rfm_wanted, scores)
+        return _typed_frame(session, tenant_id, program_id, raw, types, at, account_id)
     query = select(*columns).join(members.Account, (
         members.Account.tenant_id == members.Enrolment.tenant_id)
         & (members.Account.id == members.Enrolment.account_id))
@@ -140,6 +142,50 @@ def member_frame(session: Session, tenant_id: str, program_id: str,
                  "_r": pl.Int64, "_f": pl.Int64, "_m": pl.Int64}
     names = list(result.keys())
     raw = pl.DataFrame(result.all(), schema={n: raw_types[n] for n in names}, orient="row")
+    return _typed_frame(session, tenant_id, program_id, raw, types, at, account_id)
+
+
+def _scanned_members(session: Session, tenant_id: str, program_id: str, wanted: set[str],
+                     rfm_wanted: bool, scores: pl.DataFrame | None) -> pl.DataFrame:
+    """The raw columns of every active member, read as three plain scans (enrolments,
+    accounts, scores — or the scores just computed) joined in Polars — far cheaper than a
+    join per row in the database."""
+    params = {"t": tenant_id, "p": program_id}
+    raw = read_frame(session, "SELECT account_id, tier FROM enrolment WHERE tenant_id = :t "
+                              "AND program_id = :p AND status = 'active'", params,
+                     {"account_id": pl.Utf8, "_tier": pl.Utf8})
+    if "member.tier" not in wanted:
+        raw = raw.drop("_tier")
+    account_columns = {"account_id": pl.Utf8}
+    sql = ["id"]
+    if wanted & {"member.region", "member.country"}:
+        account_columns["_region"] = pl.Utf8
+        sql.append("region")
+    if any(n.startswith("member.attributes.") for n in wanted):
+        account_columns["_attributes"] = pl.Utf8
+        sql.append("CAST(attributes AS TEXT)")
+    if len(sql) > 1:
+        accounts = read_frame(session, f"SELECT {', '.join(sql)} FROM account "
+                                       "WHERE tenant_id = :t", params, account_columns)
+        raw = raw.join(accounts, on="account_id", how="inner")
+    if rfm_wanted:
+        if scores is None:
+            scores = read_frame(
+                session, "SELECT account_id, recency, frequency, monetary FROM rfm_score "
+                         "WHERE tenant_id = :t AND program_id = :p", params,
+                {"account_id": pl.Utf8, "_r": pl.Int64, "_f": pl.Int64, "_m": pl.Int64})
+        else:
+            scores = scores.select("account_id", pl.col("recency").alias("_r"),
+                                   pl.col("frequency").alias("_f"),
+                                   pl.col("monetary").alias("_m"))
+        raw = raw.join(scores, on="account_id", how="left")
+    return raw
+
+
+def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.DataFrame,
+                 types: Mapping[str, str], at: datetime,
+                 account_id: str | None) -> pl.DataFrame:
+    """The member fields in ``types`` computed column by column from the raw columns."""
     exprs: list[pl.Expr] = [pl.col("account_id").cast(pl.Utf8)]
     for name, kind in types.items():
         if name == "member.tier":
@@ -200,16 +246,19 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
            node: rules.Node, now: datetime) -> tuple[int, int]:
     """Store the members of ``segment`` among ``frame`` (the difference with those stored
     is written and announced)."""
-    inside = frame.filter(rules.to_polars(node))["account_id"].to_list() if frame.height else []
-    before = session.scalars(select(SegmentMember.account_id).where(
-        SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id)).all()
-    entered, left = domain.changes(before, inside)
+    inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
+        else pl.DataFrame(schema={"account_id": pl.Utf8})
+    before = read_frame(session, "SELECT account_id FROM segment_member WHERE tenant_id = :t "
+                                 "AND segment_id = :s", {"t": tenant_id, "s": segment.id},
+                        {"account_id": pl.Utf8})
+    entered = inside.join(before, on="account_id", how="anti")["account_id"].sort().to_list()
+    left = before.join(inside, on="account_id", how="anti")["account_id"].sort().to_list()
     for start in range(0, len(left), 500):
         session.execute(delete(SegmentMember).where(
             SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
             SegmentMember.account_id.in_(left[start:start + 500])))
     _insert_members(session, tenant_id, segment.id, entered, now)
-    segment.members = len(inside)
+    segment.members = inside.height
     segment.refreshed_at = segment.updated_at = now
     session.flush()
     _announce(session, tenant_id, segment, "segment.entered", entered)
@@ -221,21 +270,13 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
 
 def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
                     since: datetime) -> None:
-    """Store new members without a round trip per row: on PostgreSQL one INSERT … SELECT over
-    an array of account ids per 50,000; on SQLite the driver's executemany (a C loop)."""
-    if not accounts:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        for start in range(0, len(accounts), INSERT_ROWS):
-            session.execute(text(
-                "INSERT INTO segment_member (tenant_id, segment_id, account_id, since) "
-                "SELECT :tenant, :segment, unnest(CAST(:accounts AS text[])), :since"),
-                {"tenant": tenant_id, "segment": segment_id, "since": since,
-                 "accounts": accounts[start:start + INSERT_ROWS]})
-        return
-    session.execute(insert(SEGMENT_MEMBER), [
-        {"tenant_id": tenant_id, "segment_id": segment_id, "account_id": a, "since": since}
-        for a in accounts])
+    """Store new members without a statement per row (kit.frames.insert_rows)."""
+    at: Any = since.astimezone(UTC)
+    if session.get_bind().dialect.name == "sqlite":
+        at = at.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's form of a SQLite date-time
+    insert_rows(session, "segment_member", ("tenant_id", "segment_id", "account_id", "since"),
+                [(tenant_id, segment_id, a, at) for a in accounts],
+                ("text", "text", "text", "timestamptz"))
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
@@ -359,11 +400,13 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     used = {name: kind for name, kind in types.items()
             if any(name in node.fields() for _, node in nodes)}
     if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None:
-        rfm.refresh(session, tenant_id, program_id)
+        scores: pl.DataFrame | None = rfm.refresh_scores(session, tenant_id, program_id)[1]
+    else:
+        scores = None
     if not nodes:
         return totals
     now = clock.now()
-    frame = member_frame(session, tenant_id, program_id, used, now)
+    frame = member_frame(session, tenant_id, program_id, used, now, scores=scores)
     for segment, node in nodes:
         entered, left = _apply(session, tenant_id, segment, frame, node, now)
         totals["segments"] += 1

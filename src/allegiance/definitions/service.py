@@ -1,5 +1,6 @@
 """Programs as code: apply a definition document (program settings, units, product lists,
-activity types, rules, tiers) as a new version; export a version; diff a draft against one."""
+activity types, rules, tiers, engagement objects) as a new version; export a version; diff a
+draft against one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from allegiance import audit, rules, tenants, tiers
+from allegiance import audit, engagement, rules, tenants, tiers
 from allegiance.definitions import versions
 from allegiance.definitions.diff import Change, diff
 from allegiance.definitions.errors import InvalidDefinition
@@ -111,8 +112,13 @@ def apply(
         for index, unit in enumerate(document.get("units") or [])
     }
     _apply_tiers(session, tenant_id, program.id, document.get("tiers") or [])
+    previous = versions.latest(session, tenant_id, program.id)
     version = versions.store(session, tenant_id, program.id, document, actor=actor,
                              effective_from=effective_from)
+    # after the version is stored: a challenge's product list is looked up in it
+    engagement.apply_definition(session, tenant_id, program.id, document.get("engagement"),
+                                None if previous is None else previous.document.get("engagement"),
+                                actor=actor)
     for rule in compiled.rules:
         unit_code = next((e.unit for e in rule.effects if e.unit), None)
         if rule.budget is not None and unit_code is not None:

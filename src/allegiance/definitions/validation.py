@@ -19,12 +19,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from allegiance import rules, tiers
+from allegiance import engagement, rules, tiers
 from allegiance.kit.expiry import ExpiryPolicy
 from allegiance.kit.money import is_currency_code
 
 SECTIONS = ("program", "units", "product_lists", "activity_types", "member_attributes",
-            "counters", "rules", "tiers")
+            "counters", "rules", "tiers", "engagement")
 PROGRAM_FIELDS = ("code", "name", "time_zone", "base_currency", "enrolment_mode",
                   "eligible_regions", "adjustment_approval_threshold", "settings")
 UNIT_FIELDS = ("code", "name", "kind", "currency", "value_in_base", "negative_floor", "expiry",
@@ -320,6 +320,9 @@ def validate(document: Any) -> list[Problem]:
             out.append(Problem(exc.path, exc.message))
     except (TypeError, AttributeError, ValueError) as exc:  # malformed beyond the rule parser
         out.append(Problem("rules", f"cannot be read: {exc}"))
+    out.extend(Problem(path, message)
+               for path, message in engagement.check_definition(document.get("engagement"),
+                                                                document))
     tier_problem = any(p.path.startswith("tiers") for p in out)
     if compiled is not None and document.get("tiers") is not None and not tier_problem:
         for index, rule in enumerate(compiled.rules):

@@ -38,7 +38,10 @@ from allegiance.engagement.models import (
     SurveyResponse,
     Tally,
 )
+from allegiance.engagement.programs import apply_section as apply_definition
+from allegiance.engagement.programs import check_section as check_definition
 from allegiance.engagement.returns import on_return
+from allegiance.engagement.running import rfm_inputs, slide_window
 from allegiance.engagement.service import (
     Progress,
     create_challenge,
@@ -85,9 +88,11 @@ __all__ = [
     "SurveyResponse",
     "Tally",
     "add_sponsor",
+    "apply_definition",
     "award_badge",
     "badges_of",
     "cancel_registration",
+    "check_definition",
     "check_in",
     "create_badge",
     "create_challenge",
@@ -107,7 +112,9 @@ __all__ = [
     "pick",
     "progress_of",
     "register",
+    "rfm_inputs",
     "set_opt_out",
+    "slide_window",
     "state_of",
     "submit",
     "update_challenge",

@@ -43,6 +43,24 @@ def period_index(period: str, at: datetime, time_zone: str) -> int:
     raise ValueError(f"unknown period {period!r}")
 
 
+def period_of_day(period: str, day: int) -> int:
+    """The index of the period holding local day ordinal ``day`` (as :func:`period_index`)."""
+    if period == "all":
+        return 0
+    if period == "day":
+        return day
+    if period == "week":
+        return (day - _MONDAY) // 7
+    local = date.fromordinal(day)
+    if period == "month":
+        return local.year * 12 + local.month - 1
+    if period == "quarter":
+        return local.year * 4 + (local.month - 1) // 3
+    if period == "year":
+        return local.year
+    raise ValueError(f"unknown period {period!r}")
+
+
 def period_start(period: str, index: int) -> date:
     """The first local day of period ``index`` (``all`` has none: date.min)."""
     if period == "all":

@@ -111,3 +111,9 @@ class InvalidCourse(ValidationFailed):
 
 class InvalidCertification(ValidationFailed):
     code = "invalid_certification"
+
+
+class InvalidDefinitionItem(ValidationFailed):
+    """An engagement object of a program definition that cannot be applied as written."""
+
+    code = "invalid_definition"

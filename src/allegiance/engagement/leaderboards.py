@@ -1,5 +1,5 @@
-"""Leaderboards per program, period and metric, ranked in one grouped query over the daily
-tallies; ties share a rank (competition 1, 1, 3 by default, or dense 1, 1, 2); accounts that
+"""Leaderboards per program, period and metric, ranked in one query over the board totals of
+the current period (or the daily tallies of an older one); ties share a rank (competition 1, 1, 3 by default, or dense 1, 1, 2); accounts that
 opted out are left out and the others close up."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import members, tenants
-from allegiance.engagement import domain
+from allegiance.engagement import domain, running
 from allegiance.engagement.errors import InvalidLeaderboard
-from allegiance.engagement.models import LeaderboardOptOut, Tally
+from allegiance.engagement.models import BoardTotal, LeaderboardOptOut, Tally
 from allegiance.kit import clock
 from allegiance.kit.db import is_unique_violation
 
@@ -50,13 +50,25 @@ def _days(period: str, at: datetime, time_zone: str) -> tuple[int, int] | None:
             domain.period_start(period, index + 1).toordinal())
 
 
-def _grouped(tenant_id: str, program_id: str, metric: str, period: str, at: datetime,
-             time_zone: str) -> Any:
-    """(account, score > 0) over the period holding ``at``, without opted-out accounts: one
-    grouped pass over the daily tallies."""
+def _grouped(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
+             at: datetime, time_zone: str) -> Any:
+    """(account, score > 0) over the period holding ``at``, without opted-out accounts: the
+    board totals of that period (one row per account) while no account has moved on to a
+    later period — always so for the current one — else one grouped pass over the tallies."""
     days = _days(period, at, time_zone)
     opted_out = select(LeaderboardOptOut.account_id).where(
         LeaderboardOptOut.tenant_id == tenant_id, LeaderboardOptOut.program_id == program_id)
+    if period in running.BOARD_KINDS:
+        index = domain.period_index(period, at, time_zone)
+        mine = (BoardTotal.tenant_id == tenant_id, BoardTotal.program_id == program_id,
+                BoardTotal.kind == period)
+        ahead = session.scalar(select(BoardTotal.account_id).where(
+            *mine, BoardTotal.period_index > index).limit(1))
+        if ahead is None:
+            score = getattr(BoardTotal, METRICS[metric])
+            return select(BoardTotal.account_id.label("account_id"), score.label("score")).where(
+                *mine, BoardTotal.period_index == index, score > 0,
+                BoardTotal.account_id.not_in(opted_out))
     total = func.sum(getattr(Tally, METRICS[metric]))
     query = select(Tally.account_id.label("account_id"), total.label("score")).where(
         Tally.tenant_id == tenant_id, Tally.program_id == program_id,
@@ -69,7 +81,8 @@ def _grouped(tenant_id: str, program_id: str, metric: str, period: str, at: date
 def scores(session: Session, tenant_id: str, program_id: str, metric: str, period: str,
            at: datetime, time_zone: str) -> list[tuple[str, int]]:
     """Every (account, score > 0) of the period (for exports and tests)."""
-    board = _grouped(tenant_id, program_id, metric, period, at, time_zone).subquery("board")
+    board = _grouped(session, tenant_id, program_id, metric, period, at,
+                     time_zone).subquery("board")
     return [(str(a), int(v)) for a, v in session.execute(select(board.c.account_id,
                                                                 board.c.score))]
 
@@ -83,7 +96,7 @@ def top(session: Session, tenant_id: str, program_id: str, metric: str, period: 
     sorted in the database. Ranks of a prefix of the order depend only on that prefix, so
     they are computed from the rows returned; the account's rank is 1 + the scores (distinct
     scores for ``dense``) above its own."""
-    board = _grouped(tenant_id, program_id, metric, period, at, time_zone).cte(
+    board = _grouped(session, tenant_id, program_id, metric, period, at, time_zone).cte(
         "board").prefix_with("MATERIALIZED")
     first = select(board.c.account_id, board.c.score).order_by(
         board.c.score.desc(), board.c.account_id).limit(limit).subquery("first")

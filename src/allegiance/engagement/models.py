@@ -182,9 +182,11 @@ class Tally(Base):
 
     __tablename__ = "engagement_tally"
     # the key (tenant, program, day, account) serves the boards' and RFM's range scans; on
-    # SQLite the table is clustered on it (WITHOUT ROWID: no second lookup per row)
+    # SQLite the table is clustered on it (WITHOUT ROWID: no second lookup per row); the
+    # account index serves one account's RFM score after each of its events
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        Index("ix_engagement_tally_account", "tenant_id", "program_id", "account_id", "day"),
         {"sqlite_with_rowid": False},
     )
 
@@ -197,6 +199,61 @@ class Tally(Base):
     purchases: Mapped[int] = mapped_column(default=0)
     activities: Mapped[int] = mapped_column(default=0)
     challenges: Mapped[int] = mapped_column(default=0)
+
+
+class BoardTotal(Base):
+    """Per account and period kind (week, month, quarter, year, all), the totals of the
+    account's latest period of that kind — kept by the earning path beside the daily tally,
+    so the board of the current period is a top-N over one row per account."""
+
+    __tablename__ = "engagement_board_total"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        {"sqlite_with_rowid": False},
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    period_index: Mapped[int]
+    points: Mapped[int] = mapped_column(default=0)
+    sales: Mapped[int] = mapped_column(default=0)
+    purchases: Mapped[int] = mapped_column(default=0)
+    activities: Mapped[int] = mapped_column(default=0)
+    challenges: Mapped[int] = mapped_column(default=0)
+
+
+class RfmWindow(Base):
+    """The first local day the running RFM inputs of a program count from (moved forward by
+    each RFM refresh; no row: the program keeps no running inputs)."""
+
+    __tablename__ = "engagement_rfm_window"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    first_day: Mapped[int]
+
+
+class RfmInput(Base):
+    """Per buyer, over the daily tallies from the window's first day on with purchases > 0:
+    the last such day, the purchases and the spend (kept by the earning path)."""
+
+    __tablename__ = "engagement_rfm_input"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+        {"sqlite_with_rowid": False},
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    last_day: Mapped[int]
+    purchases: Mapped[int]
+    spend: Mapped[int]
 
 
 class LeaderboardOptOut(Base):

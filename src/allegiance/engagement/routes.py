@@ -280,12 +280,13 @@ def respond(survey_id: str, body: ResponseCreate,
         ctx.check_program(survey.program_id)
         row = surveys.submit(session, ctx.tenant_id, survey_id, body.account_id, body.answers,
                              user_id=body.user_id, actor=ctx.actor)
-        if survey.activity_type and survey.audience != "leavers":
+        if survey.activity_type:  # a leaver's answer too, against the closed enrolment
             done = events.ingest(session, ctx.tenant_id, survey.program_id, events.EventData(
                 external_id=f"survey:{row.id}", kind="activity", source="survey",
                 activity_type=survey.activity_type, account_id=body.account_id,
                 user_id=body.user_id, occurred_at=row.submitted_at, reported_by="member"),
-                actor=ctx.actor)
+                actor=ctx.actor, leaver_enrolment_id=surveys.leaver_enrolment(
+                    session, ctx.tenant_id, survey, body.account_id))
             row.event_id = done.event.id
             session.flush()
         return ResponseRead.model_validate(row)

@@ -159,6 +159,16 @@ def submit(session: Session, tenant_id: str, survey_id: str, account_id: str,
     return response
 
 
+def leaver_enrolment(session: Session, tenant_id: str, survey: Survey,
+                     account_id: str) -> str | None:
+    """The closed enrolment a leavers' survey was sent for (None for other surveys): a
+    leaver's answers are recorded as an activity against it."""
+    if survey.audience != "leavers":
+        return None
+    invitation = session.get(SurveyInvitation, (tenant_id, survey.id, account_id))
+    return None if invitation is None else invitation.enrolment_id
+
+
 @dataclass(frozen=True)
 class NpsReport:
     overall: domain.NpsResult

@@ -115,7 +115,13 @@ def user_of(session: Session, tenant_id: str, user_id: str | None) -> members.Us
 
 
 def _enrol(session: Session, tenant_id: str, program_id: str, account_id: str,
-           actor: str) -> members.Enrolment:
+           actor: str, leaver_enrolment_id: str | None = None) -> members.Enrolment:
+    if leaver_enrolment_id is not None:
+        # a leaver's answer to the leavers' survey: recorded against the closed enrolment
+        closed = members.get_enrolment(session, tenant_id, leaver_enrolment_id)
+        if (closed.account_id, closed.program_id, closed.status) == (
+                account_id, program_id, "closed"):
+            return closed
     try:
         return members.ensure_enrolled(session, tenant_id, program_id, account_id, actor)
     except AllegianceError as exc:
@@ -231,10 +237,13 @@ def _conversion(session: Session, tenant_id: str, program: tenants.Program,
 
 
 def ingest(
-    session: Session, tenant_id: str, program_id: str, data: EventData, *, actor: str
+    session: Session, tenant_id: str, program_id: str, data: EventData, *, actor: str,
+    leaver_enrolment_id: str | None = None,
 ) -> Outcome:
     """Record a purchase or an activity and earn what the rules say; a replay of the same
-    (program, source, external id) returns the stored event (``created=False``)."""
+    (program, source, external id) returns the stored event (``created=False``).
+    ``leaver_enrolment_id`` (the leavers' survey only) lets an activity of an account whose
+    enrolment in the program is closed be recorded and evaluated against that enrolment."""
     program = tenants.get_program(session, tenant_id, program_id)
     if data.external_id:
         existing = repo.event_by_key(session, tenant_id, program.id, _source(data),
@@ -244,7 +253,7 @@ def ingest(
     draft = prepare(session, tenant_id, program, data)
     event, account = draft.event, draft.account
     if account is not None:
-        _enrol(session, tenant_id, program.id, account.id, actor)
+        _enrol(session, tenant_id, program.id, account.id, actor, leaver_enrolment_id)
     try:
         with session.begin_nested():
             session.add(event)
@@ -261,7 +270,8 @@ def ingest(
     session.flush()
     traces: list[rules.Trace] = []
     if account is not None:
-        traces = process(session, tenant_id, program, event, account, actor=actor)
+        traces = process(session, tenant_id, program, event, account, actor=actor,
+                         leaver_enrolment_id=leaver_enrolment_id)
     return outcome(session, tenant_id, event, traces=traces)
 
 
@@ -329,6 +339,7 @@ def process(
     account: members.Account,
     *,
     actor: str,
+    leaver_enrolment_id: str | None = None,
 ) -> list[rules.Trace]:
     """Evaluate and write the earnings of a matched event; returns the rule traces."""
     version = compiled_at(session, tenant_id, program.id, event.occurred_at)
@@ -336,7 +347,7 @@ def process(
     compiled = campaigns.with_campaigns(session, tenant_id, program.id, version.compiled,
                                         event.occurred_at)
     tz = program.time_zone
-    enrolment = _enrol(session, tenant_id, program.id, account.id, actor)
+    enrolment = _enrol(session, tenant_id, program.id, account.id, actor, leaver_enrolment_id)
     user = user_of(session, tenant_id, event.user_id)
     lines = repo.lines_of(session, tenant_id, event.id)
     segments = campaigns.segment_codes(session, tenant_id, program.id, account.id)

@@ -197,6 +197,7 @@ class Run:
             "effective_from": self.scenario.start.isoformat(),
         }, "applying the program")
         self.program_id = version["program_id"]
+        self.document: dict[str, Any] = dict(self.scenario.program)
         mode = self.scenario.program.get("program", {}).get("enrolment_mode", "open")
         for account in self.scenario.accounts:
             self._account(account, mode)
@@ -290,6 +291,10 @@ class Run:
             return self.call("POST", f"/programs/{pid}/points", {
                 "wallet_id": wallet.body["id"], "kind": step.kind, "amount": body.get("amount"),
                 **({"memo": body["memo"]} if body.get("memo") else {})})
+        if step.kind == "define":
+            self.document = {**self.document, **body}
+            return self.call("POST", "/definitions/apply", {
+                "document": self.document, "effective_from": clock.now().isoformat()})
         if step.kind == "report":
             data = self.resolve(body, path)
             return self.call("POST", f"/programs/{pid}/metrics", data)

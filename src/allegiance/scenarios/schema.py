@@ -26,8 +26,10 @@ import yaml
 
 from allegiance.definitions import normalise
 
+# ``define`` applies the program again as a new version, with the sections it gives replacing
+# the program's (e.g. an engagement section naming rewards created by earlier api steps).
 ACTIONS = ("event", "return", "activity", "run", "redeem", "earn", "report", "certify", "place",
-           "api")
+           "api", "define")
 EXPECTATIONS = ("balance", "tier", "error", "entries", "enrolment", "response")
 RUN_JOBS = {"expire": "expire", "release": "release", "tiers-recalculate": "tiers",
             "tiers": "tiers", "tiers-settle": "tiers-settle", "rebates": "rebates",
