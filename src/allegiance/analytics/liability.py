@@ -1,9 +1,13 @@
 """Points liability: what members hold, × the unit's value, by unit, tier and age, at any date.
 
-Computed in the database from postings (one statement with window functions), so it is exact:
-the outstanding units of a unit add up to the posted balances of the program's member wallets
+Now (``at=None``) it is read from the ledger's aging (``ledger_aging``: per member wallet and
+UTC day of credit, the part of the balance those credits make up, kept by the database in each
+posting's transaction) — one grouped read of the rows still holding a balance. At a past date it
+is computed from the postings (one statement with window functions). Both are exact: the
+outstanding units of a unit add up to the posted balances of the program's member wallets
 (``reconcile`` compares them with the ledger's own counters). Age is FIFO — the balance is made
-of the wallet's most recent credits, as lots are consumed oldest first. Pending amounts (holds)
+of the wallet's most recent credits, as lots are consumed oldest first — and counted in whole
+UTC days: a credit of day D is ``n`` days old on day D + n. Pending amounts (holds)
 are reported apart: ``pending_in`` (earnings waiting to be released into wallets) and
 ``pending_out`` (points reserved for redemptions awaiting approval).
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,9 +60,55 @@ def _wallets(program_id: str, tenant_id: str) -> Any:
 
 
 def _bucket(moment: Any, at: datetime) -> ColumnElement[str]:
-    whens = [(moment >= at - timedelta(days=days), literal(label))
+    """The age bucket of a credit at ``moment`` (a timestamp), in whole UTC days at ``at``."""
+    today = datetime.combine(at.astimezone(UTC).date(), time(), tzinfo=UTC)
+    whens = [(moment >= today - timedelta(days=days), literal(label))
              for days, label in AGE_BUCKETS]
     return case(*whens, else_=literal(OLDEST))
+
+
+def _day_bucket(day: Any, today: int) -> ColumnElement[str]:
+    """The same bucket for a credit's day number (days since 1970-01-01)."""
+    whens = [(day >= today - days, literal(label)) for days, label in AGE_BUCKETS]
+    return case(*whens, else_=literal(OLDEST))
+
+
+def aged_now(session: Session, tenant_id: str,
+             program_id: str) -> list[tuple[str, str | None, str, int]]:
+    """(unit, tier, age bucket, outstanding units) now, from the ledger's aging: the days
+    that still hold part of a balance, plus one ``negative`` row per wallet below zero (from
+    its counters)."""
+    aging, account = ledger.Aging, ledger.LedgerAccount
+    user, enrolment = members.User, members.Enrolment
+    member = member_account(account.owner_type, account.owner_id, user.account_id)
+
+    def grouped(query: Any, age: Any, amount: Any) -> list[Any]:
+        query = (
+            query.outerjoin(user, and_(user.tenant_id == tenant_id, user.id == account.owner_id,
+                                       account.owner_type == "user"))
+            .outerjoin(enrolment, and_(enrolment.tenant_id == tenant_id,
+                                       enrolment.program_id == program_id,
+                                       enrolment.account_id == member))
+            .where(_wallets(program_id, tenant_id), account.purpose == "wallet")
+        )
+        rows = query.add_columns(account.unit_id.label("unit_id"), enrolment.tier.label("tier"),
+                                 age.label("age"), amount.label("amount")).subquery("rows")
+        return list(session.execute(
+            select(rows.c.unit_id, rows.c.tier, rows.c.age, func.sum(rows.c.amount))
+            .group_by(rows.c.unit_id, rows.c.tier, rows.c.age)
+        ).all())
+
+    today = ledger.aging_day(clock.now())
+    age = _day_bucket(aging.day, today)
+    positive = grouped(
+        select().select_from(aging)
+        .join(account, and_(account.tenant_id == aging.tenant_id, account.id == aging.account_id))
+        .where(aging.tenant_id == tenant_id, aging.remaining > 0),
+        age, aging.remaining)
+    balance = account.credits_posted - account.debits_posted
+    negative = grouped(select().select_from(account).where(balance < 0),
+                       literal(NEGATIVE), balance)
+    return [(r[0], r[1], str(r[2]), int(r[3])) for r in positive + negative if int(r[3]) != 0]
 
 
 def outstanding_rows(session: Session, tenant_id: str, program_id: str,
@@ -182,7 +232,8 @@ def liability(session: Session, tenant_id: str, program_id: str,
     by_unit = units(session, tenant_id, program_id)
     order = {label: i for i, (_, label) in enumerate(AGE_BUCKETS)}
     order[OLDEST], order[NEGATIVE] = len(order), len(order) + 1
-    raw = outstanding_rows(session, tenant_id, program_id, at)
+    raw = (aged_now(session, tenant_id, program_id) if at is None
+           else outstanding_rows(session, tenant_id, program_id, at))
     raw.sort(key=lambda r: (by_unit[r[0]].code, r[1] or "", order[r[2]]))
     rows: list[dict[str, Any]] = []
     totals: dict[str, int] = defaultdict(int)
