@@ -98,12 +98,20 @@ class Data:
 
 
 def generate(n_members: int, n_rows: int, seed: int) -> Data:
+    """Entries of members who buy at their own rate (Gamma-distributed weights) during their
+    own active span (from a first day to an exponentially distributed drop-out), so that the
+    purchase histories look like the ones BG/NBD describes."""
     rng = np.random.default_rng(seed)
     entries = n_rows // 2
-    member = rng.integers(0, n_members, entries)
+    weight = rng.gamma(0.8, 1.0, n_members)
+    member = rng.choice(n_members, entries, p=weight / weight.sum())
+    first = rng.integers(0, DAYS, n_members)  # days before NOW of the first activity
+    life = np.minimum(rng.exponential(300.0, n_members), first)
+    day = np.round(first[member] - rng.random(entries) * life[member]).astype(np.int64)
+    order = np.argsort(-day, kind="stable")  # oldest entry first
+    member, day = member[order], day[order]
     earn = rng.random(entries) < 0.7
     amount = rng.integers(1, 500, entries)
-    day = np.sort(rng.integers(0, DAYS, entries))[::-1].copy()
     tier = TIERS[rng.integers(0, len(TIERS), n_members)]
     enrolled = rng.integers(DAYS - 365, DAYS, n_members)
     return Data(member, earn, amount, day, n_members, tier, enrolled)

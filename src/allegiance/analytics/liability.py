@@ -75,40 +75,48 @@ def _day_bucket(day: Any, today: int) -> ColumnElement[str]:
 
 def aged_now(session: Session, tenant_id: str,
              program_id: str) -> list[tuple[str, str | None, str, int]]:
-    """(unit, tier, age bucket, outstanding units) now, from the ledger's aging: the days
-    that still hold part of a balance, plus one ``negative`` row per wallet below zero (from
-    its counters)."""
+    """(unit, tier, age bucket, outstanding units) now, from the ledger's aging.
+
+    One pass over the aging rows gives each wallet its balance and what it holds per age
+    bucket (one row per wallet, before any join); then each wallet is joined once to its
+    account and its member's tier. A wallet below zero is one ``negative`` row of its
+    balance (its days hold nothing then)."""
     aging, account = ledger.Aging, ledger.LedgerAccount
     user, enrolment = members.User, members.Enrolment
-    member = member_account(account.owner_type, account.owner_id, user.account_id)
-
-    def grouped(query: Any, age: Any, amount: Any) -> list[Any]:
-        query = (
-            query.outerjoin(user, and_(user.tenant_id == tenant_id, user.id == account.owner_id,
-                                       account.owner_type == "user"))
-            .outerjoin(enrolment, and_(enrolment.tenant_id == tenant_id,
-                                       enrolment.program_id == program_id,
-                                       enrolment.account_id == member))
-            .where(_wallets(program_id, tenant_id), account.purpose == "wallet")
-        )
-        rows = query.add_columns(account.unit_id.label("unit_id"), enrolment.tier.label("tier"),
-                                 age.label("age"), amount.label("amount")).subquery("rows")
-        return list(session.execute(
-            select(rows.c.unit_id, rows.c.tier, rows.c.age, func.sum(rows.c.amount))
-            .group_by(rows.c.unit_id, rows.c.tier, rows.c.age)
-        ).all())
-
     today = ledger.aging_day(clock.now())
-    age = _day_bucket(aging.day, today)
-    positive = grouped(
-        select().select_from(aging)
-        .join(account, and_(account.tenant_id == aging.tenant_id, account.id == aging.account_id))
-        .where(aging.tenant_id == tenant_id, aging.remaining > 0),
-        age, aging.remaining)
-    balance = account.credits_posted - account.debits_posted
-    negative = grouped(select().select_from(account).where(balance < 0),
-                       literal(NEGATIVE), balance)
-    return [(r[0], r[1], str(r[2]), int(r[3])) for r in positive + negative if int(r[3]) != 0]
+    labels = [label for _, label in AGE_BUCKETS] + [OLDEST]
+    index = case(*[(aging.day >= today - days, literal(i))
+                   for i, (days, _) in enumerate(AGE_BUCKETS)], else_=literal(len(AGE_BUCKETS)))
+    per_wallet = (
+        select(aging.account_id, func.sum(aging.credits - aging.debits).label("balance"),
+               *[func.sum(case((index == i, aging.remaining), else_=0)).label(f"b{i}")
+                 for i in range(len(labels))])
+        .where(aging.tenant_id == tenant_id)
+        .group_by(aging.account_id)
+    ).subquery("per_wallet")
+    member = member_account(account.owner_type, account.owner_id, user.account_id)
+    negative = func.sum(case((per_wallet.c.balance < 0, per_wallet.c.balance), else_=0))
+    rows = session.execute(
+        select(account.unit_id, enrolment.tier, negative,
+               *[func.sum(per_wallet.c[f"b{i}"]) for i in range(len(labels))])
+        .select_from(per_wallet)
+        .join(account, and_(account.tenant_id == tenant_id,
+                            account.id == per_wallet.c.account_id))
+        .outerjoin(user, and_(user.tenant_id == tenant_id, user.id == account.owner_id,
+                              account.owner_type == "user"))
+        .outerjoin(enrolment, and_(enrolment.tenant_id == tenant_id,
+                                   enrolment.program_id == program_id,
+                                   enrolment.account_id == member))
+        .where(_wallets(program_id, tenant_id), account.purpose == "wallet")
+        .group_by(account.unit_id, enrolment.tier)
+    ).all()
+    out: list[tuple[str, str | None, str, int]] = []
+    for unit_id, tier, below, *held in rows:
+        out += [(unit_id, tier, label, int(amount or 0))
+                for label, amount in zip(labels, held, strict=True) if int(amount or 0)]
+        if int(below or 0):
+            out.append((unit_id, tier, NEGATIVE, int(below)))
+    return out
 
 
 def outstanding_rows(session: Session, tenant_id: str, program_id: str,
