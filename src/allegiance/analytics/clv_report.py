@@ -68,6 +68,7 @@ def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime
         return rfm_summary(frame["member"].to_numpy(),
                            frame["day"].to_numpy().astype("datetime64[D]"),
                            frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
+    sql.roomy(session)
     day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
     value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
     last_day = int(np.datetime64(calibration_end, "D").astype(np.int64))

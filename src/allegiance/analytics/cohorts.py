@@ -69,6 +69,7 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
     aggregated in the database: enrolments of the period by month, and the distinct
     (member, month) of their events."""
     name = sql.dialect(session)
+    sql.roomy(session)
     start, end = sql.stamp(span.start, name), sql.stamp(span.end, name)
     enrolled = ("en.tenant_id = ? AND en.program_id = ? "
                 f"AND en.status IN ({_ENROLLED}) AND en.created_at >= ? AND en.created_at < ?")

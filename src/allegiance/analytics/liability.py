@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from allegiance import ledger, members
+from allegiance.analytics import sql
 from allegiance.analytics.common import (
     MEMBER_OWNERS,
     Report,
@@ -83,6 +84,7 @@ def aged_now(session: Session, tenant_id: str,
     balance (its days hold nothing then)."""
     aging, account = ledger.Aging, ledger.LedgerAccount
     user, enrolment = members.User, members.Enrolment
+    sql.roomy(session)
     today = ledger.aging_day(clock.now())
     labels = [label for _, label in AGE_BUCKETS] + [OLDEST]
     index = case(*[(aging.day >= today - days, literal(i))
