@@ -97,3 +97,42 @@ def test_aging_equals_the_postings_through_random_back_dated_history(
     assert any(remaining < credits for credits, _, remaining in rows.values() if credits)
     assert report.summary["units"][0]["reconciled"] is True
     assert_ledger_invariants(db)
+
+
+def test_aging_stays_equal_to_the_postings_under_concurrent_writers(
+        db: Database) -> None:
+    """Eight threads earn into and redeem from the same two wallets at once, some entries
+    back-dated (on PostgreSQL the trigger runs in concurrent transactions; the wallet's
+    counter row, locked first, serialises them)."""
+    import threading
+
+    from tests.reliability.harness import run_threads
+
+    w = build_world(db, negative_floor=-10_000)
+    wallets = [w.wallet("acc_aging_a"), w.wallet("acc_aging_b")]
+
+    def write(index: int, barrier: threading.Barrier) -> str:
+        barrier.wait()
+        for step in range(12):
+            earn = (index + step) % 3 != 0
+            side, opposite = ((ledger.Side.CREDIT, ledger.Side.DEBIT) if earn
+                              else (ledger.Side.DEBIT, ledger.Side.CREDIT))
+            with db.transaction() as s:
+                ledger.post_entry(s, w.tenant_id, ledger.EntryRequest(
+                    program_id=w.program_id, kind="earn" if earn else "redeem",
+                    effective_at=clock.now() - timedelta(days=(index * 7 + step) % 20),
+                    lines=(ledger.Line(wallets[(index + step) % 2], w.unit_id, side,
+                                       10 + index),
+                           ledger.Line(w.issued_id if earn else w.redeemed_id, w.unit_id,
+                                       opposite, 10 + index))))
+        return "ok"
+
+    outcomes = run_threads(8, write, timeout=120)
+    assert outcomes == ["ok"] * 8, outcomes
+    with db.read() as s:
+        stored = ledger.stored_aging(s, w.tenant_id)
+        assert stored == ledger.recompute_aging(s, w.tenant_id)
+        report = analytics.liability(s, w.tenant_id, w.program_id)
+    assert len(stored) > 10
+    assert report.summary["units"][0]["reconciled"] is True
+    assert_ledger_invariants(db)
