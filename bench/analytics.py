@@ -1,39 +1,67 @@
-"""``python -m bench analytics``: the reports on a large ledger.
+"""``python -m bench analytics``: the reports on a large ledger, against DuckDB.
 
-Generates members, earn and redeem entries (two postings each) over two years and a purchase
-event per earning, bulk-loads them (not timed), then times, on each engine:
+Generates members (with tiers and enrolment dates over a year), earn and redeem entries (two
+postings each) over two years and a purchase event per earning, bulk-loads them with the
+driver (not timed; the ledger's aging rows, which the posting trigger keeps, are computed
+from the same arrays and loaded with them), loads the same rows into an in-memory DuckDB
+through Parquet (not timed), then times on each engine, back to back with DuckDB:
 
-* ``liability`` (goal ≤ 1 s on 10 M ledger rows and 1 M members) and checks that it
-  reconciles with the wallets' counters and with the generator's own sums;
-* per-member aggregates: the CLV inputs (purchases read, one RFM summary per member; ≤ 3 s);
-* cohorts + CLV fit: retention by enrolment month and the BG/NBD + Gamma-Gamma fit (≤ 15 s).
+* ``liability`` (goal ≤ 1 s on 10 M ledger rows and 1 M members): the report "now", checked
+  against the wallets' counters, the generator's sums and DuckDB's FIFO aging from the
+  postings (every tier × age bucket equal);
+* ``aggregates``: the RFM summary per member, the CLV inputs (≤ 3 s), checked against
+  DuckDB's;
+* ``cohorts_and_fit``: retention by enrolment month plus the BG/NBD and Gamma-Gamma fits
+  (≤ 15 s), the cohorts checked against DuckDB's;
+* ``balance_p99``: balance reads through the HTTP API (``GET /v1/wallets/{id}``), open loop
+  at 200 requests/s for D seconds, while a separate process runs the three reports in a loop
+  (goal p99 ≤ 50 ms); the same reads on the idle server for comparison.
 
-The DuckDB comparison of the issue is run only when ``duckdb`` is installed (it is not a
-dependency); otherwise the line says so.
+Each timed figure must also be ≤ 3× DuckDB's time for the same report in the same run.
+Prints ``analytics.NAME engine=… time=… limit=duckdb:… ratio=… goal=… PASS|FAIL`` and writes
+``bench/results/analytics-<time>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import multiprocessing
 import sqlite3
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import polars as pl
 import psycopg
 
 from allegiance import analytics, tenants
 from allegiance.analytics import clv_report
+from allegiance.analytics.liability import aged_now
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from bench.common import databases, postgres_available, timed
+from bench import analytics_duck as duck
+from bench.api import p99, server
+from bench.common import Check, Figure, databases, postgres_available, timed, write_results
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+TODAY = (NOW.date() - date(1970, 1, 1)).days
 DAYS = 730
 CHUNK = 50_000
 GOALS = {"liability": 1.0, "aggregates": 3.0, "cohorts_and_fit": 15.0}
+RATIO = 3.0
+P99_MS = 50.0
+RATE = 200
+IN_FLIGHT = 64
+TIERS = np.array(["", "silver", "gold"])
+SPAN = ("2024-11-01", "2026-10-31")
+CALIBRATION_END = date(2026, 10, 31)
 
 
 @dataclass
@@ -41,22 +69,53 @@ class Data:
     member: np.ndarray  # per entry
     earn: np.ndarray  # per entry: True earn, False redeem
     amount: np.ndarray
-    day: np.ndarray  # days before NOW
+    day: np.ndarray  # per entry: days before NOW (the entry is at NOW − day days − 12 h)
     n_members: int
+    tier: np.ndarray  # per member: "", "silver", "gold"
+    enrolled: np.ndarray  # per member: days before NOW of the enrolment
 
     def balances(self) -> np.ndarray:
         signed = np.where(self.earn, self.amount, -self.amount)
         return np.bincount(self.member, weights=signed, minlength=self.n_members).astype(np.int64)
 
+    def day_number(self) -> np.ndarray:
+        """Per entry: its UTC day as days since 1970-01-01."""
+        return TODAY - self.day - 1
+
+    def aging(self) -> pl.DataFrame:
+        """What the posting trigger keeps: per member and day, credits, debits and the part
+        of the balance those credits make up (newest first)."""
+        frame = pl.DataFrame({"member": self.member, "day": self.day_number(),
+                              "credit": np.where(self.earn, self.amount, 0),
+                              "debit": np.where(self.earn, 0, self.amount)})
+        grouped = frame.group_by("member", "day").agg(pl.sum("credit"), pl.sum("debit"))
+        return grouped.sort(["member", "day"], descending=[False, True]).with_columns(
+            (pl.col("credit") - pl.col("debit")).sum().over("member").alias("balance"),
+            pl.col("credit").cum_sum().over("member").alias("newer"),
+        ).with_columns(
+            pl.min_horizontal(pl.col("credit"),
+                              pl.max_horizontal(pl.lit(0), pl.col("balance") - pl.col("newer")
+                                                + pl.col("credit"))).alias("remaining"))
+
 
 def generate(n_members: int, n_rows: int, seed: int) -> Data:
+    """Entries of members who buy at their own rate (Gamma-distributed weights) during their
+    own active span (from a first day to an exponentially distributed drop-out), so that the
+    purchase histories look like the ones BG/NBD describes."""
     rng = np.random.default_rng(seed)
     entries = n_rows // 2
-    member = rng.integers(0, n_members, entries)
+    weight = rng.gamma(0.8, 1.0, n_members)
+    member = rng.choice(n_members, entries, p=weight / weight.sum())
+    first = rng.integers(0, DAYS, n_members)  # days before NOW of the first activity
+    life = np.minimum(rng.exponential(300.0, n_members), first)
+    day = np.round(first[member] - rng.random(entries) * life[member]).astype(np.int64)
+    order = np.argsort(-day, kind="stable")  # oldest entry first
+    member, day = member[order], day[order]
     earn = rng.random(entries) < 0.7
     amount = rng.integers(1, 500, entries)
-    day = np.sort(rng.integers(0, DAYS, entries))[::-1].copy()
-    return Data(member, earn, amount, day, n_members)
+    tier = TIERS[rng.integers(0, len(TIERS), n_members)]
+    enrolled = rng.integers(DAYS - 365, DAYS, n_members)
+    return Data(member, earn, amount, day, n_members, tier, enrolled)
 
 
 def _stamp(engine: str, at: datetime) -> Any:
@@ -78,10 +137,13 @@ def _rows(engine: str, ids: dict[str, str], data: Data) -> Iterator[tuple[str, t
                           "created_at", "updated_at"), [
             (t, f"acc_b{i:024d}", "Bench", f"B{i:09d}", "{}", "active", created, created)
             for i in members]
-        yield "enrolment", ("tenant_id", "id", "program_id", "account_id", "status",
+        yield "enrolment", ("tenant_id", "id", "program_id", "account_id", "status", "tier",
                             "application", "created_at", "updated_at"), [
-            (t, f"enr_b{i:024d}", p, f"acc_b{i:024d}", "active", "{}", created, created)
-            for i in members]
+            (t, f"enr_b{i:024d}", p, f"acc_b{i:024d}", "active", str(data.tier[i]) or None,
+             "{}", joined, joined)
+            for i in members
+            for joined in [_stamp(engine, NOW - timedelta(days=int(data.enrolled[i]),
+                                                          hours=6))]]
         yield "ledger_account", ("tenant_id", "id", "program_id", "unit_id", "owner_type",
                                  "owner_id", "purpose", "normal", "no_overdraw", "floor",
                                  "debits_posted", "credits_posted", "debits_pending",
@@ -122,6 +184,14 @@ def _rows(engine: str, ids: dict[str, str], data: Data) -> Iterator[tuple[str, t
                         "reported_by", "account_id", "match_key", "occurred_at", "currency",
                         "amount", "quantity", "returned_amount", "attributes", "status",
                         "created_at", "processed_at"), events
+    aging = data.aging()
+    for first in range(0, aging.height, CHUNK * 4):
+        part = aging.slice(first, CHUNK * 4)
+        yield "ledger_aging", ("tenant_id", "account_id", "day", "credits", "debits",
+                               "remaining"), [
+            (t, f"wal_b{m:024d}", d, c, b, r) for m, d, c, b, r in zip(
+                part["member"].to_list(), part["day"].to_list(), part["credit"].to_list(),
+                part["debit"].to_list(), part["remaining"].to_list(), strict=True)]
 
 
 def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:
@@ -133,9 +203,14 @@ def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:
             lite.execute("PRAGMA synchronous = OFF")
             lite.execute("PRAGMA foreign_keys = OFF")
             lite.execute("BEGIN IMMEDIATE")
+            # The aging rows come with the load: the posting trigger is set aside meanwhile.
+            (trigger,) = lite.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                                      "AND name = 'ledger_aging_track'").fetchone()
+            lite.execute("DROP TRIGGER ledger_aging_track")
             for table, cols, rows in _rows(engine, ids, data):
                 lite.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
                                  f"({', '.join('?' for _ in cols)})", rows)
+            lite.execute(trigger)
             lite.execute("COMMIT")
             lite.execute("ANALYZE")
         finally:
@@ -143,7 +218,7 @@ def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:
         return
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pg:
         with pg.transaction(), pg.cursor() as cur:
-            cur.execute("SET LOCAL session_replication_role = replica")
+            cur.execute("SET LOCAL session_replication_role = replica")  # no triggers
             for table, cols, rows in _rows(engine, ids, data):
                 with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
                     for row in rows:
@@ -152,7 +227,39 @@ def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:
         pg.execute("VACUUM ANALYZE")
 
 
-def run_engine(engine: str, url: str, data: Data) -> bool:
+
+
+# --- DuckDB frames (the same rows) ------------------------------------------------------------
+
+
+def duck_frames(data: Data) -> dict[str, pl.DataFrame]:
+    day = data.day_number()
+    on = np.datetime64("1970-01-01") + day.astype("timedelta64[D]")
+    months = on.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    joined = (np.datetime64(NOW.replace(tzinfo=None), "h")
+              - (data.enrolled * 24 + 6).astype("timedelta64[h]"))
+    aging = data.aging()
+    return {
+        "posting": pl.DataFrame({"member": data.member, "day": day,
+                                 "seq": np.arange(len(day)), "credit": data.earn,
+                                 "amount": data.amount}),
+        "member": pl.DataFrame({"member": np.arange(data.n_members),
+                                "tier": pl.Series(data.tier).replace("", None)}),
+        "aging": aging.select("member", "day", "remaining"),
+        "event": pl.DataFrame({"member": data.member[data.earn], "day": day[data.earn],
+                               "month": (months + 1970 * 12 + 1)[data.earn],
+                               "amount": data.amount[data.earn].astype(np.float64)}),
+        "enrolment": pl.DataFrame({
+            "member": np.arange(data.n_members),
+            "month": joined.astype("datetime64[M]").astype(np.int64) + 1970 * 12 + 1}),
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def run_engine(engine: str, url: str, data: Data, con: Any, args: argparse.Namespace,
+               figures: list[Figure], checks: list[Check]) -> bool:
     db = Database(url)
     try:
         with db.transaction() as s:
@@ -162,48 +269,179 @@ def run_engine(engine: str, url: str, data: Data) -> bool:
             unit = tenants.create_unit(s, tenant.id, program.id, code="points", name="Points",
                                        kind="points", value_in_base="0.01",
                                        expiry_policy={"kind": "never"})
+            key = tenants.create_api_key(s, tenant.id, name="bench", scopes=["admin"]).secret
             ids = {"tenant": tenant.id, "program": program.id, "unit": unit.id}
         seconds, _ = timed(lambda: load(engine, url, ids, data))
         print(f"analytics.load engine={engine} rows={2 * len(data.member)} "
-              f"members={data.n_members} seconds={seconds:.1f} (not a goal)")
+              f"members={data.n_members} seconds={seconds:.1f} (not a goal)", flush=True)
+        t, p = ids["tenant"], ids["program"]
+        span = analytics.period(*SPAN, NOW)
         ok = True
         with clock.frozen(NOW), db.read() as s:
-            took, report = timed(lambda: analytics.liability(s, ids["tenant"], ids["program"]))
+            took, report = timed(lambda: analytics.liability(s, t, p))
+            d_took, d_rows = timed(lambda: duck.liability(con, TODAY))
+            a_took, _ = timed(lambda: duck.liability_from_aging(con, TODAY))
             unit_row = report.summary["units"][0]
             expected = int(data.balances().sum())
+            got = {(r["tier"], r["age"]): r["outstanding"] for r in report.rows}
             right = unit_row["reconciled"] and unit_row["outstanding"] == expected
-            ok &= _line("liability", engine, took, right, f"outstanding {expected}")
-            end = date(2026, 10, 31)
-            took, frame = timed(lambda: clv_report.purchases(
-                s, ids["tenant"], ids["program"], start=None, end=NOW))
-            took_rfm, rfm = timed(lambda: analytics.rfm_summary(
-                frame["member"].to_numpy(), frame["day"].to_numpy().astype("datetime64[D]"),
-                frame["amount"].to_numpy(), np.datetime64(end, "D")))
-            buyers = len(np.unique(data.member[data.earn]))
-            ok &= _line("aggregates", engine, took + took_rfm, len(rfm) == buyers,
-                        f"{len(rfm)} members summarised")
-            span = analytics.period("2024-11-01", "2026-10-31", NOW)
-            took, _ = timed(lambda: analytics.retention(s, ids["tenant"], ids["program"], span))
-            took_fit, _ = timed(lambda: (analytics.fit_bgnbd(rfm.x, rfm.t_x, rfm.T),
-                                         analytics.fit_gamma_gamma(rfm.x, rfm.m_x)))
-            ok &= _line("cohorts_and_fit", engine, took + took_fit, True, "")
-        try:
-            import duckdb  # noqa: F401
-            print("analytics.duckdb: installed, comparison not implemented yet")
-        except ImportError:
-            print("analytics.duckdb: not installed; the ≤ 3× DuckDB comparison is skipped")
+            checks.append(Check("analytics.liability.reconciled", engine, right,
+                                f"outstanding {unit_row['outstanding']}, expected {expected}"))
+            checks.append(Check("analytics.liability.equals_duckdb", engine, got == d_rows,
+                                f"{len(got)} tier × age rows"))
+            ok &= _figure(figures, "liability", engine, took, d_took, right and got == d_rows,
+                          f"DuckDB over the maintained aging: {a_took:.2f}s")
+            took, rfm = timed(lambda: clv_report.rfm_of(s, t, p, start=None, end=NOW,
+                                                        calibration_end=CALIBRATION_END))
+            last = (CALIBRATION_END - date(1970, 1, 1)).days
+            d_took, d_rfm = timed(lambda: duck.rfm(con, last))
+            same = (len(rfm) == len(d_rfm) and np.array_equal(rfm.x, d_rfm.x)
+                    and np.array_equal(rfm.T, d_rfm.T) and np.allclose(rfm.m_x, d_rfm.m_x)
+                    and np.allclose(rfm.total, d_rfm.total))
+            checks.append(Check("analytics.aggregates.equal_duckdb", engine, same,
+                                f"{len(rfm)} members summarised"))
+            ok &= _figure(figures, "aggregates", engine, took, d_took, same, "")
+            took, retention = timed(lambda: analytics.retention(s, t, p, span))
+            took_fit, fitted = timed(lambda: clv_report.fit_rfm(rfm))
+            first = span.start.year * 12 + span.start.month
+            end = span.end.year * 12 + span.end.month
+            d_took, d_cohorts = timed(lambda: duck.cohorts(con, first, end))
+            d_fit, _ = timed(lambda: clv_report.fit_rfm(d_rfm))
+            same = _retention_matches(retention.rows, d_cohorts, data)
+            checks.append(Check("analytics.cohorts.equal_duckdb", engine, same,
+                                f"{len(retention.rows)} cohorts; BG/NBD r={fitted[0].r:.3f}"))
+            ok &= _figure(figures, "cohorts_and_fit", engine, took + took_fit, d_took + d_fit,
+                          same, f"cohorts {took:.2f}s + fit {took_fit:.2f}s; DuckDB cohorts "
+                          f"{d_took:.2f}s + the same fit {d_fit:.2f}s")
+        ok &= _latency(engine, url, ids, key, data, args, figures)
         return ok
     finally:
         db.dispose()
 
 
-def _line(name: str, engine: str, seconds: float, right: bool, note: str) -> bool:
+def _retention_matches(rows: list[dict[str, Any]], counts: dict[tuple[int, int], int],
+                       data: Data) -> bool:
+    for row in rows:
+        year, month = (int(x) for x in row["cohort"].split("-"))
+        cohort = year * 12 + month
+        for name, share in row.items():
+            if name.startswith("m") and share is not None:
+                expected = counts.get((cohort, int(name[1:])), 0) / row["size"]
+                if abs(share - expected) > 1e-12:
+                    return False
+    return sum(r["size"] for r in rows) == data.n_members
+
+
+def _figure(figures: list[Figure], name: str, engine: str, seconds: float, duck_seconds: float,
+            right: bool, note: str) -> bool:
     goal = GOALS[name]
-    passed = right and seconds <= goal
-    print(f"analytics.{name} engine={engine} seconds={seconds:.2f} goal<={goal:g}s "
-          f"{'PASS' if passed else 'FAIL'}" + ("" if right else " (WRONG ANSWER)")
-          + (f" ({note})" if note else ""))
+    ratio = seconds / duck_seconds if duck_seconds > 0 else float("inf")
+    passed = right and seconds <= goal and ratio <= RATIO
+    print(f"analytics.{name} engine={engine} time={seconds:.2f}s limit=duckdb:{duck_seconds:.2f}s "
+          f"ratio={ratio:.2f} goal=<={goal:g}s,<={RATIO:g}x {'PASS' if passed else 'FAIL'}"
+          + ("" if right else " (WRONG ANSWER)") + (f" ({note})" if note else ""), flush=True)
+    figures.append(Figure(f"analytics.{name}", engine, 1, seconds, note=note, extra={
+        "seconds": seconds, "duckdb_seconds": duck_seconds, "time_ratio": ratio,
+        "goal_seconds": goal, "goal_ratio": RATIO, "right": right, "passed": passed}))
     return passed
+
+
+def report_loop(url: str, tenant_id: str, program_id: str, seconds: float) -> None:
+    """The three reports again and again for ``seconds`` (at most 1,000 rounds), in a
+    process of its own."""
+    db = Database(url)
+    deadline = time.monotonic() + seconds
+    span = analytics.period(*SPAN, NOW)
+    rounds = 0
+    try:
+        with clock.frozen(NOW):
+            while time.monotonic() < deadline and rounds < 1000:
+                with db.read() as s:
+                    aged_now(s, tenant_id, program_id)
+                    rfm = clv_report.rfm_of(s, tenant_id, program_id, start=None, end=NOW,
+                                            calibration_end=CALIBRATION_END)
+                    analytics.retention(s, tenant_id, program_id, span)
+                clv_report.fit_rfm(rfm)
+                rounds += 1
+    finally:
+        db.dispose()
+    print(f"analytics.report_loop rounds={rounds} in {seconds:g}s", flush=True)
+
+
+def _latency(engine: str, url: str, ids: dict[str, str], key: str, data: Data,
+             args: argparse.Namespace, figures: list[Figure]) -> bool:
+    seconds = 5.0 if args.quick else args.analytics_load_seconds
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(args.seed)
+    rate = args.analytics_rate
+    picks = rng.integers(0, data.n_members, int(rate * seconds) + 1)
+
+    async def balance(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        return await client.get(f"/v1/wallets/wal_b{int(picks[i % len(picks)]):024d}",
+                                headers=headers)
+
+    with server(url) as base:
+        idle, idle_errors = _reads(base, balance, rate, seconds)
+        spawn = multiprocessing.get_context("spawn")
+        child = spawn.Process(target=report_loop,
+                              args=(url, ids["tenant"], ids["program"], seconds + 2))
+        child.start()
+        try:
+            time.sleep(1.0)  # let the reports start before the reads (a bench, not a test)
+            loaded, errors = _reads(base, balance, rate, seconds)
+        finally:
+            child.join(timeout=seconds + 600)
+            if child.is_alive():
+                child.terminate()
+                child.join(timeout=10)
+    worst, idle_worst = p99(loaded) * 1000, p99(idle) * 1000
+    passed = worst <= P99_MS and errors == 0 and rate >= RATE
+    print(f"analytics.balance_p99 engine={engine} offered={rate}/s for {seconds:g}s "
+          f"p99={worst:.1f}ms errors={errors} (idle server: p99={idle_worst:.1f}ms "
+          f"errors={idle_errors}) goal=p99<={P99_MS:g}ms {'PASS' if passed else 'FAIL'}",
+          flush=True)
+    figures.append(Figure("analytics.balance_p99", engine, len(loaded), seconds, extra={
+        "p99_ms": worst, "errors": errors, "idle_p99_ms": idle_worst,
+        "idle_errors": idle_errors, "rate": rate, "goal_p99_ms": P99_MS, "passed": passed}))
+    return passed
+
+
+def _reads(base: str, request: Any, rate: int, seconds: float) -> tuple[list[float], int]:
+    """Open loop: request i is due at start + i / rate and its latency counts from then
+    (waiting for a free connection included). At most ``IN_FLIGHT`` requests are sent at once
+    (httpx's pool slows down badly with thousands of waiters: at full size the loop of
+    ``bench.api`` spent minutes of client CPU while the server sat idle). Requests not done
+    within the run's seconds + 60 count as infinitely late."""
+
+    async def loop_() -> tuple[list[float], int]:
+        latencies: list[float] = []
+        errors = 0
+        gate = asyncio.Semaphore(IN_FLIGHT)
+        limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
+            clock_ = asyncio.get_running_loop()
+            start = clock_.time() + 0.2
+
+            async def one(i: int) -> None:
+                nonlocal errors
+                due = start + i / rate
+                await asyncio.sleep(max(0.0, due - clock_.time()))
+                async with gate:
+                    try:
+                        if (await request(client, i)).status_code >= 300:
+                            errors += 1
+                    except httpx.HTTPError:
+                        errors += 1
+                latencies.append(clock_.time() - due)
+
+            tasks = [asyncio.create_task(one(i)) for i in range(int(rate * seconds))]
+            _, pending = await asyncio.wait(tasks, timeout=seconds + 60)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        return latencies + [float("inf")] * (len(tasks) - len(latencies)), errors
+
+    return asyncio.run(loop_())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,17 +449,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analytics: members (quick: 10,000)")
     parser.add_argument("--analytics-rows", type=int, default=10_000_000,
                         help="analytics: ledger rows, two per entry (quick: 200,000)")
+    parser.add_argument("--analytics-load-seconds", type=float, default=20.0,
+                        help="analytics: seconds of balance reads under report load (quick: 5)")
+    parser.add_argument("--analytics-rate", type=int, default=RATE,
+                        help="analytics: balance reads per second offered (the goal's: 200)")
 
 
 def run(args: argparse.Namespace) -> bool:
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        print("analytics SKIPPED: install the bench extra (duckdb) for the limit")
+        return False
     members = 10_000 if args.quick else args.analytics_members
     rows = 200_000 if args.quick else args.analytics_rows
     data = generate(members, rows, args.seed)
+    figures: list[Figure] = []
+    checks: list[Check] = []
     ok = True
-    for engine in args.engine:
-        if engine == "postgres" and not postgres_available():
-            print("analytics engine=postgres SKIPPED (no server)")
-            continue
-        with databases(engine) as dbs:
-            ok = run_engine(engine, dbs.new(), data) and ok
+    with tempfile.TemporaryDirectory(prefix="allegiance-duck-") as folder:
+        con = duck.connect(duck_frames(data), Path(folder))
+        for engine in args.engine:
+            if engine == "postgres" and not postgres_available():
+                print("analytics engine=postgres SKIPPED (no server)")
+                continue
+            with databases(engine) as dbs:
+                ok = run_engine(engine, dbs.new(), data, con, args, figures, checks) and ok
+        con.close()
+    for check in checks:
+        print(check.line())
+        ok = ok and check.ok
+    path = write_results("analytics", {"members": members, "rows": rows, "seed": args.seed,
+                                       "rate": args.analytics_rate}, figures, checks)
+    print(f"analytics results: {path}")
     return ok

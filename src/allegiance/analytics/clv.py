@@ -175,6 +175,10 @@ class BGNBD:
     b: float
     log_likelihood: float = float("nan")
 
+    @property
+    def params(self) -> tuple[float, float, float, float]:
+        return (self.r, self.alpha, self.a, self.b)
+
     def _odds_dropped(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         """P(dropped out) / P(alive) given the history (0 for customers without repeats)."""
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
@@ -223,12 +227,27 @@ class BGNBD:
         return np.asarray(grid @ counts.astype(np.float64), dtype=np.float64)
 
 
+def _by_count(x: FloatArray) -> Callable[[Callable[[FloatArray], Any], Any], FloatArray]:
+    """``apply(f, v)`` = ``f(v + x)`` elementwise, evaluated once per distinct count when the
+    counts are small integers (they are: transactions per customer) — the special functions
+    are the cost of a likelihood evaluation, and a million customers have a few dozen
+    distinct counts."""
+    counts = x.astype(np.int64)
+    top = int(counts.max()) if len(counts) else 0
+    if top > 100_000 or counts.min(initial=0) < 0 or not np.array_equal(counts, x):
+        return lambda f, v: np.asarray(f(v + x), dtype=np.float64)
+    table = np.arange(top + 1, dtype=np.float64)
+    return lambda f, v: np.asarray(f(v + table), dtype=np.float64)[counts]
+
+
 def _bgnbd_terms(
     params: Sequence[float] | FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """Per-customer log-likelihood and its gradient (rows r, alpha, a, b)."""
     r, alpha, a, b = (float(v) for v in params)
-    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
+    at = _by_count(x)
+    common = (at(gammaln, r) - gammaln(r) + r * np.log(alpha)
+              + at(lambda v: betaln(a, v), b) - betaln(a, b))
     stay = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
         drop = np.log(a) - np.log(b + x - 1) - (r + x) * np.log(alpha + t_x)
@@ -237,12 +256,13 @@ def _bgnbd_terms(
     w = np.exp(drop - mixed)  # share of the "dropped out after the last purchase" branch
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_b = np.where(x > 0, 1.0 / (b + x - 1), 0.0)
+    digamma_abx = at(digamma, a + b)
     gradient = np.stack([
-        digamma(r + x) - digamma(r) + np.log(alpha)
+        at(digamma, r) - digamma(r) + np.log(alpha)
         - (1 - w) * np.log(alpha + T) - w * np.log(alpha + t_x),
         r / alpha - (r + x) * ((1 - w) / (alpha + T) + w / (alpha + t_x)),
-        digamma(a + b) - digamma(a + b + x) + w / a,
-        digamma(b + x) - digamma(b) + digamma(a + b) - digamma(a + b + x) - w * inv_b,
+        digamma(a + b) - digamma_abx + w / a,
+        at(digamma, b) - digamma(b) + digamma(a + b) - digamma_abx - w * inv_b,
     ])
     return np.asarray(common + mixed, dtype=np.float64), np.asarray(gradient, dtype=np.float64)
 
@@ -259,6 +279,21 @@ BGNBD_STARTS: tuple[tuple[float, float, float, float], ...] = (
     (0.5, 5.0, 0.5, 2.0),
     (0.2, 10.0, 2.0, 5.0),
 )
+
+
+# Above this many distinct histories, the starting points are tried on a sample of this size
+# (fixed seed) and only the best sample optimum is refined on every customer: each likelihood
+# evaluation costs in proportion to the rows, and the search from a poor start takes most of
+# the evaluations. The optimum found is the full data's (BFGS runs to convergence on it).
+SAMPLE = 20_000
+
+
+def _sampled_start(columns: tuple[FloatArray, ...], fit: Callable[..., Sequence[float]],
+                   starts: Sequence[Sequence[float]]) -> Sequence[Sequence[float]]:
+    if len(starts) <= 1 or len(columns[0]) <= SAMPLE:
+        return starts
+    pick = np.random.default_rng(0).choice(len(columns[0]), SAMPLE, replace=False)
+    return [fit(tuple(column[pick] for column in columns), starts)]
 
 
 def _grouped(*columns: FloatArray) -> tuple[tuple[FloatArray, ...], FloatArray]:
@@ -278,6 +313,7 @@ def fit_bgnbd(
     xs, tx, tt = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
     if len(xs) == 0:
         raise ValueError("no customers to fit")
+    starts = _sampled_start((xs, tx, tt), lambda c, s: fit_bgnbd(c[0], c[1], c[2], s).params, starts)
     (gx, gtx, gT), weight = _grouped(xs, tx, tt)
 
     def log_likelihood(params: FloatArray) -> tuple[float, FloatArray]:
@@ -302,6 +338,10 @@ class GammaGamma:
     log_likelihood: float = float("nan")
 
     @property
+    def params(self) -> tuple[float, float, float]:
+        return (self.p, self.q, self.gamma)
+
+    @property
     def population_mean(self) -> float:
         """E[M]: the mean transaction value of a customer nothing is known about."""
         return self.p * self.gamma / (self.q - 1)
@@ -321,13 +361,16 @@ def _gamma_gamma_terms(
     p, q, g = (float(v) for v in params)
     px = p * x
     log_spent = np.log(g + m_x * x)
+    at = _by_count(x)  # f(p·x + v), once per distinct count
+    digamma_pxq = at(lambda v: digamma(p * v + q), 0.0)
     values = (
-        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g)
+        at(lambda v: gammaln(p * v + q), 0.0) - at(lambda v: gammaln(p * v), 0.0)
+        - gammaln(q) + q * np.log(g)
         + (px - 1) * np.log(m_x) + px * np.log(x) - (px + q) * log_spent
     )
     gradient = np.stack([
-        x * (digamma(px + q) - digamma(px) + np.log(m_x * x) - log_spent),
-        digamma(px + q) - digamma(q) + np.log(g) - log_spent,
+        x * (digamma_pxq - at(lambda v: digamma(p * v), 0.0) + np.log(m_x * x) - log_spent),
+        digamma_pxq - digamma(q) + np.log(g) - log_spent,
         q / g - (px + q) / (g + m_x * x),
     ])
     return np.asarray(values, dtype=np.float64), np.asarray(gradient, dtype=np.float64)
@@ -358,6 +401,8 @@ def fit_gamma_gamma(
     keep = (xs > 0) & (ms > 0)
     if not keep.any():
         raise ValueError("no repeat buyers with a positive mean value to fit")
+    starts = _sampled_start((xs[keep], ms[keep]),
+                            lambda c, s: fit_gamma_gamma(c[0], c[1], s).params, starts)
     (gx, gm), weight = _grouped(xs[keep], ms[keep])
 
     def log_likelihood(params: FloatArray) -> tuple[float, FloatArray]:

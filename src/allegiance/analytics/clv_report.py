@@ -15,8 +15,10 @@ import numpy as np
 import polars as pl
 from sqlalchemy.orm import Session
 
+from allegiance.analytics import sql
 from allegiance.analytics.clv import (
     BGNBD,
+    DAYS_PER_WEEK,
     RFM,
     GammaGamma,
     fit_bgnbd,
@@ -49,15 +51,73 @@ def purchases(session: Session, tenant_id: str, program_id: str, *,
     )
 
 
+_RFM_SCHEMA = {"member": pl.Utf8, "first": pl.Int64, "last": pl.Int64, "days": pl.Int64,
+               "total": pl.Float64, "first_spend": pl.Float64}
+
+
+def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime | None,
+           end: datetime, calibration_end: date) -> RFM:
+    """The RFM summary of the purchases in [start, end) up to ``calibration_end`` — what
+    :func:`purchases` then :func:`~allegiance.analytics.clv.rfm_summary` give, aggregated
+    in the database (transactions per member and day, then one row per member) so only one
+    row per buyer is read."""
+    program = program_of(session, tenant_id, program_id)
+    name = sql.dialect(session)
+    if not sql.can_localise(name, program.time_zone):
+        frame = purchases(session, tenant_id, program_id, start=start, end=end)
+        return rfm_summary(frame["member"].to_numpy(),
+                           frame["day"].to_numpy().astype("datetime64[D]"),
+                           frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
+    sql.roomy(session)
+    day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
+    value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
+    last_day = int(np.datetime64(calibration_end, "D").astype(np.int64))
+    params: list[Any] = [tenant_id, program_id]
+    where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "
+             "AND account_id IS NOT NULL AND kind = 'purchase'")
+    if start is not None:
+        where += " AND occurred_at >= ?"
+        params.append(sql.stamp(start, name))
+    where += " AND occurred_at < ?"
+    params.append(sql.stamp(end, name))
+    tx = (f"SELECT account_id AS m, {day} AS d, SUM({value}) AS v FROM event WHERE {where} "
+          "GROUP BY account_id, d")
+    order = "" if name == "sqlite" else ' COLLATE "C"'
+    query = ("SELECT m, MIN(d), MAX(d), COUNT(*), SUM(v), "
+             "SUM(CASE WHEN d = f THEN v ELSE 0 END) FROM ("
+             f"SELECT m, d, v, MIN(d) OVER (PARTITION BY m) AS f FROM ({tx}) AS tx "
+             f"WHERE d <= {last_day}) AS w GROUP BY m ORDER BY m{order}")
+    rows = sql.frame(session, query, params, _RFM_SCHEMA)
+    first = rows["first"].to_numpy()
+    x = (rows["days"].to_numpy() - 1).astype(np.float64)
+    total = rows["total"].to_numpy().astype(np.float64)
+    repeat_spend = total - rows["first_spend"].to_numpy()
+    return RFM(
+        customers=rows["member"].to_numpy(),
+        first=first.astype("datetime64[D]"),
+        x=x,
+        t_x=(rows["last"].to_numpy() - first) / DAYS_PER_WEEK,
+        T=(last_day - first) / DAYS_PER_WEEK,
+        m_x=np.divide(repeat_spend, x, out=np.zeros(len(x)), where=x > 0),
+        total=total,
+    )
+
+
 def fit(frame: pl.DataFrame, calibration_end: date) -> tuple[RFM, BGNBD, GammaGamma]:
     if frame.height == 0:
         raise ReportInvalid("the program has no purchases to fit", field="program_id")
     rfm = rfm_summary(frame["member"].to_numpy(), frame["day"].to_numpy().astype("datetime64[D]"),
                       frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
+    return rfm, *fit_rfm(rfm)
+
+
+def fit_rfm(rfm: RFM) -> tuple[BGNBD, GammaGamma]:
+    if len(rfm) == 0:
+        raise ReportInvalid("the program has no purchases to fit", field="program_id")
     if int(rfm.repeaters.sum()) < 2:
         raise ReportInvalid("CLV needs at least two members with repeat purchases",
                             field="calibration_end")
-    return rfm, fit_bgnbd(rfm.x, rfm.t_x, rfm.T), fit_gamma_gamma(rfm.x, rfm.m_x)
+    return fit_bgnbd(rfm.x, rfm.t_x, rfm.T), fit_gamma_gamma(rfm.x, rfm.m_x)
 
 
 def clv(session: Session, tenant_id: str, program_id: str, *, calibration_end: date,
@@ -68,8 +128,9 @@ def clv(session: Session, tenant_id: str, program_id: str, *, calibration_end: d
     end = instant(calibration_end, end_of_day=True, name="calibration_end")
     if end is None:
         raise ReportInvalid("calibration_end is required", field="calibration_end")
-    frame = purchases(session, tenant_id, program_id, start=instant(start, name="from"), end=end)
-    rfm, bgnbd, gg = fit(frame, calibration_end)
+    rfm = rfm_of(session, tenant_id, program_id, start=instant(start, name="from"), end=end,
+                 calibration_end=calibration_end)
+    bgnbd, gg = fit_rfm(rfm)
     alive = bgnbd.p_alive(rfm.x, rfm.t_x, rfm.T)
     expected = bgnbd.expected_purchases(horizon_weeks, rfm.x, rfm.t_x, rfm.T)
     value = predicted_clv(bgnbd, gg, rfm, horizon=horizon_weeks,

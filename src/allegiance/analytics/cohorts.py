@@ -14,10 +14,10 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
+from allegiance.analytics import sql
 from allegiance.analytics.common import (
     Period,
     Report,
-    enrolled_members,
     member_events,
     months_between,
     program_of,
@@ -31,34 +31,16 @@ GAP_BUCKETS: tuple[tuple[int, str], ...] = (
 GAP_OLDEST = "over 365"
 
 
-def _month_index(column: str) -> pl.Expr:
-    return pl.col(column).dt.year().cast(pl.Int64) * 12 + pl.col(column).dt.month().cast(pl.Int64)
-
-
 def retention(session: Session, tenant_id: str, program_id: str, span: Period) -> Report:
     """Cohorts of members enrolled in the period, followed up to its end."""
     program_of(session, tenant_id, program_id)
-    people = enrolled_members(session, tenant_id, program_id).filter(
-        pl.col("status").is_in(ENROLLED_STATUSES)
-        & (pl.col("enrolled_at") >= span.start) & (pl.col("enrolled_at") < span.end)
-    ).with_columns(_month_index("enrolled_at").alias("cohort_index"))
-    acts = member_events(session, tenant_id, program_id, start=span.start, end=span.end)
     last = span.end - timedelta(microseconds=1)
     last_index = last.year * 12 + last.month
     horizon = months_between(span.start, last)
-    sizes = people.group_by("cohort_index").agg(pl.len().alias("size"))
-    seen = (
-        acts.with_columns(_month_index("at").alias("month_index"))
-        .select("member", "month_index").unique()
-        .join(people.select("member", "cohort_index"), on="member", how="inner")
-        .with_columns((pl.col("month_index") - pl.col("cohort_index")).alias("k"))
-        .filter(pl.col("k") >= 0)
-        .group_by("cohort_index", "k").agg(pl.len().alias("retained"))
-    )
-    retained = {(int(c), int(k)): int(n) for c, k, n in seen.iter_rows()}
+    sizes, retained, members = _cohorts(session, tenant_id, program_id, span)
     columns = ["cohort", "size"] + [f"m{k}" for k in range(horizon + 1)]
     rows: list[dict[str, Any]] = []
-    for cohort_index, size in sizes.sort("cohort_index").iter_rows():
+    for cohort_index, size in sorted(sizes.items()):
         year, month = divmod(int(cohort_index) - 1, 12)
         row: dict[str, Any] = {"cohort": f"{year:04d}-{month + 1:02d}", "size": int(size)}
         for k in range(horizon + 1):
@@ -74,8 +56,42 @@ def retention(session: Session, tenant_id: str, program_id: str, span: Period) -
         for k in range(horizon + 1)
     }
     return Report("retention", program_id, "Retention by enrolment month", columns, rows,
-                  {"churn": churn, "members": int(people.height)},
+                  {"churn": churn, "members": members},
                   {"from": span.start, "to": span.end})
+
+
+_ENROLLED = ", ".join(f"'{status}'" for status in ENROLLED_STATUSES)
+
+
+def _cohorts(session: Session, tenant_id: str, program_id: str,
+             span: Period) -> tuple[dict[int, int], dict[tuple[int, int], int], int]:
+    """(cohort → size, (cohort, k) → members with an event in month cohort + k, members),
+    aggregated in the database: enrolments of the period by month, and the distinct
+    (member, month) of their events."""
+    name = sql.dialect(session)
+    sql.roomy(session)
+    start, end = sql.stamp(span.start, name), sql.stamp(span.end, name)
+    enrolled = ("en.tenant_id = ? AND en.program_id = ? "
+                f"AND en.status IN ({_ENROLLED}) AND en.created_at >= ? AND en.created_at < ?")
+    cohort = sql.month_of("en.created_at", name)
+    counts = sql.frame(
+        session, f"SELECT {cohort} AS c, COUNT(*) FROM enrolment en WHERE {enrolled} GROUP BY c",
+        [tenant_id, program_id, start, end], {"c": pl.Int64, "n": pl.Int64})
+    seen = sql.frame(session, f"""
+        SELECT c, k, COUNT(*) FROM (
+            SELECT DISTINCT e.account_id, {cohort} AS c,
+                   {sql.month_of("e.occurred_at", name)} - {cohort} AS k
+            FROM event e JOIN enrolment en ON en.tenant_id = e.tenant_id
+                 AND en.program_id = e.program_id AND en.account_id = e.account_id
+            WHERE e.tenant_id = ? AND e.program_id = ? AND e.status = 'processed'
+              AND e.kind IN ('purchase', 'activity') AND e.occurred_at >= ?
+              AND e.occurred_at < ? AND {enrolled}) AS seen
+        WHERE k >= 0 GROUP BY c, k""",
+        [tenant_id, program_id, start, end, tenant_id, program_id, start, end],
+        {"c": pl.Int64, "k": pl.Int64, "n": pl.Int64})
+    sizes = {int(c): int(n) for c, n in counts.iter_rows()}
+    retained = {(int(c), int(k)): int(n) for c, k, n in seen.iter_rows()}
+    return sizes, retained, sum(sizes.values())
 
 
 def _index(cohort: str) -> int:

@@ -1,9 +1,13 @@
 """Points liability: what members hold, × the unit's value, by unit, tier and age, at any date.
 
-Computed in the database from postings (one statement with window functions), so it is exact:
-the outstanding units of a unit add up to the posted balances of the program's member wallets
+Now (``at=None``) it is read from the ledger's aging (``ledger_aging``: per member wallet and
+UTC day of credit, the part of the balance those credits make up, kept by the database in each
+posting's transaction) — one grouped read of the rows still holding a balance. At a past date it
+is computed from the postings (one statement with window functions). Both are exact: the
+outstanding units of a unit add up to the posted balances of the program's member wallets
 (``reconcile`` compares them with the ledger's own counters). Age is FIFO — the balance is made
-of the wallet's most recent credits, as lots are consumed oldest first. Pending amounts (holds)
+of the wallet's most recent credits, as lots are consumed oldest first — and counted in whole
+UTC days: a credit of day D is ``n`` days old on day D + n. Pending amounts (holds)
 are reported apart: ``pending_in`` (earnings waiting to be released into wallets) and
 ``pending_out`` (points reserved for redemptions awaiting approval).
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from allegiance import ledger, members
+from allegiance.analytics import sql
 from allegiance.analytics.common import (
     MEMBER_OWNERS,
     Report,
@@ -56,9 +61,64 @@ def _wallets(program_id: str, tenant_id: str) -> Any:
 
 
 def _bucket(moment: Any, at: datetime) -> ColumnElement[str]:
-    whens = [(moment >= at - timedelta(days=days), literal(label))
+    """The age bucket of a credit at ``moment`` (a timestamp), in whole UTC days at ``at``."""
+    today = datetime.combine(at.astimezone(UTC).date(), time(), tzinfo=UTC)
+    whens = [(moment >= today - timedelta(days=days), literal(label))
              for days, label in AGE_BUCKETS]
     return case(*whens, else_=literal(OLDEST))
+
+
+def _day_bucket(day: Any, today: int) -> ColumnElement[str]:
+    """The same bucket for a credit's day number (days since 1970-01-01)."""
+    whens = [(day >= today - days, literal(label)) for days, label in AGE_BUCKETS]
+    return case(*whens, else_=literal(OLDEST))
+
+
+def aged_now(session: Session, tenant_id: str,
+             program_id: str) -> list[tuple[str, str | None, str, int]]:
+    """(unit, tier, age bucket, outstanding units) now, from the ledger's aging.
+
+    One pass over the aging rows gives each wallet its balance and what it holds per age
+    bucket (one row per wallet, before any join); then each wallet is joined once to its
+    account and its member's tier. A wallet below zero is one ``negative`` row of its
+    balance (its days hold nothing then)."""
+    aging, account = ledger.Aging, ledger.LedgerAccount
+    user, enrolment = members.User, members.Enrolment
+    sql.roomy(session)
+    today = ledger.aging_day(clock.now())
+    labels = [label for _, label in AGE_BUCKETS] + [OLDEST]
+    index = case(*[(aging.day >= today - days, literal(i))
+                   for i, (days, _) in enumerate(AGE_BUCKETS)], else_=literal(len(AGE_BUCKETS)))
+    per_wallet = (
+        select(aging.account_id, func.sum(aging.credits - aging.debits).label("balance"),
+               *[func.sum(case((index == i, aging.remaining), else_=0)).label(f"b{i}")
+                 for i in range(len(labels))])
+        .where(aging.tenant_id == tenant_id)
+        .group_by(aging.account_id)
+    ).subquery("per_wallet")
+    member = member_account(account.owner_type, account.owner_id, user.account_id)
+    negative = func.sum(case((per_wallet.c.balance < 0, per_wallet.c.balance), else_=0))
+    rows = session.execute(
+        select(account.unit_id, enrolment.tier, negative,
+               *[func.sum(per_wallet.c[f"b{i}"]) for i in range(len(labels))])
+        .select_from(per_wallet)
+        .join(account, and_(account.tenant_id == tenant_id,
+                            account.id == per_wallet.c.account_id))
+        .outerjoin(user, and_(user.tenant_id == tenant_id, user.id == account.owner_id,
+                              account.owner_type == "user"))
+        .outerjoin(enrolment, and_(enrolment.tenant_id == tenant_id,
+                                   enrolment.program_id == program_id,
+                                   enrolment.account_id == member))
+        .where(_wallets(program_id, tenant_id), account.purpose == "wallet")
+        .group_by(account.unit_id, enrolment.tier)
+    ).all()
+    out: list[tuple[str, str | None, str, int]] = []
+    for unit_id, tier, below, *held in rows:
+        out += [(unit_id, tier, label, int(amount or 0))
+                for label, amount in zip(labels, held, strict=True) if int(amount or 0)]
+        if int(below or 0):
+            out.append((unit_id, tier, NEGATIVE, int(below)))
+    return out
 
 
 def outstanding_rows(session: Session, tenant_id: str, program_id: str,
@@ -182,7 +242,8 @@ def liability(session: Session, tenant_id: str, program_id: str,
     by_unit = units(session, tenant_id, program_id)
     order = {label: i for i, (_, label) in enumerate(AGE_BUCKETS)}
     order[OLDEST], order[NEGATIVE] = len(order), len(order) + 1
-    raw = outstanding_rows(session, tenant_id, program_id, at)
+    raw = (aged_now(session, tenant_id, program_id) if at is None
+           else outstanding_rows(session, tenant_id, program_id, at))
     raw.sort(key=lambda r: (by_unit[r[0]].code, r[1] or "", order[r[2]]))
     rows: list[dict[str, Any]] = []
     totals: dict[str, int] = defaultdict(int)

@@ -48,6 +48,11 @@ def currency_exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
 
 
+def known_exponents() -> dict[str, int]:
+    """The currencies whose exponent :func:`currency_exponent` knows (every other has 2)."""
+    return dict(_EXPONENTS)
+
+
 def is_currency_code(code: str) -> bool:
     return len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()
 

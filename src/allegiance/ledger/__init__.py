@@ -1,6 +1,9 @@
 """The double-entry ledger. Knows nothing of rules, tiers or rewards: entries carry a
 ``(source_type, source_id)`` that only their writers interpret."""
 
+from allegiance.ledger.aging import day_number as aging_day
+from allegiance.ledger.aging import recompute as recompute_aging
+from allegiance.ledger.aging import stored as stored_aging
 from allegiance.ledger.balances import Mismatch, balance_of, reconcile, verify_chain
 from allegiance.ledger.domain import Balance, Line, Side
 from allegiance.ledger.expiry import ExpiryReport, expire_due_lots, expire_inactive, run_expiry
@@ -15,6 +18,7 @@ from allegiance.ledger.holds import (
 )
 from allegiance.ledger.models import (
     Adjustment,
+    Aging,
     Hold,
     JournalEntry,
     LedgerAccount,
@@ -44,6 +48,7 @@ from allegiance.ledger.writer import BatchWriter
 
 __all__ = [
     "Adjustment",
+    "Aging",
     "Balance",
     "BatchWriter",
     "EntryRequest",
@@ -58,6 +63,7 @@ __all__ = [
     "Mismatch",
     "Posting",
     "Side",
+    "aging_day",
     "balance_of",
     "create_hold",
     "decide_adjustment",
@@ -74,11 +80,13 @@ __all__ = [
     "post_hold",
     "program_account",
     "receivable",
+    "recompute_aging",
     "reconcile",
     "release_due_holds",
     "request_adjustment",
     "reverse_entry",
     "run_expiry",
+    "stored_aging",
     "transfer",
     "verify_chain",
     "void_hold",

@@ -250,3 +250,35 @@ class Adjustment(Base):
     entry_id: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+
+
+class Aging(Base):
+    """A member wallet's credits and debits per UTC day of their entries' ``effective_at``
+    (``day``: days since 1970-01-01), and ``remaining``: how much of the wallet's posted
+    balance is made of that day's credits now (the newest credits make up the balance, as
+    debits consume the oldest first; 0 on every day while the balance is below zero).
+
+    Written only by the database, in the posting's transaction: a trigger on ``posting``
+    (migration ``0018_aging``) adds each member-wallet posting to its day and recomputes the
+    wallet's ``remaining`` (the wallet's counter row is already locked by then, so writers of
+    one wallet are serialised). The liability "now" reads it instead of every posting;
+    :func:`allegiance.ledger.aging.recompute` gives the same rows from the postings."""
+
+    __tablename__ = "ledger_aging"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "account_id"], ["ledger_account.tenant_id", "ledger_account.id"]
+        ),
+        CheckConstraint(
+            "credits >= 0 AND debits >= 0 AND remaining >= 0 AND remaining <= credits",
+            name="amounts",
+        ),
+        {"sqlite_with_rowid": False},
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    day: Mapped[int] = mapped_column(primary_key=True)
+    credits: Mapped[int]
+    debits: Mapped[int]
+    remaining: Mapped[int]

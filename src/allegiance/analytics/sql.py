@@ -1,0 +1,114 @@
+"""Set-based reads for the reports over many rows: SQL text per dialect for days, months and
+amounts, and results fetched through the driver in bulk into Polars.
+
+SQLAlchemy's per-row processing costs more than the database when a report reads a million
+rows; here the database aggregates, and the (already aggregated) rows come back through the
+driver: on PostgreSQL as one ``COPY (query) TO STDOUT`` read by Polars' CSV reader, on SQLite
+by ``fetchall``. Timestamps are compared as the columns store them (SQLite: naive UTC text).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from allegiance.kit.clock import as_utc
+from allegiance.kit.db import driver_connection
+from allegiance.kit.money import known_exponents
+
+
+def dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+# Memory a report's sorts and hashes may use on PostgreSQL, for its own transaction only
+# (``SET LOCAL``): the default 4 MB sends the grouping of a million wallets or buyers to disk.
+WORK_MEM = "256MB"
+
+
+def roomy(session: Session) -> None:
+    """Let this transaction's grouping run in memory (PostgreSQL; nothing elsewhere)."""
+    if dialect(session) == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+
+
+def day_of(column: str, name: str, time_zone: str = "UTC") -> str:
+    """Days since 1970-01-01 of a timestamp column's date in ``time_zone`` (SQLite: UTC only;
+    :func:`can_localise` says when that is enough)."""
+    if name == "sqlite":
+        return f"CAST(julianday(substr({column}, 1, 10)) - 2440587.5 AS INTEGER)"
+    return f"((({column} AT TIME ZONE '{_zone(time_zone)}')::date) - DATE '1970-01-01')"
+
+
+def month_of(column: str, name: str) -> str:
+    """year × 12 + month of a timestamp column in UTC."""
+    if name == "sqlite":
+        return (f"(CAST(substr({column}, 1, 4) AS INTEGER) * 12 "
+                f"+ CAST(substr({column}, 6, 2) AS INTEGER))")
+    return (f"(CAST(EXTRACT(YEAR FROM {column} AT TIME ZONE 'UTC') AS INTEGER) * 12 "
+            f"+ CAST(EXTRACT(MONTH FROM {column} AT TIME ZONE 'UTC') AS INTEGER))")
+
+
+def can_localise(name: str, time_zone: str | None) -> bool:
+    return name == "postgresql" or (time_zone or "UTC") in ("UTC", "Etc/UTC")
+
+
+def major_units(amount: str, currency: str, base_currency: str) -> str:
+    """``amount`` (minor units of ``currency``, the base currency when NULL) in major units."""
+    divisors = " ".join(f"WHEN '{code}' THEN {10.0 ** exp!r}"
+                        for code, exp in sorted(known_exponents().items()))
+    base = 10.0 ** known_exponents().get(base_currency.upper(), 2)
+    return (f"(CAST({amount} AS DOUBLE PRECISION) / CASE UPPER(COALESCE({currency}, "
+            f"'{base_currency.upper()}')) {divisors} ELSE 100.0 END)"
+            if divisors else f"(CAST({amount} AS DOUBLE PRECISION) / {base!r})")
+
+
+def stamp(value: datetime, name: str) -> Any:
+    """A timestamp parameter as the column stores it."""
+    utc = as_utc(value)
+    return utc.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if name == "sqlite" else utc
+
+
+def frame(session: Session, sql: str, params: Sequence[Any],
+          schema: dict[str, Any]) -> pl.DataFrame:
+    """The rows of ``sql`` (``?`` placeholders) as a frame of ``schema``."""
+    name = dialect(session)
+    with driver_connection(session) as conn:
+        if name == "sqlite":
+            cursor = conn.cursor()
+            try:
+                rows = cursor.execute(sql, tuple(params)).fetchall()
+            finally:
+                cursor.close()
+            return pl.DataFrame(rows, schema=schema, orient="row")
+        from psycopg import sql as pgsql
+
+        parts = sql.split("?")
+        if len(parts) != len(params) + 1:
+            raise ValueError("one parameter per placeholder")
+        composed = pgsql.SQL("").join(
+            [pgsql.SQL(parts[0])]
+            + [piece for value, text in zip(params, parts[1:], strict=True)
+               for piece in (pgsql.Literal(value), pgsql.SQL(text))])
+        buffer = io.BytesIO()
+        with conn.cursor() as cursor, cursor.copy(
+                pgsql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(composed)) as copy:
+            for block in copy:
+                buffer.write(block)
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=schema)
+    buffer.seek(0)
+    return pl.read_csv(buffer, has_header=False, new_columns=list(schema),
+                       schema_overrides=schema)
+
+
+def _zone(time_zone: str) -> str:
+    if not all(c.isalnum() or c in "/_+-" for c in time_zone):
+        raise ValueError(f"not a time zone name: {time_zone!r}")
+    return time_zone
