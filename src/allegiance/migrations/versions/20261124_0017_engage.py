@@ -2,7 +2,7 @@
 period kind, and the running RFM inputs per buyer with their window's first day
 
 Revision ID: 0017_engage
-Revises: 0015_rfm
+Revises: 0016_reports
 Create Date: 2026-11-24 05:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0017_engage'
-down_revision: str | None = '0015_rfm'
+down_revision: str | None = '0016_reports'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 trigger on posting (the liability "now" reads it instead of every posting)
 
 Revision ID: 0018_aging
-Revises: 0015_rfm
+Revises: 0017_engage
 Create Date: 2026-11-24 05:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0018_aging'
-down_revision: str | None = '0015_rfm'
+down_revision: str | None = '0017_engage'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
