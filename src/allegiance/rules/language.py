@@ -248,6 +248,23 @@ def _no_list_constant(node: Node) -> None:
         raise ExpressionError("a list [..] is only allowed after 'in'")
 
 
+# Deeper conditions are refused: the compiler, both evaluators and Polars' planner recurse
+# once per level (a hand-written condition rarely goes past ten).
+MAX_DEPTH = 64
+
+
+def _depth(tree: ast.AST) -> int:
+    """The deepest nesting of ``tree``, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def compile_expression(
     source: str,
     types: Mapping[str, str],
@@ -260,8 +277,12 @@ def compile_expression(
         raise ExpressionError("the condition is longer than 4000 characters")
     try:
         tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"syntax error at column {exc.offset}: {exc.msg}") from exc
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        where = f" at column {exc.offset}" if isinstance(exc, SyntaxError) else ""
+        message = exc.msg if isinstance(exc, SyntaxError) else "nested too deeply"
+        raise ExpressionError(f"syntax error{where}: {message}") from exc
+    if _depth(tree) > MAX_DEPTH:
+        raise ExpressionError(f"the condition is nested deeper than {MAX_DEPTH} levels")
     compiler = _Compiler(types, lists or {})
     return compiler.boolean(tree.body)
 
