@@ -85,7 +85,9 @@ def test_every_page_shows_its_report_and_chart(web: Web) -> None:
     liability = words(client.get("/admin/analytics/liability").text)
     assert "tokens points 0.01 42,500 425.00 0 3,000" in liability  # pending apart
     assert "Reconciled" in liability and "yes" in liability
-    assert "silver 31-90 8,000 80.00" in liability  # by tier and age
+    # by tier and age in whole days: the 12,000 earned 90 days ago and the 8,000 of 60 days
+    # ago, less the 2,500 redeemed (first in, first out)
+    assert "silver 31-90 17,500 175.00" in liability
     breakage = words(client.get("/admin/analytics/breakage").text)
     assert "Liability forecast" in breakage and "Breakage by issue-month cohort" in breakage
     nps = words(client.get("/admin/analytics/nps").text)

@@ -1,5 +1,4 @@
-"""Challenges and their per-period progress, badges, leaderboard tallies and opt-outs, surveys
-and their responses."""
+"""Challenges and progress, badges, tallies, running totals, opt-outs, surveys, answers."""
 
 from __future__ import annotations
 
@@ -181,9 +180,8 @@ class Tally(Base):
     completions — one row, so an event adds to it in one statement."""
 
     __tablename__ = "engagement_tally"
-    # the key (tenant, program, day, account) serves the boards' and RFM's range scans; on
-    # SQLite the table is clustered on it (WITHOUT ROWID: no second lookup per row); the
-    # account index serves one account's RFM score after each of its events
+    # the key serves the boards' and RFM's day ranges (clustered on SQLite: WITHOUT ROWID);
+    # the account index, one account's RFM score after each of its events
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
         Index("ix_engagement_tally_account", "tenant_id", "program_id", "account_id", "day"),
