@@ -153,8 +153,10 @@ class Database:
         (see :class:`GroupCommit`): the unit is a savepoint of the group's transaction, and
         this returns only when the group's COMMIT is on disk."""
         group = self._group
-        if group is not None and not group.held_by_me():
-            with group.unit() as connection:
+        if group is not None:
+            # A transaction opened inside another one of the same thread joins its group
+            # as a savepoint of its own (it is durable with the group's commit).
+            with (group.joined() if group.held_by_me() else group.unit()) as connection:
                 session = self._sessions(bind=connection,
                                          join_transaction_mode="create_savepoint")
                 session.info["tenant"] = tenancy.setting_for(tenant_id)
@@ -253,6 +255,14 @@ class GroupCommit:
 
     def held_by_me(self) -> bool:
         return self._holder == threading.get_ident()
+
+    @contextlib.contextmanager
+    def joined(self) -> Iterator[Any]:
+        """The open group's connection for a unit nested in the current holder's unit."""
+        if self._connection is None:
+            self._open()
+        self._units += 1
+        yield self._connection
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[Any]:
