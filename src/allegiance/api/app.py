@@ -114,15 +114,18 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
             expose_headers=["Retry-After", "Idempotent-Replayed", "Event-Replayed"],
         )
 
+    # Routes are tried in order, so the busiest writes (redemptions, events, postings) come
+    # first; no route's path is matched by another's template, whatever the order
+    # (tests/api/test_route_order.py).
     for router in (
+        rewards_router,
+        events_router,
+        ledger_router,
         tenants_router,
         members_router,
-        ledger_router,
         tiers_router,
-        events_router,
         definitions_router,
         webhooks_router,
-        rewards_router,
         privacy_router,
         audit_router,
         fx_router,

@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -216,13 +216,16 @@ AUDIT_DEFER = "audit_defer"
 RETRYABLE = ("40P01", "40001")
 
 
+_STORED = select(
+    _idempotency_table.c.request_hash, _idempotency_table.c.status_code,
+    _idempotency_table.c.response_body, _idempotency_table.c.expires_at,
+).where(_idempotency_table.c.tenant_id == bindparam("tenant_id"),
+        _idempotency_table.c.key == bindparam("key"))
+
+
 def _stored(session: Session, tenant_id: str, key: str) -> Any:
-    """The stored answer of an Idempotency-Key (one Core SELECT), or None."""
-    table = _idempotency_table
-    return session.execute(
-        select(table.c.request_hash, table.c.status_code, table.c.response_body,
-               table.c.expires_at)
-        .where(table.c.tenant_id == tenant_id, table.c.key == key)).first()
+    """The stored answer of an Idempotency-Key (one Core SELECT, built once), or None."""
+    return session.execute(_STORED, {"tenant_id": tenant_id, "key": key}).first()
 
 
 def _replayed(record: Any, fingerprint: str) -> Response:
