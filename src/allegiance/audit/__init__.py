@@ -10,8 +10,9 @@ from allegiance.audit.service import (
     record_request,
     redact,
     verify,
+    write_pending,
 )
 
 __all__ = ["PERSONAL_FIELDS", "AuditRecord", "ChainCheck", "history", "page", "record", "record_request",
            "redact",
-           "verify"]
+           "verify", "write_pending"]

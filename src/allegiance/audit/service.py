@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from allegiance.audit.models import AuditRecord
 from allegiance.kit import clock, sequences
+from allegiance.kit.db import driver_connection
 from allegiance.kit.ids import new_id
 
 AUDIT_SEQUENCE = sequences.AUDIT
@@ -40,6 +41,13 @@ def _content(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, default=str, separators=(",", ":"))
 
 
+# ``session.info`` key of the audit rows a unit of work keeps until its end (set by
+# ``kit.web.Ctx.write``): they are chained and written together by :func:`write_pending`, so
+# the tenant's audit-chain lock is taken last and held only for the commit.
+DEFER = "audit_defer"
+_audit_table = cast(Table, AuditRecord.__table__)
+
+
 def record(
     session: Session,
     tenant_id: str,
@@ -51,25 +59,103 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Append one audit row in the caller's transaction (personal fields redacted)."""
+    """Append one audit row in the caller's transaction (personal fields redacted). In a unit
+    of work that defers its audit rows (and outside a savepoint, whose rollback must take the
+    row with it) the row gets its number and hash at the end, from :func:`write_pending`."""
     before, after = redact(object_type, before), redact(object_type, after)
-    seq, previous_hash = sequences.reserve(session, tenant_id, AUDIT_SEQUENCE)
     at = clock.now()
-    fields = {
-        "seq": seq, "actor": actor, "action": action, "object_type": object_type,
-        "object_id": object_id, "before": before, "after": after, "at": at.isoformat(),
-    }
-    digest = sequences.chain(previous_hash, _content(fields))
-    sequences.set_last_hash(session, tenant_id, AUDIT_SEQUENCE, digest)
-    row = AuditRecord(
-        tenant_id=tenant_id, id=new_id("aud"), seq=seq, actor=actor, action=action,
-        object_type=object_type, object_id=object_id, before=before, after=after, at=at,
-        hash=digest,
-    )
-    session.add(row)
-    session.flush()
     session.info["audit_rows"] = int(session.info.get("audit_rows", 0)) + 1
+    pending: list[AuditRecord] | None = session.info.get(DEFER)
+    row = AuditRecord(
+        tenant_id=tenant_id, id=new_id("aud"), actor=actor, action=action,
+        object_type=object_type, object_id=object_id, before=before, after=after, at=at)
+    if pending is not None and not session.in_nested_transaction():
+        pending.append(row)
+        return row
+    _chain(session, tenant_id, [row])
     return row
+
+
+def write_pending(session: Session) -> int:
+    """Number, chain and insert the deferred audit rows of the unit of work (one sequence
+    update, one multi-row insert, one hash update per tenant); returns how many."""
+    pending: list[AuditRecord] | None = session.info.pop(DEFER, None)
+    if not pending:
+        return 0
+    by_tenant: dict[str, list[AuditRecord]] = {}
+    for row in pending:
+        by_tenant.setdefault(row.tenant_id, []).append(row)
+    for tenant_id in sorted(by_tenant):
+        _chain(session, tenant_id, by_tenant[tenant_id])
+    return len(pending)
+
+
+# One round trip on PostgreSQL for the usual single row: the sequence's number and hash move
+# on in the UPDATE (the hash computed by the database, over exactly the text ``verify``
+# hashes: the row's canonical JSON ends with its "seq" key) and the row is inserted from it.
+_PG_ONE = """
+WITH s AS (
+  UPDATE sequence SET last_value = last_value + 1,
+    last_hash = encode(sha256(convert_to(
+      last_hash || chr(10) || %(prefix)s || (last_value + 1)::text || '}', 'UTF8')), 'hex')
+  WHERE tenant_id = %(t)s AND name = %(name)s
+  RETURNING last_value, last_hash)
+INSERT INTO audit_log (tenant_id, id, seq, actor, action, object_type, object_id, "before",
+                       "after", at, hash)
+SELECT %(t)s, %(id)s, s.last_value, %(actor)s, %(action)s, %(object_type)s, %(object_id)s,
+       %(before)s::json, %(after)s::json, %(at)s, s.last_hash FROM s
+RETURNING seq, hash
+"""
+
+
+def _chain_one_postgres(session: Session, tenant_id: str, row: AuditRecord) -> bool:
+    """The single-row chain step in one statement; False when the tenant's audit sequence
+    does not exist yet (the general path creates it)."""
+    content = _content({
+        "seq": 0, "actor": row.actor, "action": row.action, "object_type": row.object_type,
+        "object_id": row.object_id, "before": row.before, "after": row.after,
+        "at": row.at.isoformat(),
+    })
+    if not content.endswith(',"seq":0}'):
+        return False
+    with driver_connection(session) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(_PG_ONE, {
+                "prefix": content[:-2], "t": tenant_id, "name": AUDIT_SEQUENCE, "id": row.id,
+                "actor": row.actor, "action": row.action, "object_type": row.object_type,
+                "object_id": row.object_id, "before": json.dumps(row.before),
+                "after": json.dumps(row.after), "at": row.at})
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+    if found is None:
+        return False
+    row.seq, row.hash = int(found[0]), str(found[1])
+    return True
+
+
+def _chain(session: Session, tenant_id: str, rows: list[AuditRecord]) -> None:
+    if (len(rows) == 1 and session.get_bind().dialect.name == "postgresql"
+            and _chain_one_postgres(session, tenant_id, rows[0])):
+        return
+    seq, previous_hash = sequences.reserve(session, tenant_id, AUDIT_SEQUENCE, len(rows))
+    values = []
+    for row in rows:
+        row.seq = seq
+        fields = {
+            "seq": seq, "actor": row.actor, "action": row.action,
+            "object_type": row.object_type, "object_id": row.object_id, "before": row.before,
+            "after": row.after, "at": row.at.isoformat(),
+        }
+        previous_hash = row.hash = sequences.chain(previous_hash, _content(fields))
+        values.append({
+            "tenant_id": tenant_id, "id": row.id, "seq": seq, "actor": row.actor,
+            "action": row.action, "object_type": row.object_type, "object_id": row.object_id,
+            "before": row.before, "after": row.after, "at": row.at, "hash": row.hash})
+        seq += 1
+    sequences.set_last_hash(session, tenant_id, AUDIT_SEQUENCE, previous_hash)
+    session.execute(insert(_audit_table), values)
 
 
 def history(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.kit import clock
 from allegiance.kit.ids import new_id
 from allegiance.kit.models import OutboxMessage
+
+_outbox_table = cast(Table, OutboxMessage.__table__)
 
 
 def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, Any],
@@ -19,18 +21,11 @@ def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, A
     must send a message once gives its own ``message_id`` (a second insert then fails)."""
     at = clock.now()
     message_id = message_id or new_id("msg")
-    session.add(
-        OutboxMessage(
-            tenant_id=tenant_id,
-            id=message_id,
-            event_type=event_type,
-            payload=payload,
-            created_at=at,
-            available_at=at,
-            dispatched_at=None,
-            attempts=0,
-        )
-    )
+    # One Core INSERT now (no ORM unit of work: every write of the API emits one or more).
+    session.execute(insert(_outbox_table), {
+        "tenant_id": tenant_id, "id": message_id, "event_type": event_type, "payload": payload,
+        "created_at": at, "available_at": at, "dispatched_at": None, "attempts": 0,
+    })
     return message_id
 
 

@@ -63,10 +63,11 @@ AUDIT = "audit"
 
 
 def lock(session: Session, tenant_id: str, name: str) -> None:
-    """Take the sequence's row lock now (a no-op update), so a transaction that will use it
-    takes it before any other lock: every API write locks the audit chain first, so two writes
-    can never wait on each other's journal and audit locks in opposite orders. The row is
-    created if it does not exist yet (a tenant's first writes lock like every later one)."""
+    """Take the sequence's row lock now (a no-op update), for a transaction that must hold it
+    before any other lock. The row is created if it does not exist yet (a tenant's first
+    writes lock like every later one). API writes no longer do this with the audit chain:
+    they chain their audit rows at their end (``audit.write_pending``), so the chain's lock is
+    the last one they take."""
     sql = _statements(session)
     with driver_connection(session) as conn:
         cursor = conn.cursor()

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     port: int = 8000
     # Requests per minute per API key (0 disables the limiter).
     rate_limit_per_minute: int = 6000
+    # Seconds a checked API key is trusted without reading its row again: a revocation or
+    # rotation takes effect at once in the process that made it, within this bound in the
+    # others (0: read the key on every request).
+    api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
     # Requests per minute per signed-in portal user, in bursts of a sixth (0 disables it).
     portal_rate_limit_per_minute: int = 600
     # Where uploaded import files and their error reports are kept.

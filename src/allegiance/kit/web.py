@@ -15,19 +15,21 @@ import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from allegiance.kit import clock, sequences
+from allegiance.kit import clock
 from allegiance.kit.auth import Principal, scope_allows
 from allegiance.kit.db import Database, is_unique_violation
 from allegiance.kit.errors import (
@@ -95,12 +97,7 @@ class Ctx:
         """Run ``fn`` in one transaction; store and replay the response per Idempotency-Key."""
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
-            with self.db.transaction(self.tenant_id) as session:
-                sequences.lock(session, self.tenant_id, sequences.AUDIT)
-                result = fn(session)
-                payload = _dump(result)
-                self._audit(session, payload)
-            return _response(status_code, payload)
+            return self._retrying(lambda: self._write(fn, status_code))
         if not key or len(key) > 255:
             raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
                                    field="Idempotency-Key")
@@ -112,16 +109,49 @@ class Ctx:
                                           field="Idempotency-Key")
             _in_flight.add(token)
         try:
-            return self._write_once(key, fingerprint, fn, status_code)
+            return self._retrying(lambda: self._write_once(key, fingerprint, fn, status_code))
         finally:
             with _in_flight_lock:
                 _in_flight.discard(token)
 
+    def _retrying(self, attempt: Callable[[], Response]) -> Response:
+        """Writes of one tenant no longer queue on one lock for their whole transaction, so two
+        of them can meet in a PostgreSQL deadlock (40P01) or serialization failure (40001); the
+        database rolled the loser back, and the write runs again (at most three times)."""
+        for tries in range(3):
+            try:
+                return attempt()
+            except OperationalError as exc:
+                if tries == 2 or getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write(self, fn: Callable[[Session], BaseModel | dict[str, Any] | list[Any] | None],
+               status_code: int) -> Response:
+        with self.db.transaction(self.tenant_id) as session:
+            self._defer_audit(session)
+            result = fn(session)
+            payload = _dump(result)
+            self._audit(session, payload)
+        return _response(status_code, payload)
+
+    def _defer_audit(self, session: Session) -> None:
+        """Audit rows wait for the end of the unit of work (see ``audit.write_pending``), so
+        the tenant's audit-chain lock is the last lock the write takes, held only briefly."""
+        if getattr(self.request.app.state, "audit_flush", None) is not None:
+            session.info[AUDIT_DEFER] = []
+
     def _audit(self, session: Session, payload: str) -> None:
-        """Every write leaves at least one audit row: the route's own, or a generic one."""
+        """Every write leaves at least one audit row: the route's own, or a generic one; then
+        the deferred rows are chained and written."""
         hook: AuditHook | None = getattr(self.request.app.state, "audit_hook", None)
         if hook is not None and not session.info.get("audit_rows"):
             hook(session, self, payload)
+        flush: Callable[[Session], int] | None = getattr(
+            self.request.app.state, "audit_flush", None)
+        if flush is not None:
+            session.flush()  # the feature's own rows first: the chain's lock comes last
+            flush(session)
 
     def _write_once(
         self,
@@ -136,25 +166,28 @@ class Ctx:
         try:
             with self.db.transaction(self.tenant_id) as session:
                 # The stored answer is read in the write's own transaction (a plain read
-                # takes no lock); a write then takes the audit lock before any other lock.
-                record = session.get(IdempotencyRecord, (self.tenant_id, key))
+                # takes no lock).
+                record = _stored(session, self.tenant_id, key)
                 if record is not None and record.expires_at > now:
                     replay = _replayed(record, fingerprint)
                 else:
-                    sequences.lock(session, self.tenant_id, sequences.AUDIT)
                     if record is not None:  # expired: the key may be used again
-                        session.delete(record)
-                        session.flush()
+                        session.execute(delete(_idempotency_table).where(
+                            _idempotency_table.c.tenant_id == self.tenant_id,
+                            _idempotency_table.c.key == key))
+                    self._defer_audit(session)
                     result = fn(session)
                     payload = _dump(result)
-                    self._audit(session, payload)
-                    session.add(IdempotencyRecord(
-                        tenant_id=self.tenant_id, key=key, request_hash=fingerprint,
-                        method=self.request.method, path=self.request.url.path,
-                        status_code=status_code, response_body=payload, created_at=now,
-                        expires_at=now + retention,
-                    ))
                     session.flush()
+                    # Core INSERT: one statement, no unit of work. A concurrent twin of this
+                    # request in another process fails here on the primary key.
+                    session.execute(insert(_idempotency_table), {
+                        "tenant_id": self.tenant_id, "key": key, "request_hash": fingerprint,
+                        "method": self.request.method, "path": self.request.url.path,
+                        "status_code": status_code, "response_body": payload,
+                        "created_at": now, "expires_at": now + retention,
+                    })
+                    self._audit(session, payload)
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
@@ -170,13 +203,32 @@ class Ctx:
 
     def _replay(self, key: str, fingerprint: str) -> Response | None:
         with self.db.read(self.tenant_id) as session:
-            record = session.get(IdempotencyRecord, (self.tenant_id, key))
+            record = _stored(session, self.tenant_id, key)
             if record is None or record.expires_at <= clock.now():
                 return None
             return _replayed(record, fingerprint)
 
 
-def _replayed(record: IdempotencyRecord, fingerprint: str) -> Response:
+_idempotency_table = cast(Table, IdempotencyRecord.__table__)
+# ``session.info`` key of the deferred audit rows (``allegiance.audit.service.DEFER``).
+AUDIT_DEFER = "audit_defer"
+# PostgreSQL deadlock and serialization failure: the transaction was rolled back, run it again.
+RETRYABLE = ("40P01", "40001")
+
+
+_STORED = select(
+    _idempotency_table.c.request_hash, _idempotency_table.c.status_code,
+    _idempotency_table.c.response_body, _idempotency_table.c.expires_at,
+).where(_idempotency_table.c.tenant_id == bindparam("tenant_id"),
+        _idempotency_table.c.key == bindparam("key"))
+
+
+def _stored(session: Session, tenant_id: str, key: str) -> Any:
+    """The stored answer of an Idempotency-Key (one Core SELECT, built once), or None."""
+    return session.execute(_STORED, {"tenant_id": tenant_id, "key": key}).first()
+
+
+def _replayed(record: Any, fingerprint: str) -> Response:
     """The stored answer, or 422 when the key was used with a different request."""
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request",
@@ -266,18 +318,26 @@ BEARER = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="An API key: `Authorization: Bearer <key>`")
 
 
-def need(scope: str) -> Callable[..., Ctx]:
+def need(scope: str) -> Callable[..., Awaitable[Ctx]]:
     """A dependency that authenticates the API key and enforces the role × route matrix
-    installed by the app (``scope`` is the fallback for a route the matrix does not list)."""
+    installed by the app (``scope`` is the fallback for a route the matrix does not list).
 
-    def dependency(
+    It runs on the event loop (no thread hop): a key checked moments ago is taken from the
+    app's cache (``app.state.cached_principal``); only a miss reads the database, in a
+    worker thread."""
+
+    async def dependency(
         request: Request,
-        db: Database = Depends(get_db),
         _documented: HTTPAuthorizationCredentials | None = Depends(BEARER),
     ) -> Ctx:
+        db = get_db(request)
         secret = bearer(request)
-        authenticate: Authenticator = request.app.state.authenticate
-        principal = authenticate(db, secret)
+        cached: Callable[[str], Principal | None] | None = getattr(
+            request.app.state, "cached_principal", None)
+        principal = cached(secret) if cached is not None else None
+        if principal is None:
+            authenticate: Authenticator = request.app.state.authenticate
+            principal = await run_in_threadpool(authenticate, db, secret)
         required = route_scope(request) or scope
         if not scope_allows(list(principal.scopes), required):
             raise Forbidden(f"this API key lacks the {required!r} scope", field="Authorization")
@@ -292,7 +352,7 @@ def need(scope: str) -> Callable[..., Ctx]:
 JSON = JSONResponse
 
 
-def no_nul_parameters(request: Request) -> None:
+async def no_nul_parameters(request: Request) -> None:
     """Refuse NUL characters in path and query parameters (PostgreSQL cannot store them)."""
     values = [*request.path_params.values(), *request.query_params.values()]
     if any("\x00" in str(v) for v in values):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.ledger.domain import Counters, OpenLot
@@ -71,6 +71,17 @@ def account_infos(session: Session, tenant_id: str, ids: Iterable[str]) -> dict[
     return found
 
 
+# Built once (every redemption and earning looks two accounts up): only the values change.
+_FIND_ACCOUNT = select(LedgerAccount).where(
+    LedgerAccount.tenant_id == bindparam("tenant_id"),
+    LedgerAccount.program_id == bindparam("program_id"),
+    LedgerAccount.unit_id == bindparam("unit_id"),
+    LedgerAccount.owner_type == bindparam("owner_type"),
+    LedgerAccount.owner_id == bindparam("owner_id"),
+    LedgerAccount.purpose == bindparam("purpose"),
+)
+
+
 def find_account(
     session: Session,
     tenant_id: str,
@@ -80,16 +91,10 @@ def find_account(
     owner_id: str,
     purpose: str,
 ) -> LedgerAccount | None:
-    return session.scalars(
-        select(LedgerAccount).where(
-            LedgerAccount.tenant_id == tenant_id,
-            LedgerAccount.program_id == program_id,
-            LedgerAccount.unit_id == unit_id,
-            LedgerAccount.owner_type == owner_type,
-            LedgerAccount.owner_id == owner_id,
-            LedgerAccount.purpose == purpose,
-        )
-    ).one_or_none()
+    return session.scalars(_FIND_ACCOUNT, {
+        "tenant_id": tenant_id, "program_id": program_id, "unit_id": unit_id,
+        "owner_type": owner_type, "owner_id": owner_id, "purpose": purpose,
+    }).one_or_none()
 
 
 def get_account(session: Session, tenant_id: str, account_id: str) -> LedgerAccount | None:

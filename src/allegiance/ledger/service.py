@@ -64,6 +64,9 @@ class EntryRequest:
     expire_lot_id: str | None = None
     # Accounts whose overdraw check is skipped (hold resolution moves pending to posted).
     unchecked: frozenset[str] = frozenset()
+    # The new entry's id, when the caller needs it before posting (a redemption row written
+    # first, so that the tenant's journal lock is taken last); a new id when None.
+    entry_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def _post_one_postgres(session: Session, tenant_id: str, request: EntryRequest) 
     if effective_at > now:
         raise InvalidEntry("entries cannot be dated in the future", field="effective_at")
     lines = request.lines
-    entry_id = new_id("txn")
+    entry_id = request.entry_id or new_id("txn")
     try:
         status, found_id, seq, detail, lots = repo.post_one_postgres(session, (
             tenant_id, entry_id, request.program_id, request.kind, request.source_type,
@@ -371,7 +374,7 @@ def record(  # entries already checked and counted; used by holds and expiry
     chain = sequences.chain
     for offset, request in enumerate(requests):
         seq = first_seq + offset
-        entry_id = new_id("txn")
+        entry_id = request.entry_id or new_id("txn")
         effective_at = request.effective_at or now
         if effective_at > now:
             raise InvalidEntry("entries cannot be dated in the future", field="effective_at")

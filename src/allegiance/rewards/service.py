@@ -293,19 +293,27 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
             unit_id=reward.unit_id, amount=points, kind="redemption",
             source_type="redemption", source_id=row.id, hold_key=f"redemption:{row.id}"))
         row.hold_id = hold.id
-    else:
-        result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
-            program_id=program_id, kind="redeem",
-            lines=(ledger.Line(wallet.id, reward.unit_id, ledger.Side.DEBIT, points),
-                   ledger.Line(redeemed.id, reward.unit_id, ledger.Side.CREDIT, points)),
-            source_type="redemption", source_id=row.id, entry_key=f"redemption:{row.id}",
-            actor=actor))
-        row.entry_id = result.entry_id
-        row.status = "approved"
-        row.decided_at = now
-        row.decided_by = "auto"
+        session.flush()
+        outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
+        return row
+    # Approved at once: the row and its event are written before the points are posted, so
+    # the posting (which locks the program's redeemed account and the tenant's journal
+    # number until the commit) is the last write; if it fails, the transaction rolls back.
+    row.entry_id = new_id("txn")
+    row.status = "approved"
+    row.decided_at = now
+    row.decided_by = "auto"
     session.flush()
     outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
+    result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
+        program_id=program_id, kind="redeem",
+        lines=(ledger.Line(wallet.id, reward.unit_id, ledger.Side.DEBIT, points),
+               ledger.Line(redeemed.id, reward.unit_id, ledger.Side.CREDIT, points)),
+        source_type="redemption", source_id=row.id, entry_key=f"redemption:{row.id}",
+        actor=actor, entry_id=row.entry_id))
+    if result.entry_id != row.entry_id:  # the entry key is new, so never in practice
+        row.entry_id = result.entry_id
+        session.flush()
     return row
 
 

@@ -15,12 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allegiance.kit import clock
-from allegiance.kit.auth import Principal
+from allegiance.kit.auth import Principal, PrincipalCache
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.expiry import ExpiryPolicy
 from allegiance.kit.ids import new_id
 from allegiance.kit.models import Tenant
 from allegiance.kit.money import is_currency_code
+from allegiance.kit.settings import get_settings
 from allegiance.tenants.domain import (
     ENROLMENT_MODES,
     SCOPES,
@@ -373,22 +374,43 @@ def create_api_key(
 _last_used_written: dict[str, datetime] = {}
 
 
+_principals = PrincipalCache(get_settings().api_key_cache_seconds)
+
+
+def cached_principal(secret: str) -> Principal | None:
+    """The principal of a secret checked moments ago (see ``kit.auth.PrincipalCache`` for the
+    bounds), or None: then :func:`authenticate` reads the key."""
+    return _principals.get(_hash(secret), clock.now())
+
+
 def authenticate(session: Session, secret: str) -> Principal:
     """The principal of a bearer secret; raises InvalidApiKey for anything else."""
     key_id, _, _rest = secret.partition(".")
     if not key_id.startswith("key_") or not _rest:
         raise InvalidApiKey("the API key is not valid")
+    started = _principals.started()
     key = session.scalars(select(ApiKey).where(ApiKey.id == key_id)).one_or_none()
     now = clock.now()
     digest = _hash(secret)
-    if key is None or not (hmac.compare_digest(key.secret_hash, digest) or _previous_valid(
-            key, digest, now)):
+    current = key is not None and hmac.compare_digest(key.secret_hash, digest)
+    if key is None or not (current or _previous_valid(key, digest, now)):
         raise InvalidApiKey("the API key is not valid")
     if key.revoked_at is not None:
         raise InvalidApiKey("the API key has been revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise InvalidApiKey("the API key has expired")
-    return Principal(key.tenant_id, key.id, tuple(key.scopes), tuple(key.program_ids))
+    principal = Principal(key.tenant_id, key.id, tuple(key.scopes), tuple(key.program_ids))
+    limits = [t for t in (key.expires_at, None if current else key.previous_secret_expires_at)
+              if t is not None]
+    _principals.put(digest, principal, started, min(limits) if limits else None)
+    return principal
+
+
+def _key_changed(session: Session, key_id: str) -> None:
+    """Cached checks of the key stop at once in this process, and again once the change is
+    committed (a check that read the key before the commit is not kept)."""
+    _principals.changed(key_id)
+    session.info.setdefault("on_commit", []).append(lambda: _principals.changed(key_id))
 
 
 def _previous_valid(key: ApiKey, digest: str, now: datetime) -> bool:
@@ -416,6 +438,7 @@ def rotate_api_key(session: Session, tenant_id: str, key_id: str,
         raise ApiKeyNotUsable("a revoked API key cannot be rotated", field="key_id")
     if key.expires_at is not None and key.expires_at <= now:
         raise ApiKeyNotUsable("an expired API key cannot be rotated", field="key_id")
+    _key_changed(session, key_id)
     secret = f"{key.id}.{secrets.token_urlsafe(32)}"
     if grace > timedelta(0):
         key.previous_secret_hash = key.secret_hash
@@ -460,6 +483,7 @@ def revoke_api_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
     key = session.get(ApiKey, (tenant_id, key_id))
     if key is None:
         raise ApiKeyNotFound(f"API key {key_id} not found", field="key_id")
+    _key_changed(session, key_id)
     if key.revoked_at is None:
         key.revoked_at = clock.now()
     # Revoked means refused at once, whichever secret is presented.

@@ -5,12 +5,13 @@ no build step). Features never import this package."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allegiance import operators
 from allegiance.kit.errors import AllegianceError
@@ -54,6 +55,37 @@ def _error_page(request: Request, status: int, title: str, message: str,
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no extra task or stream per request, unlike ``BaseHTTPMiddleware``):
+    pages under /admin and /portal get a per-request CSP nonce (``request.state.nonce``, read by
+    the templates) and the security headers; API requests pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(WEB_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["nonce"] = nonce
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = (
+                    "default-src 'self'; script-src 'self'; "
+                    f"style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; "
+                    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+                headers["X-Frame-Options"] = "DENY"
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def install(app: FastAPI) -> None:
@@ -116,20 +148,4 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(AllegianceError, _domain)
 
-    @app.middleware("http")
-    async def _headers(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if not _is_web(request):
-            return await call_next(request)
-        nonce = secrets.token_urlsafe(16)
-        request.state.nonce = nonce
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; script-src 'self'; "
-            f"style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; "
-            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(SecurityHeaders)
