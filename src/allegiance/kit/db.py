@@ -160,26 +160,14 @@ class Database:
                 session = self._sessions(bind=connection,
                                          join_transaction_mode="create_savepoint")
                 session.info["tenant"] = tenancy.setting_for(tenant_id)
-                try:
+                with _unit_of_work(session):
                     yield session
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
-                finally:
-                    session.close()
             _run_on_commit(session)
             return
         with self._sqlite_writer():
             session = self._open(self._sessions, tenant_id)
-            try:
+            with _unit_of_work(session):
                 yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
         _run_on_commit(session)
 
     @contextlib.contextmanager
@@ -216,6 +204,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _unit_of_work(session: Session) -> Iterator[None]:
+    """Commit ``session`` when the block ends, roll it back on any exception; close it."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def _run_on_commit(session: Session) -> None:
