@@ -11,7 +11,20 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import analytics, api, engagement, imports, ledger, redeem, rules, simulate, tiers, web
+from bench import (
+    analytics,
+    api,
+    engagement,
+    expiry,
+    imports,
+    ingest,
+    ledger,
+    redeem,
+    rules,
+    simulate,
+    tiers,
+    web,
+)
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "analytics": analytics.run,
@@ -22,8 +35,10 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], bool]] = {
     "redeem": redeem.run,
     "simulate": simulate.run,
     "imports": imports.run,
+    "ingest": ingest.run,
     "web": web.run,
     "engagement": engagement.run,
+    "expiry": expiry.run,
 }
 
 

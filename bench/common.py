@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,3 +240,51 @@ def databases(engine: str) -> Iterator[Databases]:
         yield dbs
     finally:
         dbs.close()
+
+
+Rows = Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
+
+
+def bulk_load(engine: str, url: str, tables: Rows, *, trigger_aside: str | None = None,
+              before: Sequence[str] = (), analyze: str = "") -> None:
+    """Load ``(table, columns, rows)`` with the driver in one transaction, constraint checks
+    off (the benchmarks' rows are consistent by construction): SQLite ``executemany`` with
+    ``foreign_keys`` off, PostgreSQL ``COPY`` in replica mode (no triggers). On SQLite the
+    trigger ``trigger_aside`` is dropped for the load and put back. ``before``: statements run
+    first in the same transaction. Then ``ANALYZE`` (PostgreSQL: ``VACUUM ANALYZE analyze``)."""
+    if engine == "sqlite":
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            lite.execute("PRAGMA journal_mode = WAL")
+            lite.execute("PRAGMA synchronous = OFF")
+            lite.execute("PRAGMA foreign_keys = OFF")
+            lite.execute("BEGIN IMMEDIATE")
+            trigger = None
+            if trigger_aside:
+                (trigger,) = lite.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                                          "AND name = ?", (trigger_aside,)).fetchone()
+                lite.execute(f"DROP TRIGGER {trigger_aside}")
+            for statement in before:
+                lite.execute(statement)
+            for table, cols, rows in tables:
+                lite.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                                 f"({', '.join('?' for _ in cols)})", rows)
+            if trigger:
+                lite.execute(trigger)
+            lite.execute("COMMIT")
+            lite.execute("ANALYZE")
+            lite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            lite.close()
+        return
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pg:
+        with pg.transaction(), pg.cursor() as cur:
+            cur.execute("SET LOCAL session_replication_role = replica")  # no triggers
+            for statement in before:
+                cur.execute(statement)
+            for table, cols, rows in tables:
+                with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+                    for row in rows:
+                        cp.write_row(row)
+        pg.autocommit = True
+        pg.execute(f"VACUUM ANALYZE {analyze}".strip())

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,14 +34,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import psycopg
 
 from allegiance import campaigns, definitions, engagement
 from allegiance.campaigns import rfm
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.tenants import create_tenant
-from bench.common import databases, postgres_available, timed
+from bench.common import bulk_load, databases, postgres_available, timed
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 DAYS = 400
@@ -192,30 +190,7 @@ def running_rows(data: Data) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:
     """Bulk-load with the driver, constraint checks off (consistent by construction)."""
-    if engine == "sqlite":
-        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            lite.execute("PRAGMA journal_mode = WAL")
-            lite.execute("PRAGMA synchronous = OFF")
-            lite.execute("PRAGMA foreign_keys = OFF")
-            lite.execute("BEGIN IMMEDIATE")
-            for table, cols, rows in _rows(engine, ids, data):
-                lite.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-                                 f"({', '.join('?' for _ in cols)})", rows)
-            lite.execute("COMMIT")
-            lite.execute("ANALYZE")
-        finally:
-            lite.close()
-        return
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pg:
-        with pg.transaction(), pg.cursor() as cur:
-            cur.execute("SET LOCAL session_replication_role = replica")
-            for table, cols, rows in _rows(engine, ids, data):
-                with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-                    for row in rows:
-                        cp.write_row(row)
-        pg.autocommit = True
-        pg.execute("VACUUM ANALYZE")
+    bulk_load(engine, url, _rows(engine, ids, data))
 
 
 # --- DuckDB, the limit -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import threading
 import time
 
 import django
@@ -23,6 +24,8 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, required=True)
     parser.add_argument("--accounts", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="concurrent callers, each transfer in its own transaction")
     args = parser.parse_args()
 
     django.setup()
@@ -52,11 +55,26 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
+    def transfer(share: list[tuple[int, int]]) -> None:
+        try:
+            for w, amount in share:
+                with transaction.atomic():
+                    # credits the wallet, debits issued
+                    wallets[w].transfer_to(issued, Money(amount, "EUR"), description="earn")
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connection.close()  # each thread has its own Django connection
+
     start = time.perf_counter()
-    for w, amount in plan:
-        with transaction.atomic():
-            # credits the wallet, debits issued
-            wallets[w].transfer_to(issued, Money(amount, "EUR"), description="earn")
+    if args.threads <= 1:
+        transfer(plan)
+    else:
+        threads = [threading.Thread(target=transfer, args=(plan[k::args.threads],))
+                   for k in range(args.threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     seconds = time.perf_counter() - start
 
     total = sum(amount for _, amount in [*warm, *plan])

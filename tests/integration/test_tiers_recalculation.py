@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select, text
 
 from allegiance import members, tiers
 from allegiance.kit.db import Database
@@ -253,3 +253,94 @@ def test_set_based_rollup_and_anniversaries_equal_the_domain(t: Tiers) -> None:
     assert {a: got.get(a, -1) for a in ids} == expected
     falls = sum(1 for a in ids if expected[a] < statuses.get(a, (-1, 0))[0])
     assert falls > 3  # some anniversaries ended and fell
+
+
+def test_a_recalculation_that_moves_nobody_writes_nothing(t: Tiers) -> None:
+    """The counts are read before any write: a repeat leaves statuses, history and enrolment
+    tiers exactly as they were (same stamps, same versions), a later move still writes."""
+    t.ladder({**SKINCEUTICALS, "primary": True})
+    spa, shop = t.account(), t.account()
+    t.credit(spa, 11_000_000, at(2026, 3))
+
+    def snapshot() -> list[Any]:
+        with t.db.read() as s:
+            statuses = s.execute(select(tiers.TierStatus.account_id, tiers.TierStatus.version,
+                                        tiers.TierStatus.updated_at)
+                                 .order_by(tiers.TierStatus.account_id)).all()
+            changes = s.execute(select(tiers.TierChange.account_id, tiers.TierChange.seq)
+                                .order_by(tiers.TierChange.account_id)).all()
+            enrolments = s.execute(select(members.Enrolment.account_id, members.Enrolment.tier,
+                                          members.Enrolment.updated_at)
+                                   .order_by(members.Enrolment.account_id)).all()
+        return [statuses, changes, enrolments]
+
+    first = t.recalc(at(2026, 4))
+    assert (first.evaluated, first.upgraded) == (1, 0)  # the credit already moved spa
+    before = snapshot()
+    again = t.recalc(at(2026, 5))
+    assert (again.evaluated, again.upgraded, again.downgraded) == (1, 0, 0)
+    assert snapshot() == before
+    with t.db.transaction() as s:  # a credit the per-event path did not evaluate
+        tiers.repository.add_metric(s, t.tenant_id, t.program_id, "spend", shop,
+                                    domain.month_index(at(2026, 5), "UTC"), 5_000_000,
+                                    at(2026, 5))
+    moved = t.recalc(at(2026, 5, 20))
+    assert (moved.evaluated, moved.upgraded) == (2, 1)
+    assert t.level(shop) == t.enrolment_tier(shop) is not None
+    assert t.history(shop) == [(None, t.level(shop), "upgrade")]
+
+
+def test_storage_leaves_room_for_the_recalculations_writes(db: Database) -> None:
+    """Migration 0023: tier history clustered by its key on SQLite; enrolments half-full on
+    PostgreSQL so that the copy of the primary level into enrolment.tier is a heap-only
+    update."""
+    with db.read() as s:
+        if s.connection().dialect.name == "sqlite":
+            sql = s.execute(text("SELECT sql FROM sqlite_master WHERE name = 'tier_change'"))
+            assert "WITHOUT ROWID" in sql.scalar_one()
+        else:
+            options = s.execute(text("SELECT reloptions FROM pg_class "
+                                     "WHERE relname = 'enrolment'")).scalar_one()
+            assert "fillfactor=50" in (options or [])
+
+
+def test_postgres_recalculation_keeps_its_hash_tables_in_memory(pg_db: Database) -> None:
+    """The grouping of a program's members and the joins with it run with 256 MB of working
+    memory for the recalculation's transaction (at the server's default 4 MB a million
+    members spill to temporary files), and only for it."""
+    t = Tiers(pg_db)
+    t.ladder({**SKINCEUTICALS, "levels": [{"code": "member", "threshold": 1}]})
+    spa = t.account()
+    t.credit(spa, 100, at(2026, 3))
+    with pg_db.transaction() as s:
+        default = s.execute(text("SHOW work_mem")).scalar_one()
+    with pg_db.transaction() as s:
+        tiers.recalculate(s, t.tenant_id, t.program_id, at=at(2026, 3, 20))
+        assert s.execute(text("SHOW work_mem")).scalar_one() == "256MB"
+    with pg_db.transaction() as s:
+        assert s.execute(text("SHOW work_mem")).scalar_one() == default
+
+
+def test_postgres_evaluation_reads_statuses_without_index_probes(pg_db: Database) -> None:
+    """The evaluation joins a ladder's statuses whole: index scans (one probe per status, the
+    plan statistics taken on an empty table choose for a million) are off for that statement
+    and back on after it."""
+    t = Tiers(pg_db)
+    t.ladder({**SKINCEUTICALS, "levels": [{"code": "member", "threshold": 1}]})
+    spa = t.account()
+    t.credit(spa, 100, at(2026, 3))
+    seen: list[str] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tier_scratch"):
+            row = cursor.connection.execute("SHOW enable_indexscan").fetchone()
+            seen.append(row[0])
+
+    event.listen(pg_db.engine, "before_cursor_execute", watch)
+    try:
+        with pg_db.transaction() as s:
+            tiers.recalculate(s, t.tenant_id, t.program_id, at=at(2026, 3, 20))
+            after = s.execute(text("SHOW enable_indexscan")).scalar_one()
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", watch)
+    assert seen == ["off"] and after == "on"

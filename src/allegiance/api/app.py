@@ -26,7 +26,7 @@ from allegiance.fx.routes import router as fx_router
 from allegiance.imports.routes import router as imports_router
 from allegiance.kit.auth import Principal
 from allegiance.kit.db import Database
-from allegiance.kit.settings import cors_origins, get_settings
+from allegiance.kit.settings import cors_origins, get_settings, group_commit_choice
 from allegiance.kit.web import Ctx, no_nul_parameters, route_template
 from allegiance.ledger.routes import router as ledger_router
 from allegiance.mdf.routes import router as mdf_router
@@ -93,7 +93,9 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
         description=DESCRIPTION,
         debug=False,
     )
-    app.state.db = db or Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout)
+    app.state.db = db or Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout,
+                                  group_commit=group_commit_choice(settings),
+                                  synchronous=settings.sqlite_synchronous)
     per_minute = (
         settings.rate_limit_per_minute if rate_limit_per_minute is None else rate_limit_per_minute
     )

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -50,7 +50,25 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {**_documented("Too many requests for this API key"),
           "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
                                       "schema": {"type": "integer"}}}},
+    503: {**_documented("The database is busy (a write waited too long for its turn); nothing "
+                        "was written, retry"),
+          "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                      "schema": {"type": "integer"}}}},
 }
+
+# PostgreSQL: deadlock, serialization failure (both retried three times first, see
+# ``kit.web.Ctx._retrying``), lock not available, statement timeout.
+BUSY_SQLSTATES = ("40P01", "40001", "55P03", "57014")
+
+
+def is_busy(exc: OperationalError) -> bool:
+    """A write that could not get its turn: SQLite's ``database is locked`` (the busy timeout
+    ran out, in SQLite or in the group commit's queue) or a PostgreSQL lock or timeout. The
+    transaction was rolled back; the same request may succeed later."""
+    if getattr(exc.orig, "sqlstate", None) in BUSY_SQLSTATES:
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database is busy" in message
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -167,6 +185,16 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body("value_out_of_range", "a value is out of range; nothing was written"),
             status_code=422,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _operational(_request: Request, exc: OperationalError) -> JSONResponse:
+        if not is_busy(exc):
+            return await _unexpected(_request, exc)
+        log.warning("busy: %s", exc.orig)
+        return JSONResponse(
+            error_body("busy", "the database is busy; nothing was written, retry later"),
+            status_code=503, headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

@@ -3,6 +3,7 @@ codes a member is in are ``member.segments`` to every rule), and campaigns — t
 rules for segments with budgets — added to the earning path while they run."""
 
 from allegiance.campaigns.models import Campaign, Segment, SegmentMember
+from allegiance.campaigns.rfm import get_model as rfm_model
 from allegiance.campaigns.segments import (
     create_segment,
     get_segment,
@@ -25,7 +26,24 @@ from allegiance.campaigns.service import (
 )
 
 __all__ = [
-    "Campaign", "Preview", "Segment", "SegmentMember", "create_campaign", "create_segment",
-    "get_campaign", "get_segment", "list_campaigns", "list_segments", "members_of", "preview",
-    "refresh_account", "refresh_program", "refresh_segment", "segment_codes", "start", "stop", "with_campaigns",
+    "Campaign",
+    "Preview",
+    "Segment",
+    "SegmentMember",
+    "create_campaign",
+    "create_segment",
+    "get_campaign",
+    "get_segment",
+    "list_campaigns",
+    "list_segments",
+    "members_of",
+    "preview",
+    "refresh_account",
+    "refresh_program",
+    "refresh_segment",
+    "rfm_model",
+    "segment_codes",
+    "start",
+    "stop",
+    "with_campaigns",
 ]

@@ -21,6 +21,9 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL for more than 1).")] = 1,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (a line per request on stdout).")
+    ] = True,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
@@ -44,4 +47,5 @@ def serve(
         workers=workers if workers > 1 else None,
         reload=reload,
         log_level="info",
+        access_log=access_log,
     )

@@ -9,7 +9,14 @@ from allegiance.engagement.badges import (
     create_badge,
     list_badges,
 )
-from allegiance.engagement.domain import ChallengeSpec, LineFact, NpsResult, Occurrence
+from allegiance.engagement.domain import (
+    ChallengeSpec,
+    LineFact,
+    NpsResult,
+    Occurrence,
+    period_index,
+    period_of_day,
+)
 from allegiance.engagement.leaderboards import Board, Standing, leaderboard, set_opt_out
 from allegiance.engagement.member_events import (
     Summary,
@@ -25,6 +32,7 @@ from allegiance.engagement.models import (
     AccountBadge,
     Attendee,
     Badge,
+    BoardTotal,
     Challenge,
     ChallengeCompletion,
     ChallengeProgress,
@@ -33,6 +41,7 @@ from allegiance.engagement.models import (
     MemberEvent,
     MenuPick,
     RewardMenu,
+    RfmWindow,
     Sponsor,
     Survey,
     SurveyResponse,
@@ -41,7 +50,7 @@ from allegiance.engagement.models import (
 from allegiance.engagement.programs import apply_section as apply_definition
 from allegiance.engagement.programs import check_section as check_definition
 from allegiance.engagement.returns import on_return
-from allegiance.engagement.running import rfm_inputs, slide_window
+from allegiance.engagement.running import BOARD_KINDS, BOARD_METRICS, rfm_inputs, slide_window
 from allegiance.engagement.service import (
     Progress,
     create_challenge,
@@ -61,10 +70,14 @@ from allegiance.engagement.surveys import (
 )
 
 __all__ = [
+    # the earning path's bulk twin (events.bulk) writes the same rows
+    "BOARD_KINDS",
+    "BOARD_METRICS",
     "AccountBadge",
     "Attendee",
     "Badge",
     "Board",
+    "BoardTotal",
     "Challenge",
     "ChallengeCompletion",
     "ChallengeProgress",
@@ -81,6 +94,7 @@ __all__ = [
     "Occurrence",
     "Progress",
     "RewardMenu",
+    "RfmWindow",
     "Sponsor",
     "Standing",
     "Summary",
@@ -109,6 +123,8 @@ __all__ = [
     "nps_report",
     "on_event",
     "on_return",
+    "period_index",
+    "period_of_day",
     "pick",
     "progress_of",
     "register",

@@ -140,6 +140,11 @@ def _source(data: EventData) -> str:
     return f"reseller:{data.reporter_account_id}" if data.reported_by == "third_party" else "api"
 
 
+# For the bulk path (events.bulk): the same checks and source as here.
+check = _check
+source_of = _source
+
+
 @dataclass
 class Draft:
     """A checked event not yet stored: the rows to write and the account it matched."""

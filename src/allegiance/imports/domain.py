@@ -327,8 +327,11 @@ def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]
     """Validate one row (``raw``: header -> cell); every problem of the row is reported."""
     errors: list[RowError] = []
     values: dict[str, Any] = {}
+    defaults = p.mapping.defaults
     for name in FIELDS[p.kind]:
         header = p.fields.get(name)
+        if header is None and name not in defaults:
+            continue  # neither in the file nor defaulted
         cell = raw.get(header) if header is not None else None
         value: Any = _text(cell)
         if value is None:

@@ -49,6 +49,8 @@ class Report:
     checked: int = 0
     seconds: float = 0.0
     errors_file: str | None = None
+    # purchases and activities: how many took the bulk path, how many the per-event service
+    paths: events.BulkStats = field(default_factory=events.BulkStats)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class Report:
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds else None,
             "errors_file": self.errors_file,
+            "bulk_events": self.paths.bulk, "per_event_events": self.paths.per_event,
         }
 
 
@@ -150,37 +153,54 @@ class BatchResult:
 
 
 def apply_batch(session: Session, tenant_id: str, program_id: str, plan: domain.Plan,
-                groups: list[domain.Group], *, source: str, actor: str) -> BatchResult:
+                groups: list[domain.Group], *, source: str, actor: str,
+                stats: events.BulkStats | None = None) -> BatchResult:
     """Ingest a batch of grouped rows in the caller's transaction; rejected groups and events
-    the events service refuses become row errors (each event runs under a savepoint)."""
+    the events service refuses become row errors. Purchases and activities go through
+    :func:`allegiance.events.ingest_many` (columnar evaluation, set-based writes, the
+    per-event service for what it does not cover); other kinds record by record, each under
+    a savepoint."""
     out = BatchResult()
+    valid: list[domain.Group] = []
     for group in groups:
         if group.errors:
             out.errors.extend(group.reject_rest())
             out.rejected_events += 1
-            continue
+        else:
+            valid.append(group)
+    if plan.kind in domain.EVENT_KINDS:
+        datas = [event_data(g, plan.kind, source, plan.mapping.account_source) for g in valid]
+        results = events.ingest_many(session, tenant_id, program_id, datas, actor=actor,
+                                   stats=stats)
+        for group, result in zip(valid, results, strict=True):
+            if result.error is not None:
+                _reject(out, plan, group, result.error)
+            elif not result.created:
+                out.replayed += 1
+            else:
+                out.created += 1
+                out.unmatched += result.unmatched
+        return out
+    for group in valid:
         try:
             with session.begin_nested():
-                if plan.kind in domain.EVENT_KINDS:
-                    data = event_data(group, plan.kind, source, plan.mapping.account_source)
-                    result = events.ingest(session, tenant_id, program_id, data, actor=actor)
-                    created, unmatched = result.created, result.event.status == "unmatched"
-                else:
-                    created = records.apply_record(session, tenant_id, program_id, plan, group,
-                                                   source=source, actor=actor)
-                    unmatched = False
+                created = records.apply_record(session, tenant_id, program_id, plan, group,
+                                               source=source, actor=actor)
         except AllegianceError as exc:
-            group.errors.append(_failure(plan, group, exc))
-            out.errors.extend(group.reject_rest())
-            out.rejected_events += 1
+            _reject(out, plan, group, exc)
             continue
-        if not created:
-            out.replayed += 1
-        else:
+        if created:
             out.created += 1
-            if unmatched:
-                out.unmatched += 1
+        else:
+            out.replayed += 1
     return out
+
+
+def _reject(out: BatchResult, plan: domain.Plan, group: domain.Group,
+            exc: AllegianceError) -> None:
+    group.errors.append(_failure(plan, group, exc))
+    out.errors.extend(group.reject_rest())
+    out.rejected_events += 1
 
 
 Progress = Callable[[int], None]
@@ -259,7 +279,7 @@ def _commit(db: Database, tenant_id: str, program_id: str, plan: domain.Plan,
         return
     with db.transaction() as s:
         result = apply_batch(s, tenant_id, program_id, plan, groups,
-                             source=source or DEFAULT_SOURCE, actor=actor)
+                             source=source or DEFAULT_SOURCE, actor=actor, stats=report.paths)
     report.batches += 1
     report.created += result.created
     report.replayed += result.replayed

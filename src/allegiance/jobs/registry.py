@@ -24,6 +24,7 @@ from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import IdempotencyRecord
 from allegiance.kit.settings import get_settings
+from allegiance.ledger import expiry
 from allegiance.mdf import jobs as mdf_jobs
 from allegiance.memberships import jobs as membership_jobs
 from allegiance.referrals import jobs as referral_jobs
@@ -61,7 +62,9 @@ def run_expire(db: Database, batch: int = 1000, progress: Progress = _no_progres
             yield session
         progress("lot batches", 1)
 
-    report = ledger.run_expiry(counted, batch=batch)
+    # Lots go in chunks of at least expiry.CHUNK (set-based: a chunk's fixed costs are a
+    # few statements, so small chunks only add commits).
+    report = ledger.run_expiry(counted, batch=max(batch, expiry.CHUNK))
     return {
         "holds_expired": holds,
         "lots_expired": report.lots,

@@ -68,7 +68,10 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_setup(engine: Engine, busy_timeout: float) -> None:
+def _sqlite_setup(engine: Engine, busy_timeout: float, synchronous: str = "FULL") -> None:
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"SQLite synchronous must be FULL or NORMAL, not {synchronous!r}")
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE is ours.
@@ -77,7 +80,7 @@ def _sqlite_setup(engine: Engine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         # sorts and GROUP BY temporaries in memory, and a 64 MB page cache: set-based reads
         # (segments, RFM, leaderboards) over millions of rows spill to disk otherwise
         cursor.execute("PRAGMA temp_store = MEMORY")
@@ -93,7 +96,8 @@ def _sqlite_setup(engine: Engine, busy_timeout: float) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, busy_timeout: float = 5.0, echo: bool = False) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 5.0, echo: bool = False,
+                synchronous: str = "FULL") -> Engine:
     """An engine for ``url`` with the project's settings for its database."""
     if is_sqlite(url):
         parsed = make_url(url)
@@ -104,7 +108,7 @@ def make_engine(url: str, *, busy_timeout: float = 5.0, echo: bool = False) -> E
         if memory:
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, echo=echo, **kwargs)
-        _sqlite_setup(engine, busy_timeout)
+        _sqlite_setup(engine, busy_timeout, synchronous)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -121,16 +125,20 @@ class Database:
     """
 
     def __init__(self, url: str, *, busy_timeout: float = 5.0, echo: bool = False,
-                 group_commit: bool = True) -> None:
+                 group_commit: bool | None = None, synchronous: str = "FULL") -> None:
         self.url = url
-        self.engine = make_engine(url, busy_timeout=busy_timeout, echo=echo)
+        self.engine = make_engine(url, busy_timeout=busy_timeout, echo=echo,
+                                  synchronous=synchronous)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._busy_timeout = busy_timeout
         # Reentrant: a thread that opens a second transaction meets SQLite's own lock.
         self._write_lock = threading.RLock() if self.is_sqlite else None
         memory = make_url(url).database in (None, "", ":memory:")
-        self._group = (GroupCommit(self.engine, busy_timeout)
-                       if self.is_sqlite and not memory and group_commit else None)
+        # Group commit: on by default for a file SQLite database (one writer at a time there
+        # anyway); on PostgreSQL only when asked (``ALLEGIANCE_GROUP_COMMIT=on`` for the
+        # server), since it also serialises this process's write transactions.
+        grouped = self.is_sqlite if group_commit is None else group_commit
+        self._group = GroupCommit(self.engine, busy_timeout) if grouped and not memory else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._readonly_sessions = sessionmaker(
             self.engine.execution_options(readonly=True), expire_on_commit=False, autoflush=False
@@ -149,16 +157,20 @@ class Database:
         """The unit of work: commit on success, roll back on any exception. Callables in
         ``session.info["on_commit"]`` run once the commit is durable.
 
-        On a file SQLite database the units of work of this process's threads share commits
-        (see :class:`GroupCommit`): the unit is a savepoint of the group's transaction, and
-        this returns only when the group's COMMIT is on disk."""
+        With group commit (a file SQLite database, or PostgreSQL when asked) the units of work
+        of this process's threads share commits (see :class:`GroupCommit`): the unit is a
+        savepoint of the group's transaction, and this returns only when the group's COMMIT is
+        durable."""
         group = self._group
         if group is not None:
             # A transaction opened inside another one of the same thread joins its group
             # as a savepoint of its own (it is durable with the group's commit).
             with (group.joined() if group.held_by_me() else group.unit()) as connection:
-                session = self._sessions(bind=connection,
-                                         join_transaction_mode="create_savepoint")
+                # The group's first unit runs in the transaction itself (it fails alone: the
+                # transaction holds nothing else yet); a savepoint makes every write slower
+                # (SQLite journals the pages each statement and trigger changes).
+                mode = "rollback_only" if group.first_unit else "create_savepoint"
+                session = self._sessions(bind=connection, join_transaction_mode=mode)
                 session.info["tenant"] = tenancy.setting_for(tenant_id)
                 with _unit_of_work(session):
                     yield session
@@ -181,8 +193,7 @@ class Database:
             yield
             return
         if not self._write_lock.acquire(timeout=self._busy_timeout):
-            raise OperationalError("BEGIN IMMEDIATE", None,
-                                   sqlite3.OperationalError("database is locked"))
+            raise _locked("BEGIN IMMEDIATE")
         try:
             yield
         finally:
@@ -225,11 +236,13 @@ def _run_on_commit(session: Session) -> None:
 
 
 class GroupCommit:
-    """SQLite group commit for the writer threads of one process.
+    """Group commit for the writer threads of one process (SQLite, or PostgreSQL on request).
 
-    With ``synchronous=FULL`` every COMMIT waits for an fsync of the WAL (milliseconds), and
-    SQLite has one writer at a time, so one commit per request caps a process at a few hundred
-    writes a second however little each costs. Here the threads take turns on one connection
+    With ``synchronous=FULL`` (``synchronous_commit=on``) every COMMIT waits for an fsync of the
+    WAL (milliseconds), and SQLite has one writer at a time, so one commit per request caps a
+    process at a few hundred writes a second however little each costs. On PostgreSQL the
+    ledger serialises a tenant's postings on its journal sequence and hash chain until COMMIT,
+    so the same cap holds per tenant. Here the threads take turns on one connection
     whose transaction stays open while others are queued: each unit of work runs in its own
     SAVEPOINT (a failing unit is rolled back alone, leaving the group intact), and the unit
     that finds nobody waiting behind it (or the group full or old) COMMITs for all. Every unit
@@ -252,10 +265,16 @@ class GroupCommit:
         self._group = 0
         self._units = 0
         self._opened = 0.0
+        self._first = False
         self._done: dict[int, BaseException | None] = {}
 
     def held_by_me(self) -> bool:
         return self._holder == threading.get_ident()
+
+    @property
+    def first_unit(self) -> bool:
+        """True while the unit holding the turn is the first of its group (and not nested)."""
+        return self._first
 
     @contextlib.contextmanager
     def joined(self) -> Iterator[Any]:
@@ -263,7 +282,11 @@ class GroupCommit:
         if self._connection is None:
             self._open()
         self._units += 1
-        yield self._connection
+        first, self._first = self._first, False
+        try:
+            yield self._connection
+        finally:
+            self._first = first
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[Any]:
@@ -276,19 +299,21 @@ class GroupCommit:
             with self._state:
                 self._waiting -= 1
         if not acquired:
-            raise OperationalError("BEGIN IMMEDIATE", None,
-                                   sqlite3.OperationalError("database is locked"))
+            raise _locked("BEGIN IMMEDIATE")
         self._holder = threading.get_ident()
         failed: BaseException | None = None
         try:
             if self._connection is None:
                 self._open()
             group = self._group
+            self._first = self._units == 0
             self._units += 1
             try:
                 yield self._connection
             except BaseException as exc:
                 failed = exc
+            finally:
+                self._first = False
         except BaseException:
             # the group could not be opened: nothing of it exists
             self._holder = None
@@ -342,7 +367,7 @@ class GroupCommit:
                 transaction.commit()
             else:
                 outcome = OperationalError("COMMIT", None, sqlite3.OperationalError(
-                    "the group's transaction was rolled back"))
+                    "the group's transaction was rolled back"))  # same on both engines
         except BaseException as exc:
             outcome = exc
             with contextlib.suppress(Exception):
@@ -397,6 +422,12 @@ class GroupCommit:
 
 
 _PENDING = BaseException()
+
+
+def _locked(statement: str) -> OperationalError:
+    """The error of a writer that waited longer than the busy timeout for its turn (SQLite's
+    own wording, which callers and clients already know as "retry later")."""
+    return OperationalError(statement, None, sqlite3.OperationalError("database is locked"))
 
 
 @contextlib.contextmanager

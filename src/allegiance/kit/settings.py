@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,14 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./allegiance.db"
     # SQLite: seconds a writer waits for the lock before giving up.
     sqlite_busy_timeout: float = 5.0
+    # Group commit of concurrent writes (one COMMIT, one fsync, for the units of work queued
+    # within a few milliseconds; each unit in its own savepoint): "auto" = on for a file
+    # SQLite database, off on PostgreSQL; "on" also turns it on for PostgreSQL (the server's
+    # writes then run one at a time per process, sharing commits); "off" everywhere.
+    group_commit: Literal["auto", "on", "off"] = "auto"
+    # SQLite: FULL (the default) makes every commit durable (an fsync of the WAL); NORMAL
+    # may lose the last commits on a power failure. Only benchmarks compare the two.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # Days an Idempotency-Key response is kept and replayed.
     idempotency_retention_days: int = 30
     # `points.expiring` webhooks go out this many days before points expire (job expiry-notices).
@@ -54,6 +63,11 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def group_commit_choice(settings: Settings) -> bool | None:
+    """``Database(group_commit=…)`` for ``ALLEGIANCE_GROUP_COMMIT`` (None: the engine's default)."""
+    return {"auto": None, "on": True, "off": False}[settings.group_commit]
+
+
 def production_problems(settings: Settings) -> list[str]:
     """What in these settings is unfit for production (empty: fine)."""
     problems: list[str] = []
@@ -70,6 +84,9 @@ def production_problems(settings: Settings) -> list[str]:
     if settings.portal_rate_limit_per_minute <= 0:
         problems.append("ALLEGIANCE_PORTAL_RATE_LIMIT_PER_MINUTE is 0: portal users are not "
                         "rate limited")
+    if settings.sqlite_synchronous != "FULL":
+        problems.append("ALLEGIANCE_SQLITE_SYNCHRONOUS is not FULL: SQLite commits may be lost "
+                        "on a power cut")
     return problems
 
 

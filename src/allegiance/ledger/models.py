@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -188,7 +189,9 @@ class Lot(Base):
             ["tenant_id", "account_id"], ["ledger_account.tenant_id", "ledger_account.id"]
         ),
         Index("ix_lot_open", "tenant_id", "account_id", "remaining"),
-        Index("ix_lot_expiry", "expires_at", "remaining"),
+        # Open lots in the expiry job's order (migration 0024_expiry).
+        Index("ix_lot_expiry", "expires_at", "id", sqlite_where=text("remaining > 0"),
+              postgresql_where=text("remaining > 0")),
         CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from allegiance import tenants
@@ -46,6 +46,25 @@ def unit_codes(session: Session, tenant_id: str, unit_ids: Sequence[str]) -> dic
         )
     )
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+# One statement, built once: a ledger account with its unit's code (the balance read).
+_ACCOUNT_WITH_CODE = (
+    select(LedgerAccount, tenants.Unit.code)
+    .join(tenants.Unit, and_(tenants.Unit.tenant_id == LedgerAccount.tenant_id,
+                             tenants.Unit.id == LedgerAccount.unit_id))
+    .where(LedgerAccount.tenant_id == bindparam("tenant_id"),
+           LedgerAccount.id == bindparam("account_id"))
+)
+
+
+def account_with_unit_code(session: Session, tenant_id: str,
+                           account_id: str) -> tuple[LedgerAccount, str] | None:
+    """A ledger account of the tenant and its unit's code in one round trip (the balance read
+    of ``GET /v1/wallets/{id}``), or None."""
+    row = session.execute(_ACCOUNT_WITH_CODE, {"tenant_id": tenant_id,
+                                               "account_id": account_id}).first()
+    return None if row is None else (row[0], str(row[1]))
 
 
 # The lookup of an account by its owner is the repository's.

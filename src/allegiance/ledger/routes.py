@@ -228,9 +228,13 @@ def create_wallet(body: WalletCreate, ctx: Ctx = Depends(need("integration"))) -
 @router.get("/wallets/{wallet_id}", response_model=LedgerAccountRead,
             summary="One ledger account with its balance")
 def get_wallet(wallet_id: str, ctx: Ctx = Depends(need("read"))) -> LedgerAccountRead:
-    with ctx.read() as session:
-        return _account_read(session, ctx.tenant_id,
-                             _account(session, ctx, wallet_id, "wallet_id"))
+    with ctx.read() as session:  # one round trip: the account with its unit's code
+        found = queries.account_with_unit_code(session, ctx.tenant_id, wallet_id)
+        if found is None:
+            raise AccountNotFound(f"ledger account {wallet_id} not found", field="wallet_id")
+        account, code = found
+        ctx.check_program(account.program_id)
+        return LedgerAccountRead.of(account, code)
 
 
 @router.get("/wallets/{wallet_id}/entries", response_model=WalletEntryPage,

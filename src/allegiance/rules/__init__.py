@@ -2,7 +2,8 @@
 Polars (columnar), effects, limits, budgets, stacking and dry-run traces."""
 
 from allegiance.rules.columnar import to_polars
-from allegiance.rules.columnar_eval import evaluate_frame
+from allegiance.rules.columnar_eval import FrameProgram, evaluate_frame, evaluate_frames
+from allegiance.rules.columnar_limits import MEMBER_KEY
 from allegiance.rules.domain import (
     Effect,
     Limit,
@@ -16,6 +17,7 @@ from allegiance.rules.domain import (
 from allegiance.rules.evaluate import Award, Evaluation, EventInput, Trace, evaluate
 from allegiance.rules.frames import lines_frame
 from allegiance.rules.language import ExpressionError, Node, compile_expression, to_python
+from allegiance.rules.models import RuleUsage
 from allegiance.rules.periods import period_key, period_key_expr
 from allegiance.rules.program import CompiledProgram, Counter, compile_program
 from allegiance.rules.service import (
@@ -28,9 +30,39 @@ from allegiance.rules.service import (
 )
 
 __all__ = [
-    "Award", "CompiledProgram", "Counter", "Effect", "Evaluation", "EventInput",
-    "ExpressionError", "Limit", "Node", "Ratio", "Rule", "RuleError", "Trace", "add_usage",
-    "budget_account", "budgets_left", "compile_expression", "compile_program", "divide",
-    "evaluate", "evaluate_frame", "fund_budget", "lines_frame", "lock_usage", "order",
-    "parse_rule", "period_key", "period_key_expr", "to_polars", "to_python", "usage_keys",
+    "MEMBER_KEY",
+    "Award",
+    "CompiledProgram",
+    "Counter",
+    "Effect",
+    "Evaluation",
+    "EventInput",
+    "ExpressionError",
+    "FrameProgram",
+    "Limit",
+    "Node",
+    "Ratio",
+    "Rule",
+    "RuleError",
+    "RuleUsage",
+    "Trace",
+    "add_usage",
+    "budget_account",
+    "budgets_left",
+    "compile_expression",
+    "compile_program",
+    "divide",
+    "evaluate",
+    "evaluate_frame",
+    "evaluate_frames",
+    "fund_budget",
+    "lines_frame",
+    "lock_usage",
+    "order",
+    "parse_rule",
+    "period_key",
+    "period_key_expr",
+    "to_polars",
+    "to_python",
+    "usage_keys",
 ]

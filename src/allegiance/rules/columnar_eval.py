@@ -6,29 +6,44 @@ Input: a *lines frame* with one row per purchase line (events without lines have
 with ``_line`` null) and the columns
 ``_event`` (0..n-1, in time order), ``_member``, ``_at`` (UTC datetime), ``_kind``,
 ``_activity_type``, ``_line`` and the ``event.*``, ``member.*`` and ``line.*`` fields.
+Optional: ``_member_key``, an integer per member (equal exactly when ``_member`` is), which
+limits group by instead of coding ``_member`` themselves (the simulation has the codes).
 Output: an *awards frame* ``_event, _line, rule, effect, type, unit, amount``.
+
+How: one pass computes every rule's match as a boolean column (trigger, validity window,
+condition, and the exclusive rules before it); event fields repeat on every line row, so an
+event-scope rule's column is the event's match on each of its rows. Each earning rule's
+awards are then a filter and a select of those rows, with the multipliers that apply to it
+folded into the amount expression and its limits applied to its own rows
+(:mod:`allegiance.rules.columnar_limits`); all rules' awards are one lazy concatenation, run
+in parallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
 from allegiance.kit.money import Rounding
 from allegiance.rules.columnar import to_polars
-from allegiance.rules.domain import AWARD_TYPES, Ratio, Rule, order
-from allegiance.rules.periods import period_key_expr
+from allegiance.rules.columnar_limits import MEMBER_KEY, apply_limits, closed_form
+from allegiance.rules.domain import AWARD_TYPES, Effect, Ratio, Rule, order
 
 AWARD_SCHEMA = {
     "_event": pl.Int64, "_line": pl.Int64, "rule": pl.Utf8, "effect": pl.Int64,
     "type": pl.Utf8, "unit": pl.Utf8, "amount": pl.Int64,
 }
+_FIRST_ROW = pl.col("_line").is_null() | (pl.col("_line") == 0)
+_AMOUNT_EFFECTS = ("points_per_amount", "percent", "commission")
+_EVENT_EFFECTS = ("fixed", "bounty")
 
 
 def _divide(numerator: pl.Expr, den: int, rounding: Rounding) -> pl.Expr:
     """Vector twin of :func:`allegiance.rules.domain.divide` for non-negative numerators."""
+    if den == 1:
+        return numerator
     if rounding in (Rounding.DOWN, Rounding.FLOOR):
         return numerator // den
     if rounding is Rounding.UP:
@@ -42,13 +57,31 @@ def _divide(numerator: pl.Expr, den: int, rounding: Rounding) -> pl.Expr:
 
 
 def _apply(ratio: Ratio, amount: pl.Expr, rounding: Rounding) -> pl.Expr:
-    return _divide(amount * ratio.num, ratio.den, rounding)
+    scaled = amount if ratio.num == 1 else amount * ratio.num
+    return _divide(scaled, ratio.den, rounding)
 
 
-def _nonneg(column: str, frame: pl.DataFrame) -> pl.Expr:
-    if column not in frame.columns:
-        return pl.lit(0, dtype=pl.Int64)
-    return pl.col(column).cast(pl.Int64).fill_null(0).clip(lower_bound=0)
+@dataclass(frozen=True)
+class FrameProgram:
+    """One set of rules for :func:`evaluate_frames`: ``only`` the codes of the rules whose
+    awards are wanted (all when None; every rule still takes part: exclusive rules block,
+    multipliers multiply); ``time_zone`` the program's, for its limits' periods."""
+
+    rules: Sequence[Rule]
+    only: Collection[str] | None = None
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A program's rules in evaluation order and the match column of each (by identity)."""
+
+    ordered: list[Rule]
+    earning: list[Rule]
+    columns: dict[int, str]
+
+    def mask(self, rule: Rule) -> pl.Expr:
+        return pl.col(self.columns[id(rule)])
 
 
 def evaluate_frame(
@@ -58,49 +91,51 @@ def evaluate_frame(
     time_zone: str = "UTC",
     usage: Mapping[tuple[str, str, int, str], tuple[int, int]] | None = None,
     budget_left: Mapping[str, int] | None = None,
+    only: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """Awards for every event of ``lines``. ``usage`` is keyed by
-    (member, rule, limit index, period key): what was used before these events."""
+    (member, rule, limit index, period key): what was used before these events.
+    ``only``: the codes of the rules whose awards are wanted (every rule of ``rules`` still
+    takes part: exclusive rules block, multipliers multiply); all of them when None."""
+    return evaluate_frames([FrameProgram(rules, only, time_zone)], lines, usage=usage,
+                           budget_left=budget_left)[0]
+
+
+def evaluate_frames(
+    programs: Sequence[FrameProgram],
+    lines: pl.DataFrame,
+    *,
+    usage: Mapping[tuple[str, str, int, str], tuple[int, int]] | None = None,
+    budget_left: Mapping[str, int] | None = None,
+) -> list[pl.DataFrame]:
+    """The awards of each program over the same ``lines`` (as :func:`evaluate_frame` gives
+    them), in one pass: a rule found in several programs with the same match (trigger,
+    validity, condition, the exclusive rules before it) is matched once, and every
+    program's awards are computed in parallel. ``usage`` and ``budget_left`` apply to all."""
     usage = usage or {}
     budget_left = budget_left or {}
-    ordered = order(rules)
-    # The first row of each event (line 0, or the only row of an event without lines).
-    events = lines.filter(pl.col("_line").is_null() | (pl.col("_line") == 0)).sort("_event")
-    n_events = events.height
-    blocked = pl.Series("blocked", [False] * n_events, dtype=pl.Boolean)
-    any_blocked = False
-    pieces: list[pl.DataFrame] = []
-    hits: dict[str, pl.DataFrame] = {}  # rule -> matched (_event, _line) or (_event)
-    line_rows = lines.filter(pl.col("_line").is_not_null())
-    for rule in ordered:
-        scope = line_rows if rule.line_scope else events
-        if scope.height == 0:
-            continue
-        mask = _trigger_mask(rule)
-        if any_blocked:
-            mask = mask & ~pl.lit(blocked).gather(pl.col("_event"))
-        if rule.condition is not None:
-            mask = mask & to_polars(rule.condition).fill_null(False)
-        matched = scope.filter(mask)
-        if matched.height == 0:
-            continue
-        hits[rule.code] = matched.select("_event", "_line") if rule.line_scope else \
-            matched.select("_event")
-        if not rule.is_multiplier:
-            pieces.extend(_base(rule, matched, events))
-        if rule.stacking == "exclusive":
-            hit_events = matched["_event"].unique()
-            blocked = blocked.scatter(hit_events, True)
-            any_blocked = True
-    awards = pl.concat(pieces, how="vertical") if pieces else pl.DataFrame(schema=AWARD_SCHEMA)
-    awards = _multiply(ordered, awards, hits)
-    awards = _limits(ordered, awards, events, time_zone, usage, budget_left)
-    keep = (pl.col("amount") > 0) | pl.col("type").is_in(["badge", "coupon"])
-    # Rows come in no particular order (sort by _event, _line, rule when it matters).
-    return awards.filter(keep)
+    empty = pl.DataFrame(schema=AWARD_SCHEMA)
+    if lines.height == 0:
+        return [empty for _ in programs]
+    masked, plans = _masks(programs, _in_order(lines))
+    queries = []
+    for program, plan in zip(programs, plans, strict=True):
+        pieces = [piece for rule in plan.earning for piece in _rule_awards(
+            rule, plan, masked, program.time_zone, usage, budget_left)]
+        queries.append(pl.concat(pieces, how="vertical") if pieces else empty.lazy())
+    return pl.collect_all(queries)
 
 
-def _trigger_mask(rule: Rule) -> pl.Expr:
+def _in_order(lines: pl.DataFrame) -> pl.DataFrame:
+    """Rows by event, the event-level row or the lines in order: cumulative sums (limits,
+    budgets) run in this order."""
+    key = pl.col("_event") * (1 << 20) + pl.col("_line").fill_null(-1)
+    if lines.select(key).to_series().is_sorted():
+        return lines
+    return lines.sort(["_event", "_line"], nulls_last=False, maintain_order=True)
+
+
+def _rule_mask(rule: Rule) -> pl.Expr:
     if rule.trigger.startswith("activity:"):
         mask = (pl.col("_kind") == "activity") & (pl.col("_activity_type") == rule.trigger[9:])
     else:
@@ -109,218 +144,170 @@ def _trigger_mask(rule: Rule) -> pl.Expr:
         mask = mask & (pl.col("_at") >= rule.valid_from)
     if rule.valid_to is not None:
         mask = mask & (pl.col("_at") < rule.valid_to)
+    if rule.condition is not None:
+        mask = mask & to_polars(rule.condition).fill_null(False)
+    if rule.line_scope:
+        mask = mask & pl.col("_line").is_not_null()
     return mask.fill_null(False)
 
 
-def _frame(matched: pl.DataFrame, rule: Rule, index: int, kind: str, unit: str | None,
-           amount: pl.Expr, per_line: bool) -> pl.DataFrame:
-    line = pl.col("_line").cast(pl.Int64) if per_line else pl.lit(None, dtype=pl.Int64)
-    return matched.select(
-        pl.col("_event").cast(pl.Int64), line.alias("_line"), pl.lit(rule.code).alias("rule"),
-        pl.lit(index, dtype=pl.Int64).alias("effect"), pl.lit(kind).alias("type"),
-        pl.lit(unit, dtype=pl.Utf8).alias("unit"), amount.cast(pl.Int64).alias("amount"),
-    )
+def _masks(programs: Sequence[FrameProgram], lines: pl.DataFrame
+           ) -> tuple[pl.DataFrame, list[_Plan]]:
+    """The columns the awards need and one boolean ``_m<i>`` per distinct match of the rules
+    that matter: the wanted earning rules, the multipliers and the exclusive rules. An
+    exclusive rule that matches an event blocks every later rule for the whole event."""
+    needed = ("_event", "_line", "_member", MEMBER_KEY, "_at", "event.amount", "line.amount",
+              "event.quantity", "line.quantity")
+    names: list[str] = [c for c in needed if c in lines.columns]
+    frame = lines.lazy()
+    pending: list[pl.Expr] = []
+    known: dict[tuple[object, ...], str] = {}
+    plans = []
+    for program in programs:
+        ordered = order(program.rules)
+        wanted = None if program.only is None else set(program.only)
+        earning = [r for r in ordered if not r.is_multiplier
+                   and (wanted is None or r.code in wanted)]
+        keep = {id(r) for r in earning}
+        columns: dict[int, str] = {}
+        blocks: tuple[str, ...] = ()
+        for rule in ordered:
+            if not (id(rule) in keep or rule.is_multiplier or rule.stacking == "exclusive"):
+                continue
+            key = (rule.trigger, rule.valid_from, rule.valid_to, rule.condition,
+                   rule.line_scope, blocks)
+            column = known.get(key)
+            if column is None:
+                column = known[key] = f"_m{len(known)}"
+                names.append(column)
+                mask = _rule_mask(rule)
+                for block in blocks:
+                    mask = mask & ~pl.col(block)
+                pending.append(mask.alias(column))
+            columns[id(rule)] = column
+            if rule.stacking == "exclusive":
+                block = column.replace("_m", "_b")
+                if block not in frame.collect_schema().names():
+                    frame = frame.with_columns(*pending)
+                    pending = []
+                    flag = pl.col(column)
+                    frame = frame.with_columns(
+                        (_any_in_event(flag) if rule.line_scope else flag).alias(block))
+                blocks = (*blocks, block)
+        plans.append(_Plan(ordered, earning, columns))
+    return frame.with_columns(*pending).select(names).collect(), plans
 
 
-def _base(rule: Rule, matched: pl.DataFrame, events: pl.DataFrame) -> list[pl.DataFrame]:
-    out = []
-    per_line = rule.line_scope
-    first_per_event = matched.unique(subset=["_event"], keep="first", maintain_order=True)
-    for index, effect in enumerate(rule.effects):
-        kind = effect.type
-        if kind in ("fixed", "bounty"):
-            out.append(_frame(first_per_event, rule, index, kind, effect.unit,
-                              pl.lit(effect.points), False))
-        elif kind in ("points_per_amount", "percent", "commission"):
-            assert effect.rate is not None
-            column = "line.amount" if per_line else "event.amount"
-            out.append(_frame(matched, rule, index, kind, effect.unit,
-                              _apply(effect.rate, _nonneg(column, matched), effect.rounding),
-                              per_line))
-        elif kind == "points_per_item":
-            column = "line.quantity" if per_line else "event.quantity"
-            out.append(_frame(matched, rule, index, kind, effect.unit,
-                              _nonneg(column, matched) * effect.points, per_line))
-        elif kind == "tier_credit":
-            metric = str(effect.data.get("metric"))
-            if metric == "count":
-                value: Any = first_per_event.select(pl.col("_event"), pl.lit(1).alias("v"))
-            elif per_line:
-                value = matched.group_by("_event", maintain_order=True).agg(
-                    _nonneg("line.amount", matched).sum().alias("v"))
-            else:
-                value = first_per_event.select(pl.col("_event"),
-                                               _nonneg("event.amount", matched).alias("v"))
-            out.append(_frame(value, rule, index, kind, None, pl.col("v"), False))
-        elif kind in ("badge", "coupon"):
-            out.append(_frame(first_per_event, rule, index, kind, None, pl.lit(0), False))
-    return out
+def _any_in_event(flag: pl.Expr) -> pl.Expr:
+    """``flag.any().over("_event")``: the events with a row flagged, looked up by event (the
+    window is an order of magnitude slower)."""
+    return pl.col("_event").is_in(pl.col("_event").filter(flag).implode())
 
 
-def _multiply(ordered: Sequence[Rule], awards: pl.DataFrame,
-              hits: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    for rule in ordered:
-        if not rule.is_multiplier or rule.code not in hits:
+def _nonneg(column: str, frame: pl.DataFrame) -> pl.Expr:
+    if column not in frame.columns:
+        return pl.lit(0, dtype=pl.Int64)
+    return pl.col(column).cast(pl.Int64).fill_null(0).clip(lower_bound=0)
+
+
+def _multiplied(rule: Rule, amount: pl.Expr, per_line: bool, plan: _Plan) -> pl.Expr:
+    """``amount`` of an award of ``rule`` after every multiplier that applies to it, in
+    order, rounding each time. A line-scope multiplier multiplies only the awards of the
+    lines it matched (not the event-level ones); an event-scope one every award of the event."""
+    for other in plan.ordered:
+        if not other.is_multiplier or (other.line_scope and not per_line):
             continue
-        matched = hits[rule.code]
-        for effect in rule.effects:
+        hit = plan.mask(other)
+        for effect in other.effects:
             if effect.type != "multiplier" or effect.factor is None:
                 continue
-            eligible = pl.col("unit").is_not_null() & pl.col("type").is_in(list(AWARD_TYPES))
-            if effect.applies_to:
-                eligible = eligible & pl.col("rule").is_in(list(effect.applies_to))
-            if rule.line_scope:
-                # (event, line) pairs as one integer key: lines per event stay below 2^20.
-                hit = (pl.col("_event") * (1 << 20) + pl.col("_line")).is_in(
-                    matched.select(pl.col("_event").cast(pl.Int64) * (1 << 20)
-                                   + pl.col("_line").cast(pl.Int64)).to_series().implode()
-                ).fill_null(False)
-            else:
-                hit = pl.col("_event").is_in(
-                    matched["_event"].cast(pl.Int64).implode()).fill_null(False)
-            scaled = _apply(effect.factor, pl.col("amount"), effect.rounding)
-            awards = awards.with_columns(
-                pl.when(eligible & hit).then(scaled).otherwise(pl.col("amount")).alias("amount")
-            )
-    return awards
+            if effect.applies_to and rule.code not in effect.applies_to:
+                continue
+            amount = pl.when(hit).then(_apply(effect.factor, amount, effect.rounding)) \
+                .otherwise(amount)
+    return amount
 
 
-def _limits(
-    ordered: Sequence[Rule],
-    awards: pl.DataFrame,
-    events: pl.DataFrame,
-    time_zone: str,
-    usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
-    budget_left: Mapping[str, int],
-) -> pl.DataFrame:
-    limited = [r for r in ordered if r.limits or r.budget is not None]
-    if not limited or awards.height == 0:
-        return awards
-    counted = awards.filter(pl.col("unit").is_not_null() & pl.col("rule").is_in(
-        [r.code for r in limited]))
-    if counted.height == 0:
-        return awards
-    totals_all = counted.group_by(["rule", "_event"]).agg(pl.col("amount").sum().alias("total"))
-    periods = {limit.period for r in limited for limit in r.limits}
-    needed = totals_all.select("_event").unique()
-    keyed = events.join(needed, on="_event", how="semi").select(
-        pl.col("_event").cast(pl.Int64), pl.col("_member"),
-        *[period_key_expr(p, time_zone).alias(f"_p_{p}") for p in periods],
-    )
-    # One join and one sort for every limited rule; a filter keeps the event order.
-    joined = totals_all.join(keyed, on="_event", how="left").sort(["rule", "_event"])
-    allowed_frames = []
-    for rule in limited:
-        totals = joined.filter(pl.col("rule") == rule.code).drop("rule")
-        if totals.height == 0:
-            continue
-        allowed = _allowed_vectorised(rule, totals, usage, budget_left)
-        if allowed is None:
-            allowed = _allowed_sequential(rule, totals, periods, usage, budget_left)
-        allowed_frames.append(totals.select(
-            pl.col("_event"), pl.lit(rule.code).alias("rule"), pl.col("total").alias("_total"),
-            allowed.alias("_allowed"),
-        ))
-    allowed_all = pl.concat(allowed_frames).filter(pl.col("_allowed") < pl.col("_total"))
-    if allowed_all.height == 0:
-        return awards
-    # Only the awards of events that a limit cut need the in-event distribution: join just
-    # the rows of those events (a small part of all awards) with their allowed totals.
-    touched = pl.col("_event").is_in(allowed_all["_event"].unique().implode())
-    candidates = awards.filter(touched).join(allowed_all, on=["_event", "rule"], how="left")
-    untouched = awards.filter(~touched).with_columns(
-        pl.lit(None, dtype=pl.Int64).alias("_total"), pl.lit(None, dtype=pl.Int64).alias("_allowed"))
-    cut = pl.col("_allowed").is_not_null() & pl.col("unit").is_not_null()
-    cut_rows = candidates.filter(cut)
-    rest = pl.concat([untouched, candidates.filter(~cut).select(untouched.columns)])
-    cut_rows = cut_rows.with_columns(
-        pl.col("_line").fill_null(-1).alias("_sort_line")
-    ).sort(["_event", "rule", "_sort_line", "effect"]).with_columns(
-        pl.col("amount").cum_sum().over(["_event", "rule"]).alias("_cum")
-    )
-    before = pl.col("_cum") - pl.col("amount")
-    cut_rows = cut_rows.with_columns(
-        pl.min_horizontal(pl.col("amount"), (pl.col("_allowed") - before).clip(lower_bound=0))
-        .alias("amount")
-    ).drop("_sort_line", "_cum")
-    return pl.concat([rest, cut_rows.select(rest.columns)]).drop("_allowed", "_total")
-
-
-def _initial(usage: Mapping[tuple[str, str, int, str], tuple[int, int]], rule: Rule,
-             index: int, period: str, totals: pl.DataFrame, which: int) -> pl.Expr:
-    """Usage before these events for each row's (member, period) as a column."""
-    mine = {(m, k): v[which] for (m, r, i, k), v in usage.items() if r == rule.code and i == index}
-    if not mine:
-        return pl.lit(0, dtype=pl.Int64)
-    frame = pl.DataFrame(
-        {"_member": [m for m, _ in mine], f"_p_{period}": [k for _, k in mine],
-         "_used": list(mine.values())},
-        schema={"_member": pl.Utf8, f"_p_{period}": pl.Utf8, "_used": pl.Int64},
-    )
-    joined = totals.join(frame, on=["_member", f"_p_{period}"], how="left")
-    return pl.lit(joined["_used"].fill_null(0))
-
-
-def _allowed_vectorised(
-    rule: Rule,
-    totals: pl.DataFrame,
-    usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
-    budget_left: Mapping[str, int],
-) -> pl.Expr | None:
-    """Closed forms for the common cases: one ``max`` limit, one ``times`` limit, or a budget
-    alone. None when the rule needs the sequential evaluation."""
-    total = pl.col("total")
-    if not rule.limits and rule.budget is not None:
-        budget = budget_left.get(rule.code, rule.budget)
-        cum = total.cum_sum()
-        return (pl.min_horizontal(pl.lit(budget), cum)
-                - pl.min_horizontal(pl.lit(budget), cum - total)).clip(lower_bound=0)
-    if len(rule.limits) != 1 or rule.budget is not None:
+def _effect_rows(rule: Rule, index: int, effect: Effect, rows: pl.LazyFrame,
+                 first: pl.LazyFrame, masked: pl.DataFrame,
+                 plan: _Plan) -> tuple[pl.LazyFrame, bool] | None:
+    """One effect's awards (``_event, _line, effect, type, unit, amount, _member, _at``) and
+    whether they are per line; None for effects that award nothing (multipliers)."""
+    kind = effect.type
+    per_line = False
+    source = first
+    amount: pl.Expr
+    if kind in _EVENT_EFFECTS:
+        amount = pl.lit(effect.points, dtype=pl.Int64)
+    elif kind in _AMOUNT_EFFECTS:
+        assert effect.rate is not None
+        per_line, source = rule.line_scope, rows
+        column = "line.amount" if per_line else "event.amount"
+        amount = _apply(effect.rate, _nonneg(column, masked), effect.rounding)
+    elif kind == "points_per_item":
+        per_line, source = rule.line_scope, rows
+        column = "line.quantity" if per_line else "event.quantity"
+        amount = _nonneg(column, masked) * effect.points
+    elif kind == "tier_credit":
+        metric = str(effect.data.get("metric"))
+        if metric == "count":
+            amount = pl.lit(1, dtype=pl.Int64)
+        elif rule.line_scope:
+            source = rows.group_by("_event", maintain_order=True).agg(
+                _nonneg("line.amount", masked).sum().alias("_v"), pl.col("_member").first(),
+                *[pl.col(MEMBER_KEY).first()] if MEMBER_KEY in masked.columns else [],
+                pl.col("_at").first())
+            amount = pl.col("_v")
+        else:
+            amount = _nonneg("event.amount", masked)
+    elif kind in ("badge", "coupon"):
+        amount = pl.lit(0, dtype=pl.Int64)
+    else:
         return None
-    limit = rule.limits[0]
-    group = ["_member", f"_p_{limit.period}"]
-    if limit.max is not None and limit.times is None:
-        used = _initial(usage, rule, 0, limit.period, totals, 0)
-        cum = total.cum_sum().over(group) + used
-        cap = pl.lit(limit.max)
-        return (pl.min_horizontal(cap, cum) - pl.min_horizontal(cap, cum - total)).clip(
-            lower_bound=0)
-    if limit.times is not None and limit.max is None:
-        used = _initial(usage, rule, 0, limit.period, totals, 1)
-        positive = (total > 0).cast(pl.Int64)
-        rank = positive.cum_sum().over(group) + used
-        return pl.when((total > 0) & (rank <= limit.times)).then(total).otherwise(0)
-    return None
+    unit = effect.unit if kind in AWARD_TYPES else None
+    if unit is not None:
+        amount = _multiplied(rule, amount, per_line, plan)
+    line = pl.col("_line").cast(pl.Int64) if per_line else pl.lit(None, dtype=pl.Int64)
+    key = [pl.col(MEMBER_KEY)] if MEMBER_KEY in masked.columns else []
+    return source.select(
+        pl.col("_event").cast(pl.Int64), line.alias("_line"),
+        pl.lit(index, dtype=pl.Int64).alias("effect"), pl.lit(kind).alias("type"),
+        pl.lit(unit, dtype=pl.Utf8).alias("unit"), amount.cast(pl.Int64).alias("amount"),
+        pl.col("_member"), *key, pl.col("_at"),
+    ), per_line
 
 
-def _allowed_sequential(
-    rule: Rule,
-    totals: pl.DataFrame,
-    periods: set[str],
-    usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
-    budget_left: Mapping[str, int],
-) -> pl.Expr:
-    running: dict[tuple[str, str, int, str], tuple[int, int]] = {}
-    left = budget_left.get(rule.code, rule.budget) if rule.budget is not None else None
-    allowed_values = []
-    columns = [totals[c].to_list() for c in ("total", "_member")]
-    period_columns = {p: totals[f"_p_{p}"].to_list() for p in periods}
-    for row, (total, member) in enumerate(zip(*columns, strict=True)):
-        allowed = int(total)
-        keys = []
-        for index, limit in enumerate(rule.limits):
-            key = (str(member), rule.code, index, str(period_columns[limit.period][row]))
-            keys.append(key)
-            used_amount, used_times = running.get(key, usage.get(key, (0, 0)))
-            if limit.times is not None and used_times >= limit.times:
-                allowed = 0
-            if limit.max is not None:
-                allowed = min(allowed, max(0, limit.max - used_amount))
-        if left is not None:
-            allowed = min(allowed, max(0, left))
-            left -= allowed
-        for key in keys:
-            used_amount, used_times = running.get(key, usage.get(key, (0, 0)))
-            running[key] = (used_amount + allowed, used_times + (1 if allowed > 0 else 0))
-        allowed_values.append(allowed)
-    return pl.lit(pl.Series("_allowed", allowed_values, dtype=pl.Int64))
+def _rule_awards(rule: Rule, plan: _Plan, masked: pl.DataFrame, time_zone: str,
+                 usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
+                 budget_left: Mapping[str, int]) -> list[pl.LazyFrame]:
+    mask = plan.mask(rule)
+    rows = masked.lazy().filter(mask if rule.line_scope else mask & _FIRST_ROW)
+    first = rows.filter(pl.col("_event").is_first_distinct()) if rule.line_scope else rows
+    paid: list[tuple[pl.LazyFrame, bool]] = []
+    unpaid: list[pl.LazyFrame] = []
+    for index, effect in enumerate(rule.effects):
+        made = _effect_rows(rule, index, effect, rows, first, masked, plan)
+        if made is None:
+            continue
+        if effect.type in AWARD_TYPES:
+            paid.append(made)
+        else:
+            unpaid.append(made[0])
+    out: list[pl.LazyFrame] = []
+    if paid:
+        frame = paid[0][0] if len(paid) == 1 else pl.concat([p for p, _ in paid]).sort(
+            "_event", pl.col("_line").fill_null(-1), "effect", maintain_order=True)
+        if rule.limits or rule.budget is not None:
+            one_row = len(paid) == 1 and not paid[0][1]
+            if MEMBER_KEY in masked.columns and not usage and closed_form(rule, one_row):
+                # The member strings are not needed: leave them out of the filter and sort.
+                frame = frame.drop("_member")
+            frame = apply_limits(rule, frame, one_row_per_event=one_row, time_zone=time_zone,
+                                 usage=usage, budget_left=budget_left)
+        out.append(frame.filter(pl.col("amount") > 0))
+    for frame in unpaid:
+        out.append(frame.filter((pl.col("amount") > 0) | pl.col("type").is_in(["badge",
+                                                                               "coupon"])))
+    return [frame.select(
+        "_event", "_line", pl.lit(rule.code).alias("rule"), "effect", "type", "unit", "amount",
+    ) for frame in out]

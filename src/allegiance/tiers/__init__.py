@@ -8,7 +8,17 @@ The surface other features use:
 * ``status(session, tenant_id, program_id, account_id) -> list[TierState]``.
 """
 
-from allegiance.tiers.domain import Ladder, Level, PeriodSpec, from_dict, qualify
+from allegiance.tiers.domain import (
+    NO_LEVEL,
+    Ladder,
+    Level,
+    PeriodSpec,
+    direct_placement_rank,
+    from_dict,
+    month_index,
+    qualify,
+    qualify_rank,
+)
 from allegiance.tiers.models import TierChange, TierLadder, TierMetric, TierStatus
 from allegiance.tiers.service import (
     Move,
@@ -30,8 +40,34 @@ from allegiance.tiers.service import (
 )
 
 __all__ = [
-    "Ladder", "Level", "Move", "PeriodSpec", "Recalculation", "TierChange", "TierLadder",
-    "TierMetric", "TierState", "TierStatus", "add_credit", "certify", "create_ladder",
-    "from_dict", "get_ladder", "history", "ladder_of", "list_ladders", "multiplier", "place",
-    "qualify", "recalculate", "report_metric", "status", "update_ladder",
+    # for events.bulk, which checks that no tier can move before writing credits in bulk
+    "NO_LEVEL",
+    "Ladder",
+    "Level",
+    "Move",
+    "PeriodSpec",
+    "Recalculation",
+    "TierChange",
+    "TierLadder",
+    "TierMetric",
+    "TierState",
+    "TierStatus",
+    "add_credit",
+    "certify",
+    "create_ladder",
+    "direct_placement_rank",
+    "from_dict",
+    "get_ladder",
+    "history",
+    "ladder_of",
+    "list_ladders",
+    "month_index",
+    "multiplier",
+    "place",
+    "qualify",
+    "qualify_rank",
+    "recalculate",
+    "report_metric",
+    "status",
+    "update_ladder",
 ]

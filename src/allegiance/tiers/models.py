@@ -101,11 +101,13 @@ class TierChange(Base):
 
     __tablename__ = "tier_change"
     # Append-only history of tier_status rows (same key prefix); no foreign key, as above.
+    # Clustered by the key on SQLite (migration 0023): one B-tree written per row.
     __table_args__ = (
         CheckConstraint(
             "reason IN ('upgrade', 'downgrade', 'manual', 'direct_placement', 'certification')",
             name="reason",
         ),
+        {"sqlite_with_rowid": False},
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)

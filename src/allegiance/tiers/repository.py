@@ -381,12 +381,13 @@ def _code_case(ladder: domain.Ladder, rank: Any) -> Any:
 NEW = -2  # current_rank of an evaluated account that has no status row yet
 
 # The evaluation of one ladder: a temporary table (no WAL, no fsync, dropped after use), one
-# row per evaluated account with its value, qualified rank, rank before and rank decided.
+# row per evaluated account with its value, rank before and rank decided.
+# No key: the rows are appended in one pass like any grouped result; the steps that look
+# accounts up in it (the accounts without a value, below) index it first.
 scratch = Table(
     "tier_scratch", MetaData(),
-    Column("account_id", String(40), primary_key=True),
+    Column("account_id", String(40), nullable=False),
     Column("value", BigInteger, nullable=False),
-    Column("qualified", BigInteger, nullable=False),
     Column("current_rank", BigInteger, nullable=False),
     Column("target_rank", BigInteger, nullable=False),
     prefixes=["TEMPORARY"],
@@ -395,35 +396,51 @@ scratch = Table(
 
 def _insert_evaluations(session: Session, tenant_id: str, ladder_id: str,
                         ladder: domain.Ladder, source: Any, *, ref: int,
-                        period_end: bool) -> None:
+                        period_end: bool, fresh: bool = False) -> None:
     """Insert evaluation rows from ``source`` (account_id, value, qualified), deciding each
-    account's target rank against its status: up at once, down only when its period ends."""
-    st = TierStatus.__table__.alias("st")
-    falls: Any = None
-    if period_end:
-        falls = source.c.qualified < st.c.level_rank
-        if ladder.period.kind == "anniversary":
-            falls = and_(falls, _mod12(ref - st.c.anchor_month) == 11)
-        elif not ladder.period.ends_at(ref):
-            falls = None
-    whens: list[Any] = [(st.c.level_rank.is_(None), source.c.qualified),
-                        (st.c.locked == true(), st.c.level_rank),
-                        (source.c.qualified > st.c.level_rank, source.c.qualified)]
-    if falls is not None:
-        down = (case((source.c.qualified >= st.c.level_rank - 1, source.c.qualified),
-                     else_=st.c.level_rank - 1)
-                if ladder.grace == "one_step" else source.c.qualified)
-        whens.append((falls, down))
-    joined = source.outerjoin(st, and_(st.c.tenant_id == tenant_id, st.c.ladder_id == ladder_id,
-                                       st.c.account_id == source.c.account_id))
-    rows = (select(source.c.account_id, source.c.value, source.c.qualified,
-                   func.coalesce(st.c.level_rank, literal(NEW, BigInteger)),
-                   case(*whens, else_=st.c.level_rank))
-            .select_from(joined))
+    account's target rank against its status: up at once, down only when its period ends.
+
+    ``fresh``: the ladder has no status row yet, so every account is new and the lookup of
+    its status (one index seek per account) is skipped."""
+    if fresh:
+        rows = select(source.c.account_id, source.c.value, literal(NEW, BigInteger),
+                      source.c.qualified)
+    else:
+        st = TierStatus.__table__.alias("st")
+        falls: Any = None
+        if period_end:
+            falls = source.c.qualified < st.c.level_rank
+            if ladder.period.kind == "anniversary":
+                falls = and_(falls, _mod12(ref - st.c.anchor_month) == 11)
+            elif not ladder.period.ends_at(ref):
+                falls = None
+        whens: list[Any] = [(st.c.level_rank.is_(None), source.c.qualified),
+                            (st.c.locked == true(), st.c.level_rank),
+                            (source.c.qualified > st.c.level_rank, source.c.qualified)]
+        if falls is not None:
+            down = (case((source.c.qualified >= st.c.level_rank - 1, source.c.qualified),
+                         else_=st.c.level_rank - 1)
+                    if ladder.grace == "one_step" else source.c.qualified)
+            whens.append((falls, down))
+        joined = source.outerjoin(st, and_(st.c.tenant_id == tenant_id,
+                                           st.c.ladder_id == ladder_id,
+                                           st.c.account_id == source.c.account_id))
+        rows = (select(source.c.account_id, source.c.value,
+                       func.coalesce(st.c.level_rank, literal(NEW, BigInteger)),
+                       case(*whens, else_=st.c.level_rank))
+                .select_from(joined))
     if ladder.audience:
         rows = rows.where(source.c.account_id.in_(_audience(tenant_id, ladder)))
     session.execute(insert(scratch).from_select(
-        ["account_id", "value", "qualified", "current_rank", "target_rank"], rows))
+        ["account_id", "value", "current_rank", "target_rank"], rows))
+
+
+def _has_statuses(session: Session, tenant_id: str, ladder_id: str) -> bool:
+    found = session.execute(
+        select(TierStatus.account_id)
+        .where(TierStatus.tenant_id == tenant_id, TierStatus.ladder_id == ladder_id).limit(1)
+    ).first()
+    return found is not None
 
 
 def recalculate_ladder(session: Session, tenant_id: str, program_id: str, ladder_id: str,
@@ -433,8 +450,12 @@ def recalculate_ladder(session: Session, tenant_id: str, program_id: str, ladder
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Whole-table work: hash joins whatever the (possibly stale) statistics say; a nested
-        # loop planned on a freshly loaded table's estimate of one row is quadratic.
+        # loop planned on a freshly loaded table's estimate of one row is quadratic. The
+        # grouping of a million accounts and the joins with it fit in memory with 256 MB
+        # (at the default 4 MB the hash aggregate spills to temporary files); for this
+        # transaction only.
         session.execute(text("SET LOCAL enable_nestloop = off"))
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
     scratch.create(connection)
     try:
         return _recalculate(session, tenant_id, program_id, ladder_id, ladder, ref=ref,
@@ -448,19 +469,31 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
                  actor: str) -> dict[str, int]:
     e, s = scratch.c, TierStatus
     lit_t, lit_l = literal(tenant_id, String), literal(ladder_id, String)
+    fresh = not _has_statuses(session, tenant_id, ladder_id)
 
     # 1. Accounts with a value in the window: one GROUP BY, qualification by a CASE, the
     #    decision against the status in the same INSERT … SELECT.
     agg = _aggregate(tenant_id, program_id, ladder_id, ladder, ref)
     q = _qualified(tenant_id, program_id, ladder, agg.c.value, agg.c.account_id, ref)
     source = select(agg.c.account_id, agg.c.value, q.label("qualified")).subquery("qa")
+    postgres = session.connection().dialect.name == "postgresql"
+    if postgres:
+        # The ladder's statuses are read whole: by a bitmap or a plain scan, never one index
+        # probe per row (the plan a first recalculation's statistics, taken when the table
+        # was empty, would otherwise choose for a million statuses).
+        session.execute(text("SET LOCAL enable_indexscan = off"))
     _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
-                        period_end=period_end)
+                        period_end=period_end, fresh=fresh)
+    if postgres:
+        session.execute(text("SET LOCAL enable_indexscan = on"))
 
     # 2. Accounts without a value that may still move: holders of a level (at a period end,
     #    when they may fall) and, when the lowest level is free, every active enrolment.
     zero = literal(0, BigInteger)
-    if period_end:
+    holders = period_end and not fresh
+    if holders or ladder.levels[0].threshold == 0:
+        session.execute(text("CREATE INDEX tier_scratch_account ON tier_scratch (account_id)"))
+    if holders:
         holder = TierStatus.__table__.alias("holder")
         q0 = _qualified(tenant_id, program_id, ladder, zero, holder.c.account_id, ref)
         source = select(holder.c.account_id, zero.label("value"), q0.label("qualified")).where(
@@ -479,40 +512,55 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
             ~exists().where(e.account_id == en.c.account_id),
         ).subquery("enrolled")
         _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
-                            period_end=period_end)
+                            period_end=period_end, fresh=fresh)
 
-    # 3. Accounts reaching their first level: a status row at that level and its history row.
+    # The counts, read before writing: a recalculation that moves nobody (the usual repeat)
+    # writes nothing and runs none of the statements below.
     first = [e.current_rank == NEW, e.target_rank > domain.NO_LEVEL]
+    moved = [e.current_rank != NEW, e.target_rank != e.current_rank]
+    up = and_(e.target_rank > e.current_rank, e.target_rank > domain.NO_LEVEL)
+    counts = session.execute(select(
+        func.count(),
+        func.coalesce(func.sum(case((up, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((e.target_rank < e.current_rank, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(*first), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(*moved), 1), else_=0)), 0),
+    )).one()
+    evaluated, upgraded, downgraded, entering, moving = (int(v) for v in counts)
+
     code = _code_case(ladder, e.target_rank)
     at_status, at_change = literal(at, s.updated_at.type), literal(at, TierChange.at.type)
-    session.execute(insert(s).from_select(
-        ["tenant_id", "ladder_id", "account_id", "program_id", "level_code", "level_rank",
-         "since", "locked", "lock_reason", "anchor_month", "version", "updated_at"],
-        select(lit_t, lit_l, e.account_id, literal(program_id, String), code, e.target_rank,
-               at_status, literal(False), literal(None, String), literal(ref, BigInteger),
-               literal(1, BigInteger), at_status).where(*first),
-    ))
     change_cols = ["tenant_id", "ladder_id", "account_id", "seq", "program_id", "from_level",
                    "to_level", "reason", "actor", "note", "value", "at"]
-    session.execute(insert(TierChange).from_select(change_cols, select(
-        lit_t, lit_l, e.account_id, literal(1, BigInteger), literal(program_id, String),
-        literal(None, String), code, literal("upgrade", String), literal(actor, String),
-        literal(None, String), e.value, at_change).where(*first)))
+    # 3. Accounts reaching their first level: a status row at that level and its history row.
+    if entering:
+        session.execute(insert(s).from_select(
+            ["tenant_id", "ladder_id", "account_id", "program_id", "level_code", "level_rank",
+             "since", "locked", "lock_reason", "anchor_month", "version", "updated_at"],
+            select(lit_t, lit_l, e.account_id, literal(program_id, String), code,
+                   e.target_rank, at_status, literal(False), literal(None, String),
+                   literal(ref, BigInteger), literal(1, BigInteger), at_status).where(*first),
+        ))
+        session.execute(insert(TierChange).from_select(change_cols, select(
+            lit_t, lit_l, e.account_id, literal(1, BigInteger), literal(program_id, String),
+            literal(None, String), code, literal("upgrade", String), literal(actor, String),
+            literal(None, String), e.value, at_change).where(*first)))
 
     # 4. Moves of accounts with a status: history rows, then the statuses themselves.
-    changed = [e.current_rank != NEW, e.target_rank != e.current_rank,
-               s.tenant_id == tenant_id, s.ladder_id == ladder_id,
-               s.account_id == e.account_id]
-    reason = case((e.target_rank > e.current_rank, "upgrade"), else_="downgrade")
-    session.execute(insert(TierChange).from_select(change_cols, select(
-        lit_t, lit_l, e.account_id, s.version + 1, literal(program_id, String), s.level_code,
-        code, reason, literal(actor, String), literal(None, String), e.value, at_change,
-    ).where(*changed)))
-    session.execute(update(s).where(*changed).values(
-        level_rank=e.target_rank, level_code=code, since=at, version=s.version + 1,
-        updated_at=at))
+    if moving:
+        changed = [*moved, s.tenant_id == tenant_id, s.ladder_id == ladder_id,
+                   s.account_id == e.account_id]
+        reason = case((e.target_rank > e.current_rank, "upgrade"), else_="downgrade")
+        session.execute(insert(TierChange).from_select(change_cols, select(
+            lit_t, lit_l, e.account_id, s.version + 1, literal(program_id, String),
+            s.level_code, code, reason, literal(actor, String), literal(None, String),
+            e.value, at_change,
+        ).where(*changed)))
+        session.execute(update(s).where(*changed).values(
+            level_rank=e.target_rank, level_code=code, since=at, version=s.version + 1,
+            updated_at=at))
 
-    if ladder.primary:
+    if ladder.primary and (entering or moving):
         en = enrolment_t
         session.execute(
             update(en)
@@ -521,11 +569,5 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
                    (e.current_rank != NEW) | (e.target_rank > domain.NO_LEVEL))
             .values(tier=code, updated_at=at)
         )
-    up = and_(e.target_rank > e.current_rank, e.target_rank > domain.NO_LEVEL)
-    row = session.execute(
-        select(func.count(),
-               func.coalesce(func.sum(case((up, 1), else_=0)), 0),
-               func.coalesce(func.sum(case((e.target_rank < e.current_rank, 1), else_=0)), 0))
-    ).one()
     session.flush()
-    return {"evaluated": int(row[0]), "upgraded": int(row[1]), "downgraded": int(row[2])}
+    return {"evaluated": evaluated, "upgraded": upgraded, "downgraded": downgraded}

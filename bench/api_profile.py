@@ -1,0 +1,136 @@
+"""``python -m bench.api_profile KIND [--engine E] [-n N] [--profile]``: the cost of one API
+request of ``KIND`` (``health``, ``balance`` or ``event``) without a network or a server:
+the ASGI app driven in this thread (the threadpool hop of sync routes inlined, so cProfile
+sees every call), on a fresh database with the ``bench api`` data. Prints wall and CPU
+milliseconds per request and SQL statements per request; ``--profile`` adds the cProfile
+table of the allegiance functions (cumulative time)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import cProfile
+import json
+import os
+import pstats
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
+
+from bench.api import Target
+from bench.api_load import event_body
+from bench.common import databases
+
+
+async def _inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+def _inline_threadpool() -> None:
+    import fastapi.routing
+    import starlette.concurrency
+
+    import allegiance.kit.web
+
+    for module in (starlette.concurrency, fastapi.routing, allegiance.kit.web):
+        if hasattr(module, "run_in_threadpool"):
+            module.run_in_threadpool = _inline  # type: ignore[attr-defined]
+
+
+async def call(app: Any, method: str, path: str, headers: dict[str, str],
+               body: bytes = b"") -> int:
+    """One request through the ASGI app; its status code."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    given = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    await app(scope, receive, send)
+    return status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.api_profile", description=__doc__)
+    parser.add_argument("kind", choices=["health", "balance", "event"])
+    parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("-n", type=int, default=200, help="timed requests (after 50 warm-up)")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    os.environ["ALLEGIANCE_RATE_LIMIT_PER_MINUTE"] = "0"
+    os.environ["ALLEGIANCE_IMPORT_WORKER"] = "none"
+    _inline_threadpool()
+    with databases(args.engine) as dbs:
+        target = Target(dbs.new())
+        os.environ["ALLEGIANCE_DATABASE_URL"] = target.url
+        from allegiance.api.app import create_app
+        from allegiance.kit.settings import get_settings
+
+        get_settings.cache_clear()
+        app = create_app()
+        auth = {"Authorization": f"Bearer {target.key}"}
+        statements = collections.Counter[str]()
+        counting = False
+
+        def seen(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+            if counting:
+                statements[" ".join(statement.split())[:100]] += 1
+
+        event.listen(app.state.db.engine, "before_cursor_execute", seen)
+
+        def request(i: int) -> Awaitable[int]:
+            if args.kind == "health":
+                return call(app, "GET", "/health", {})
+            if args.kind == "balance":
+                wallet = target.wallets[i % len(target.wallets)]
+                return call(app, "GET", f"/v1/wallets/{wallet}", auth)
+            body = json.dumps(event_body("prof", 1000, i)).encode()
+            return call(app, "POST", f"/v1/programs/{target.program_id}/events",
+                        {**auth, "Idempotency-Key": f"prof-{i}",
+                         "Content-Type": "application/json",
+                         "Content-Length": str(len(body))}, body)
+
+        async def run() -> None:
+            nonlocal counting
+            for i in range(50):
+                assert await request(10**6 + i) < 300
+            counting = True
+            wall, cpu = time.perf_counter(), time.process_time()
+            for i in range(args.n):
+                assert await request(i) < 300
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            counting = False
+            print(f"{args.kind} engine={args.engine} n={args.n} "
+                  f"wall={wall / args.n * 1000:.2f}ms cpu={cpu / args.n * 1000:.2f}ms "
+                  f"statements={sum(statements.values()) / args.n:.1f}/request")
+            if args.profile:
+                profile = cProfile.Profile()
+                profile.enable()
+                for i in range(args.n, 2 * args.n):
+                    await request(i)
+                profile.disable()
+                pstats.Stats(profile).sort_stats("cumulative").print_stats("allegiance", 40)
+
+        asyncio.run(run())
+        app.state.db.dispose()
+
+
+if __name__ == "__main__":
+    main()
