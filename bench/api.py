@@ -29,7 +29,6 @@ and no entry.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -39,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,42 +112,6 @@ def p99(values: list[float]) -> float:
     """The 99th percentile of ``values`` (inf when empty)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("inf")
-
-
-async def open_loop(base: str, request: Callable[[httpx.AsyncClient, int],
-                                                   Awaitable[httpx.Response]],
-                    rate: int, seconds: float, first: int = 0) -> tuple[list[float], int]:
-    """httpx open loop kept for ``bench.redeem``, whose requests are httpx callables: (latencies
-    from the scheduled time, errors). At most 64 requests in flight (httpx's pool slows down
-    badly with thousands of waiters); a request unanswered after ``seconds + 60`` counts as an
-    error. The loads of this benchmark use ``bench.api_load`` instead."""
-    latencies: list[float] = []
-    errors = 0
-    gate = asyncio.Semaphore(64)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 0.2
-
-        async def one(i: int) -> None:
-            nonlocal errors
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - loop.time()))
-            async with gate:
-                try:
-                    if (await request(client, first + i)).status_code >= 300:
-                        errors += 1
-                except httpx.HTTPError:
-                    errors += 1
-            latencies.append(loop.time() - scheduled)
-
-        tasks = [asyncio.create_task(one(i)) for i in range(int(rate * seconds))]
-        _, pending = await asyncio.wait(tasks, timeout=seconds + 60)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        errors += len(pending)
-    return latencies, errors
 
 
 def load(base: str, job: dict[str, Any]) -> dict[str, Any]:

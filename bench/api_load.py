@@ -43,8 +43,17 @@ def event_body(prefix: str, members: int, i: int) -> dict[str, Any]:
                       for _ in range(rng.randint(1, 3))]}
 
 
+def redeem_body(spec: dict[str, Any], i: int) -> dict[str, Any]:
+    """The redemption ``i`` of ``python -m bench redeem`` (seeded by the spec's seed and ``i``):
+    a quarter ask for the gift whose stock runs out, the rest for the voucher."""
+    rng = random.Random(int(spec["seed"]) * 1_000_003 + i)
+    reward = spec["gift_id"] if rng.random() < 0.25 else spec["voucher_id"]
+    return {"reward_id": reward, "account_id": rng.choice(spec["accounts"])}
+
+
 class Requests:
-    """Builds the bytes of request ``i`` of one kind: ``event``, ``balance`` or ``health``."""
+    """Builds the bytes of request ``i`` of one kind: ``event``, ``redeem``, ``balance`` or
+    ``health``."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.kind = str(spec["kind"])
@@ -55,8 +64,9 @@ class Requests:
         elif self.kind == "balance":
             self.gets = [(f"GET /v1/wallets/{w} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n").encode()
                          for w in spec["wallets"]]
-        elif self.kind == "event":
-            self.head = (f"POST /v1/programs/{spec['program_id']}/events HTTP/1.1\r\n"
+        elif self.kind in ("event", "redeem"):
+            path = "events" if self.kind == "event" else "redemptions"
+            self.head = (f"POST /v1/programs/{spec['program_id']}/{path} HTTP/1.1\r\n"
                          f"Host: bench\r\n{auth}Content-Type: application/json\r\n")
         else:
             raise ValueError(f"unknown request kind {self.kind!r}")
@@ -66,8 +76,9 @@ class Requests:
             return self.fixed
         if self.kind == "balance":
             return self.gets[i % len(self.gets)]
-        body = json.dumps(event_body(self.spec["prefix"], self.spec["members"], i),
-                          separators=(",", ":")).encode()
+        payload = (event_body(self.spec["prefix"], self.spec["members"], i)
+                   if self.kind == "event" else redeem_body(self.spec, i))
+        body = json.dumps(payload, separators=(",", ":")).encode()
         return (f"{self.head}Idempotency-Key: {self.spec['prefix']}-k-{i}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
