@@ -1,9 +1,9 @@
 """``python -m bench.api_profile KIND [--engine E] [-n N] [--profile]``: the cost of one API
-request of ``KIND`` (``health``, ``balance`` or ``event``) without a network or a server:
+request of ``KIND`` (``health``, ``balance``, ``event`` or ``redeem``) without a network or a server:
 the ASGI app driven in this thread (the threadpool hop of sync routes inlined, so cProfile
 sees every call), on a fresh database with the ``bench api`` data. Prints wall and CPU
-milliseconds per request and SQL statements per request; ``--profile`` adds the cProfile
-table of the allegiance functions (cumulative time)."""
+milliseconds per request and SQL statements per request; ``--statements`` lists them,
+``--profile`` adds the cProfile table of the allegiance functions (cumulative time)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import event
 
 from bench.api import Target
-from bench.api_load import event_body
+from bench.api_load import event_body, redeem_body
 from bench.common import databases
+from bench.redeem import Catalogue
 
 
 async def _inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -69,17 +70,19 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str],
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.api_profile", description=__doc__)
-    parser.add_argument("kind", choices=["health", "balance", "event"])
+    parser.add_argument("kind", choices=["health", "balance", "event", "redeem"])
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("-n", type=int, default=200, help="timed requests (after 50 warm-up)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--statements", action="store_true", help="list the SQL statements")
     args = parser.parse_args()
     os.environ["ALLEGIANCE_RATE_LIMIT_PER_MINUTE"] = "0"
     os.environ["ALLEGIANCE_IMPORT_WORKER"] = "none"
     _inline_threadpool()
     with databases(args.engine) as dbs:
         target = Target(dbs.new())
-        os.environ["ALLEGIANCE_DATABASE_URL"] = target.url
+        catalogue = Catalogue(dbs.new(), 1) if args.kind == "redeem" else None
+        os.environ["ALLEGIANCE_DATABASE_URL"] = catalogue.url if catalogue else target.url
         from allegiance.api.app import create_app
         from allegiance.kit.settings import get_settings
 
@@ -101,6 +104,13 @@ def main() -> None:
             if args.kind == "balance":
                 wallet = target.wallets[i % len(target.wallets)]
                 return call(app, "GET", f"/v1/wallets/{wallet}", auth)
+            if catalogue is not None:  # vouchers only: the gift's stock would run out
+                spec = {**catalogue.request(), "gift_id": catalogue.voucher_id}
+                body = json.dumps(redeem_body(spec, i)).encode()
+                return call(app, "POST", f"/v1/programs/{catalogue.program_id}/redemptions",
+                            {"Authorization": f"Bearer {catalogue.key}",
+                             "Idempotency-Key": f"prof-{i}", "Content-Type": "application/json",
+                             "Content-Length": str(len(body))}, body)
             body = json.dumps(event_body("prof", 1000, i)).encode()
             return call(app, "POST", f"/v1/programs/{target.program_id}/events",
                         {**auth, "Idempotency-Key": f"prof-{i}",
@@ -120,13 +130,16 @@ def main() -> None:
             print(f"{args.kind} engine={args.engine} n={args.n} "
                   f"wall={wall / args.n * 1000:.2f}ms cpu={cpu / args.n * 1000:.2f}ms "
                   f"statements={sum(statements.values()) / args.n:.1f}/request")
+            if args.statements:
+                for text, n in statements.most_common():
+                    print(f"{n / args.n:6.2f}  {text}")
             if args.profile:
                 profile = cProfile.Profile()
                 profile.enable()
                 for i in range(args.n, 2 * args.n):
                     await request(i)
                 profile.disable()
-                pstats.Stats(profile).sort_stats("cumulative").print_stats("allegiance", 40)
+                pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(*([] if os.environ.get("PROFILE_SORT") else ["allegiance"]), 40)
 
         asyncio.run(run())
         app.state.db.dispose()
