@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,13 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import psycopg
 from sqlalchemy import func, select, text
 
 from allegiance import members, tenants, tiers
 from allegiance.kit.db import Database
 from allegiance.tiers import domain
-from bench.common import Check, Figure, databases, postgres_available, write_results
+from bench.common import Check, Figure, bulk_load, databases, postgres_available, write_results
 
 YEAR = 2026
 AT = datetime(YEAR, 12, 20, 12, tzinfo=UTC)  # inside the year: windows of calendar 2026
@@ -163,33 +161,10 @@ def load(engine: str, url: str, tenant_id: str, program_id: str, data: Data) -> 
     mode): the rows are consistent by construction, and the figures are about the reads and
     writes that follow, not the load.
     """
-    chunks = _rows(engine, tenant_id, program_id, data)
-    if engine == "sqlite":
-        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            lite.execute("PRAGMA journal_mode = WAL")
-            lite.execute("PRAGMA synchronous = OFF")
-            lite.execute("PRAGMA foreign_keys = OFF")
-            lite.execute("BEGIN IMMEDIATE")
-            for chunk in chunks:
-                for (table, cols), rows in zip(TABLES, chunk, strict=True):
-                    lite.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-                                     f"({', '.join('?' for _ in cols)})", rows)
-            lite.execute("COMMIT")
-            lite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            lite.close()
-        return
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pg:
-        with pg.transaction(), pg.cursor() as cur:
-            cur.execute("SET LOCAL session_replication_role = replica")
-            for chunk in chunks:
-                for (table, cols), rows in zip(TABLES, chunk, strict=True):
-                    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-                        for row in rows:
-                            cp.write_row(row)
-        pg.autocommit = True
-        pg.execute("VACUUM ANALYZE account, enrolment, tier_metric")
+    tables = ((table, cols, rows)
+              for chunk in _rows(engine, tenant_id, program_id, data)
+              for (table, cols), rows in zip(TABLES, chunk, strict=True))
+    bulk_load(engine, url, tables, analyze="account, enrolment, tier_metric")
 
 
 # ---------------------------------------------------------------------------------------------
