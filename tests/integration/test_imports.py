@@ -307,6 +307,28 @@ def test_the_cli_imports_with_a_mapping_file_and_reports_json(
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_prices_in_dollars_earn_what_the_same_prices_in_cents_earn(
+        db: Database, tmp_path: Path, suffix: str) -> None:
+    """A file priced in major units (``decimals: 2`` in the mapping) earns exactly what the
+    same file priced in cents earns; a price with a third decimal is a row error."""
+    rng = random.Random(7)
+    purchases = [p for p in make_purchases(rng, 12) if not p["bad"]]
+    in_cents = rows_of(purchases)
+    in_dollars = [{**r, "unit_price": f"{int(r['unit_price']) // 100}."
+                                      f"{int(r['unit_price']) % 100:02d}"} for r in in_cents]
+    in_dollars.append({**in_dollars[0], "external_id": "BAD", "unit_price": "1.005"})
+    cents_shop, cents_accounts = shop_with_members(db)
+    dollars_shop, dollars_accounts = shop_with_members(db)  # another tenant, same program
+    cents_report = run(cents_shop, write(in_cents, tmp_path / f"cents{suffix}"))
+    dollars_report = run(dollars_shop, write(in_dollars, tmp_path / f"dollars{suffix}"),
+                         mapping=imports.mapping_from({"decimals": 2}, "purchases"))
+    assert dollars_report.created == cents_report.created > 0
+    assert (cents_report.rejected_rows, dollars_report.rejected_rows) == (0, 1)
+    assert balances(dollars_shop, dollars_accounts) == balances(cents_shop, cents_accounts)
+    assert_ledger_invariants(db)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_the_reader_numbers_rows_across_chunks_and_slices(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
     from allegiance.imports import reader

@@ -56,6 +56,9 @@ def test_a_mapping_renames_columns_and_fills_defaults() -> None:
     ({"bogus": 1}, "bogus"),
     ({"types": {"a": "date"}}, "types.a"),
     ({"time_zone": "Mars/Base"}, "time_zone"),
+    ({"decimals": 7}, "decimals"),
+    ({"decimals": "2"}, "decimals"),
+    ({"decimals": True}, "decimals"),
     ([1, 2], "mapping"),
 ])
 def test_bad_mapping_files_are_refused_with_the_field(data: Any, field: str) -> None:
@@ -164,3 +167,36 @@ def test_activities_are_one_row_each_with_typed_attributes() -> None:
     assert parsed.attributes == {"course_id": "C-9", "score": 0.5, "mandatory": True}
     bad = domain.parse_row(p, 3, {**raw, "attributes.score": "high"})
     assert bad == [RowError(3, "attributes.score", "high", "must be a number")]
+
+
+@pytest.mark.parametrize("cell, cents", [
+    ("12.50", 1250), ("12.5", 1250), ("12", 1200), (" 0.07 ", 7), ("+4.2", 420),
+    (12.5, 1250), (0.1, 10), (3, 300), ("12.500", 1250),
+])
+def test_money_in_major_units_is_read_exactly_in_minor_units(cell: Any, cents: int) -> None:
+    p = purchase_plan(domain.mapping_from({"decimals": 2}, "purchases"))
+    parsed = domain.parse_row(p, 1, row(unit_price=cell))
+    assert isinstance(parsed, domain.Row)
+    assert parsed.line is not None and parsed.line.unit_price == cents
+    assert parsed.line.quantity == 2  # a quantity is not money: never scaled
+
+
+@pytest.mark.parametrize("cell, reason", [
+    ("12.505", "has more than 2 decimal places"),
+    ("1,234.50", "no thousands separators"),
+    ("-1.00", "must be an amount"),
+    ("1e3", "must be an amount"),
+    ("9999999999999999", "must be between 0 and"),
+])
+def test_money_in_major_units_names_what_is_wrong(cell: str, reason: str) -> None:
+    p = purchase_plan(domain.mapping_from({"decimals": 2}, "purchases"))
+    parsed = domain.parse_row(p, 4, row(unit_price=cell))
+    assert isinstance(parsed, list) and len(parsed) == 1
+    assert (parsed[0].row, parsed[0].column, parsed[0].value) == (4, "unit_price", cell)
+    assert reason in parsed[0].reason
+
+
+def test_without_decimals_money_stays_whole_minor_units() -> None:
+    parsed = domain.parse_row(purchase_plan(), 2, row(unit_price="12.50"))
+    assert isinstance(parsed, list)
+    assert "minor units, or decimals in the mapping" in parsed[0].reason

@@ -72,6 +72,10 @@ ATTRIBUTE_TYPES = ("str", "int", "float", "bool")
 ATTRIBUTE_PREFIX = "attributes."
 MAX_AMOUNT = 10**15
 _INT = re.compile(r"^[+-]?\d+$")
+# Money read as written in major units when the mapping gives ``decimals`` (12.50 -> 1250).
+MONEY_FIELDS = frozenset({"amount", "unit_price", "line_amount"})
+MAX_DECIMALS = 6
+_DECIMAL = re.compile(r"^\+?(\d+)(?:\.(\d*))?$")
 
 
 class MappingInvalid(ValidationFailed):
@@ -96,6 +100,9 @@ class ColumnMapping:
     (str, int, float, bool; default str). ``defaults``: a value for a field whose column is
     missing or empty. ``account_source``: the source of ``account_external_id`` values.
     ``time_zone``: the zone of times written without an offset (else such times are errors).
+    ``decimals``: money (amount, unit price, line amount) is written in major units with at
+    most this many decimal places (2: ``12.50`` dollars is 1250 cents); 0 (the default):
+    money is written in minor units, as whole numbers.
     """
 
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -104,6 +111,7 @@ class ColumnMapping:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     account_source: str | None = None
     time_zone: str | None = None
+    decimals: int = 0
 
 
 def mapping_from(data: Any, kind: str) -> ColumnMapping:
@@ -112,7 +120,8 @@ def mapping_from(data: Any, kind: str) -> ColumnMapping:
         data = {}
     if not isinstance(data, Mapping):
         raise MappingInvalid("a mapping file is an object", field="mapping")
-    allowed = {"columns", "attributes", "types", "defaults", "account_source", "time_zone"}
+    allowed = {"columns", "attributes", "types", "defaults", "account_source", "time_zone",
+               "decimals"}
     extra = sorted(set(data) - allowed)
     if extra:
         raise MappingInvalid(f"unknown keys: {', '.join(map(str, extra))}", field=str(extra[0]))
@@ -145,11 +154,16 @@ def mapping_from(data: Any, kind: str) -> ColumnMapping:
             ZoneInfo(str(zone))
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise MappingInvalid(f"unknown time zone {zone}", field="time_zone") from None
+    decimals = data.get("decimals", 0)
+    if isinstance(decimals, bool) or not isinstance(decimals, int) \
+            or not 0 <= decimals <= MAX_DECIMALS:
+        raise MappingInvalid(f"decimals is a whole number from 0 to {MAX_DECIMALS}",
+                             field="decimals")
     source = data.get("account_source")
     return ColumnMapping(
         columns=parts["columns"], attributes=parts["attributes"], types=parts["types"],
         defaults=parts["defaults"], account_source=None if source is None else str(source),
-        time_zone=None if zone is None else str(zone),
+        time_zone=None if zone is None else str(zone), decimals=decimals,
     )
 
 
@@ -230,9 +244,33 @@ def _int(value: Any) -> int:
     elif isinstance(value, str) and _INT.match(value.strip()):
         number = int(value.strip())
     else:
-        raise ValueError("must be a whole number (amounts in minor units)")
+        raise ValueError("must be a whole number (amounts in minor units, or decimals in the "
+                         "mapping)")
     if not 0 <= number <= MAX_AMOUNT:
         raise ValueError(f"must be between 0 and {MAX_AMOUNT}")
+    return number
+
+
+def _money(value: Any, decimals: int) -> int:
+    """Money written in major units with at most ``decimals`` places, in minor units: exact
+    (decimal arithmetic on the written digits; a float cell is read by its shortest form)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an amount")
+    number: int
+    if isinstance(value, int):
+        number = int(value) * 10**decimals
+    else:
+        text = str(value).strip()
+        match = _DECIMAL.match(text)
+        if match is None:
+            raise ValueError(f"must be an amount such as 12.50 (at most {decimals} decimal "
+                             "places, a point before them, no thousands separators)")
+        whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
+        if len(fraction) > decimals:
+            raise ValueError(f"has more than {decimals} decimal places")
+        number = int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
+    if not 0 <= number <= MAX_AMOUNT:
+        raise ValueError(f"must be between 0 and {MAX_AMOUNT / 10**decimals:.{decimals}f}")
     return number
 
 
@@ -341,7 +379,7 @@ def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]
             continue
         try:
             value = _convert(name, cell if _text(cell) is not None else value,
-                             p.mapping.time_zone)
+                             p.mapping.time_zone, p.mapping.decimals)
         except ValueError as exc:
             errors.append(RowError(row, header or name, _text(cell) or "", str(exc)))
             continue
@@ -390,8 +428,10 @@ def parse_row(p: Plan, row: int, raw: Mapping[str, Any]) -> Row | list[RowError]
     return Row(row, "" if key is None else str(key), values, attributes, line)
 
 
-def _convert(name: str, value: Any, zone: str | None) -> Any:
+def _convert(name: str, value: Any, zone: str | None, decimals: int = 0) -> Any:
     """The typed value of a field's cell (or default); ``ValueError`` says what is wrong."""
+    if decimals and name in MONEY_FIELDS:
+        return _money(value, decimals)
     if name in INT_FIELDS:
         return _int(value)
     if name in DATE_FIELDS:
