@@ -63,7 +63,7 @@ imports: install ## Check the dependency rules between packages (import-linter)
 	$(BIN)/lint-imports
 
 pytest: install ## Run the test suite (PYTEST_ARGS=... to pass options, WORKERS=0 for one process)
-	$(BIN)/pytest $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS)) $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS)) --durations=20 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench ## Run the benchmarks (prints figures and ratios)
 	$(BIN)/python -m bench
