@@ -38,11 +38,11 @@ _MEMBER = """CREATE TABLE segment_member_new (
     since DATETIME NOT NULL,
     CONSTRAINT pk_segment_member PRIMARY KEY (tenant_id, segment_id, account_id){fks}
 ){suffix}"""
-_FKS = """,
-    CONSTRAINT fk_segment_member_tenant_id_account_id_account FOREIGN KEY(tenant_id, account_id)
-        REFERENCES account (tenant_id, id),
-    CONSTRAINT fk_segment_member_tenant_id_segment_id_segment FOREIGN KEY(tenant_id, segment_id)
-        REFERENCES segment (tenant_id, id)"""
+# one line each: SQLAlchemy's reflection of SQLite reads the names from the table's SQL
+_FKS = "".join(
+    f",\n    CONSTRAINT fk_segment_member_tenant_id_{column}_{table} FOREIGN KEY(tenant_id, "
+    f"{column}) REFERENCES {table} (tenant_id, id)"
+    for table, column in (("account", "account_id"), ("segment", "segment_id")))
 _FK_NAMES = {"fk_segment_member_tenant_id_account_id_account": ("account", "account_id"),
              "fk_segment_member_tenant_id_segment_id_segment": ("segment", "segment_id")}
 
