@@ -68,8 +68,9 @@ def insert_rows(session: Session, table: str, columns: tuple[str, ...],
     """Insert plain rows (values already in the database's form, no NULLs) in the session's
     transaction: SQLite's executemany straight on the driver (a C loop); on PostgreSQL
     ``COPY`` into a temporary table (COPY FROM is refused under row-level security, which a
-    temporary table does not have) and one ``INSERT … SELECT`` from it, in key order — half
-    the time of sending the columns as arrays. ``types``: the columns' PostgreSQL types."""
+    temporary table does not have) and one ``INSERT … SELECT`` from it (faster than sending
+    the columns as arrays). Rows given in the table's key order are cheapest to index.
+    ``types``: the columns' PostgreSQL types."""
     if not rows:
         return
     connection = session.connection()
@@ -87,8 +88,7 @@ def insert_rows(session: Session, table: str, columns: tuple[str, ...],
                 else:
                     for row in rows:
                         copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "
-                           f"ORDER BY {names}")
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}")
             cursor.execute(f"DROP TABLE {staged}")
         return
     cursor = raw.cursor()  # type: ignore[union-attr]
