@@ -32,7 +32,7 @@ from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNo
 from allegiance.campaigns.models import Segment, SegmentMember
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
-from allegiance.kit.frames import insert_rows, read_frame
+from allegiance.kit.frames import insert_frame, read_frame
 from allegiance.kit.ids import new_id
 
 # The running counters the earning path keeps (read here by name, without importing events,
@@ -277,13 +277,14 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
 
 def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
                     since: datetime) -> None:
-    """Store new members without a statement per row (kit.frames.insert_rows)."""
-    at: Any = since.astimezone(UTC)
-    if session.get_bind().dialect.name == "sqlite":
-        at = at.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's form of a SQLite date-time
-    insert_rows(session, "segment_member", ("tenant_id", "segment_id", "account_id", "since"),
-                [(tenant_id, segment_id, a, at) for a in accounts],
-                ("text", "text", "text", "timestamptz"))
+    """Store new members (in key order) without a statement per row (kit.frames)."""
+    at = since.astimezone(UTC)
+    stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f") \
+        if session.get_bind().dialect.name == "sqlite" else at.isoformat()  # the engine's form
+    insert_frame(session, "segment_member", pl.DataFrame({"account_id": accounts}).select(
+        pl.lit(tenant_id).alias("tenant_id"), pl.lit(segment_id).alias("segment_id"),
+        pl.col("account_id").cast(pl.Utf8), pl.lit(stamp).alias("since")),
+        ("text", "text", "text", "timestamptz"))
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
