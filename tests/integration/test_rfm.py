@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from allegiance import campaigns, members
 from allegiance.campaigns import domain, rfm
-from allegiance.campaigns.models import RfmScore
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from tests.integration.events_support import Shop, definition
@@ -43,9 +42,12 @@ def buy(shop: Shop, account: str, days_ago: int, amount: int) -> str:
 
 
 def scores(shop: Shop) -> dict[str, tuple[int, int, int]]:
+    """Every scored account's (recency, frequency, monetary) — none is stored: each is its
+    window's purchases against the last refresh's breakpoints."""
     with shop.db.read() as s:
-        return {r.account_id: (r.recency, r.frequency, r.monetary)
-                for r in s.scalars(select(RfmScore))}
+        found = {a: rfm.score_of(s, shop.tenant_id, shop.program_id, a) for a in s.scalars(
+            select(members.Account.id).where(members.Account.tenant_id == shop.tenant_id))}
+    return {a: (r.recency, r.frequency, r.monetary) for a, r in found.items() if r is not None}
 
 
 def test_quintiles_by_rank() -> None:

@@ -17,7 +17,6 @@ from sqlalchemy import select, text
 
 from allegiance import campaigns, engagement
 from allegiance.campaigns import rfm
-from allegiance.campaigns.models import RfmScore
 from allegiance.engagement import domain, running
 from allegiance.engagement.models import BoardTotal, RfmInput, RfmWindow
 from allegiance.kit import clock
@@ -97,9 +96,22 @@ def check_scores(shop: Shop, at: datetime) -> None:
     want = {r["account_id"]: (r["recency"], r["frequency"], r["monetary"])
             for r in rfm.score_frame(frame).iter_rows(named=True)}
     with shop.db.read() as s:
-        got = {r.account_id: (r.recency, r.frequency, r.monetary) for r in s.scalars(
-            select(RfmScore).where(RfmScore.tenant_id == shop.tenant_id))}
+        model = rfm.get_model(s, shop.tenant_id, shop.program_id)
+        assert model is not None
+        # the ranking of the running inputs (what the refresh handed its segments) …
+        got = {r["account_id"]: (r["recency"], r["frequency"], r["monetary"]) for r in
+               rfm.current_scores(s, shop.tenant_id, shop.program_id, model)
+               .iter_rows(named=True)}
+        # … and each account's scores against the breakpoints kept (none stored) are those
+        # of the tallies
+        one = {a: rfm.score_of(s, shop.tenant_id, shop.program_id, a)
+               for a in {r.account_id for r in tallies(shop)}}
+        kept = dict(model.distribution)
     assert got == want
+    assert {a: (r.recency, r.frequency, r.monetary) for a, r in one.items()
+            if r is not None} == want
+    assert rfm.distribution_of(rfm.score_frame(frame)) == {
+        d: {int(k): v for k, v in n.items()} for d, n in kept.items()}
 
 
 def check_board(shop: Shop, at: datetime) -> None:

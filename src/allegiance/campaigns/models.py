@@ -35,14 +35,15 @@ class Segment(Base):
 
 
 class SegmentMember(Base):
-    """An account in a segment since ``since``."""
+    """An account in a segment since ``since``: derived data the refresh rebuilds, so one
+    key and nothing else (migration ``0027_segments``) — no foreign keys (each inserted row
+    locked its account and segment: most of a first refresh's time on PostgreSQL) and no
+    index by account (an account's segments are a probe of the key per segment of the
+    program). Nothing deletes accounts or segments; the refresh removes the memberships of
+    accounts no longer actively enrolled."""
 
     __tablename__ = "segment_member"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "segment_id"], ["segment.tenant_id", "segment.id"]),
-        ForeignKeyConstraint(["tenant_id", "account_id"], ["account.tenant_id", "account.id"]),
-        Index("ix_segment_member_account", "tenant_id", "account_id"),
-    )
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
     segment_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -81,7 +82,7 @@ class Campaign(Base):
 class RfmModel(Base):
     """A program's RFM scoring: the purchase window in days, and the breakpoints of the last
     set-based refresh (per dimension, the lowest raw value of scores 2, 3, 4 and 5), which
-    score one account between refreshes."""
+    score any account (no score is stored per account), and its distribution."""
 
     __tablename__ = "rfm_model"
     __table_args__ = (
@@ -93,28 +94,8 @@ class RfmModel(Base):
     program_id: Mapped[str] = mapped_column(ID, primary_key=True)
     window_days: Mapped[int]
     breakpoints: Mapped[dict[str, Any]]
+    distribution: Mapped[dict[str, Any]]  # per dimension, buyers per score ("1".."5")
     scored: Mapped[int] = mapped_column(default=0)
     computed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-
-
-class RfmScore(Base):
-    """One account's recency, frequency and monetary scores (1–5, quintiles among the
-    program's buyers of the window; 0: no purchase in the window) and the raw values behind
-    them: the local day of the last purchase, purchases and spend net of returns."""
-
-    __tablename__ = "rfm_score"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
-    )
-
-    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    recency: Mapped[int]
-    frequency: Mapped[int]
-    monetary: Mapped[int]
-    last_day: Mapped[int]
-    purchases: Mapped[int]
-    spend: Mapped[int]

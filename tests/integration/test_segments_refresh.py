@@ -1,0 +1,144 @@
+"""The segments job's membership diff (SQLite and PostgreSQL): after every refresh the stored
+members of each segment are exactly the active members its condition holds for, what entered
+and left is the difference with the refresh before, and a refresh with nothing changed
+writes nothing — through attribute changes, closed and reopened enrolments, an erased member
+and an account's own re-evaluation between refreshes (segment memberships have no foreign
+keys since migration 0027: nothing else keeps them consistent). Also the bulk insert of
+``kit.frames`` with values COPY's text format would have to escape."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+from sqlalchemy import select, text, update
+
+from allegiance import campaigns, members, privacy
+from allegiance.kit import clock
+from allegiance.kit.db import Database
+from allegiance.kit.frames import insert_rows, read_frame
+from tests.integration.events_support import Shop, definition
+
+NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
+REGIONS = ("ES", "ES-MD", "PT", "FR")
+KINDS = ("retailer", "distributor")
+CONDITIONS = {
+    "iberia": 'member.country == "ES" or member.country == "PT"',
+    "distributors": 'member.attributes.kind == "distributor"',
+    "es-retail": 'member.country == "ES" and member.attributes.kind == "retailer"',
+}
+
+
+def holds(code: str, region: str | None, kind: str | None) -> bool:
+    country = None if region is None else region.split("-")[0]
+    return {"iberia": country in ("ES", "PT"), "distributors": kind == "distributor",
+            "es-retail": country == "ES" and kind == "retailer"}[code]
+
+
+@pytest.fixture
+def shop(db: Database) -> Iterator[Shop]:
+    with clock.frozen(NOW):
+        doc = definition()
+        doc["member_attributes"] = {"kind": "str"}
+        yield Shop(db, doc)
+
+
+def stored(shop: Shop) -> dict[str, set[str]]:
+    with shop.db.read() as s:
+        out: dict[str, set[str]] = {}
+        for seg in campaigns.list_segments(s, shop.tenant_id, shop.program_id):
+            found = {m.account_id for m in campaigns.members_of(s, shop.tenant_id, seg.id,
+                                                                limit=10_000)}
+            assert seg.members == len(found)
+            out[seg.code] = found
+        return out
+
+
+def test_refresh_diff_follows_every_change(shop: Shop) -> None:
+    rng = random.Random(5)
+    state: dict[str, tuple[str, str, bool]] = {}  # account → region, kind, active
+    with clock.frozen(NOW):
+        for _ in range(40):
+            region, kind = rng.choice(REGIONS), rng.choice(KINDS)
+            acc = shop.account(region=region, attributes={"kind": kind})
+            with shop.db.transaction() as s:
+                members.ensure_enrolled(s, shop.tenant_id, shop.program_id, acc, "test")
+            state[acc] = (region, kind, True)
+        with shop.db.transaction() as s:
+            for code, condition in CONDITIONS.items():
+                campaigns.create_segment(s, shop.tenant_id, shop.program_id, code=code,
+                                         name=code, condition=condition)
+        before: dict[str, set[str]] = {code: set() for code in CONDITIONS}
+        erased: set[str] = set()
+        for round_ in range(6):
+            if round_:
+                for acc in rng.sample(sorted(state), 12):
+                    region, kind, active = state[acc]
+                    change = rng.choice(("kind", "region", "status"))
+                    with shop.db.transaction() as s:
+                        if change == "kind" and acc not in erased:
+                            kind = rng.choice(KINDS)
+                            members.update_account(s, shop.tenant_id, acc,
+                                                   {"attributes": {"kind": kind}},
+                                                   actor="test")
+                        elif change == "region" and acc not in erased:
+                            region = rng.choice(REGIONS)
+                            members.update_account(s, shop.tenant_id, acc,
+                                                   {"region": region}, actor="test")
+                        elif change == "status":
+                            active = not active
+                            s.execute(update(members.Enrolment).where(
+                                members.Enrolment.tenant_id == shop.tenant_id,
+                                members.Enrolment.account_id == acc).values(
+                                status="active" if active else "closed"))
+                    state[acc] = (region, kind, active)
+            if round_ == 3:  # an erased member keeps no attributes: it leaves by kind
+                acc = next(a for a, (_, k, on) in sorted(state.items())
+                           if on and k == "distributor")
+                with shop.db.transaction() as s:
+                    privacy.erase_member(s, shop.tenant_id, acc, actor="test", reason="gdpr")
+                state[acc] = (state[acc][0], "", True)
+                erased.add(acc)
+            with shop.db.transaction() as s:
+                done = campaigns.refresh_program(s, shop.tenant_id, shop.program_id)
+            want = {code: {a for a, (region, kind, active) in state.items()
+                           if active and holds(code, region, kind or None)}
+                    for code in CONDITIONS}
+            got = stored(shop)
+            assert got == want
+            assert done["entered"] == sum(len(want[c] - before[c]) for c in CONDITIONS)
+            assert done["left"] == sum(len(before[c] - want[c]) for c in CONDITIONS)
+            before = want
+            with shop.db.transaction() as s:  # nothing changed: nothing written
+                again = campaigns.refresh_program(s, shop.tenant_id, shop.program_id)
+            assert (again["entered"], again["left"]) == (0, 0) and stored(shop) == want
+        # one account re-evaluated between refreshes finds the memberships it holds
+        acc = next(a for a, (r, k, on) in sorted(state.items())
+                   if on and holds("es-retail", r, k))
+        with shop.db.transaction() as s:
+            members.update_account(s, shop.tenant_id, acc, {"attributes": {"kind": "distributor"}},
+                                   actor="test")
+            entered, left = campaigns.refresh_account(s, shop.tenant_id, shop.program_id, acc)
+            assert (entered, left) == (["distributors"], ["es-retail"])
+            codes = campaigns.segment_codes(s, shop.tenant_id, shop.program_id, acc)
+        assert codes == ["distributors", "iberia"]  # es-retail held: its country is ES
+
+
+def test_bulk_insert_with_values_to_escape(db: Database) -> None:
+    rows = [(f"a\t{i}", "back\\slash", f"line\nbreak {i}", i) for i in range(3)] + [
+        (f"plain {i}", "x", "y", i) for i in range(1000)]
+    with db.transaction() as s:
+        s.execute(text("CREATE TEMPORARY TABLE staged_probe (a text, b text, c text, n bigint)"))
+        insert_rows(s, "staged_probe", ("a", "b", "c", "n"), rows,
+                    ("text", "text", "text", "bigint"))
+        got = read_frame(s, "SELECT a, b, c, n FROM staged_probe ORDER BY n, a", {},
+                         {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
+        assert sorted(got.iter_rows()) == sorted(rows)
+        plain = [(f"p{i}", "q", "r", i) for i in range(500)]
+        insert_rows(s, "staged_probe", ("a", "b", "c", "n"), plain,
+                    ("text", "text", "text", "bigint"))
+        n = s.execute(select(text("count(*)")).select_from(text("staged_probe"))).scalar()
+        assert n == len(rows) + len(plain)
