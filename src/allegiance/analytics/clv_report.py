@@ -69,19 +69,30 @@ def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime
                            frame["day"].to_numpy().astype("datetime64[D]"),
                            frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
     sql.roomy(session)
-    day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
-    value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
     last_day = int(np.datetime64(calibration_end, "D").astype(np.int64))
     params: list[Any] = [tenant_id, program_id]
-    where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "
-             "AND account_id IS NOT NULL AND kind = 'purchase'")
-    if start is not None:
-        where += " AND occurred_at >= ?"
-        params.append(sql.stamp(start, name))
-    where += " AND occurred_at < ?"
-    params.append(sql.stamp(end, name))
-    tx = (f"SELECT account_id AS m, {day} AS d, SUM({value}) AS v FROM event WHERE {where} "
-          "GROUP BY account_id, d")
+    if sql.whole_utc_days(program.time_zone, start, end):
+        # The summary kept by the database: one row per member, UTC day (and currency).
+        value = sql.major_units("amount", "NULLIF(currency, '')", program.base_currency)
+        where = "tenant_id = ? AND program_id = ? AND day < ?"
+        params.append(sql.day_number(end))
+        if start is not None:
+            where += " AND day >= ?"
+            params.append(sql.day_number(start))
+        tx = (f"SELECT account_id AS m, day AS d, SUM({value}) AS v FROM purchase_day "
+              f"WHERE {where} GROUP BY account_id, day")
+    else:
+        day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
+        value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
+        where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "
+                 "AND account_id IS NOT NULL AND kind = 'purchase'")
+        if start is not None:
+            where += " AND occurred_at >= ?"
+            params.append(sql.stamp(start, name))
+        where += " AND occurred_at < ?"
+        params.append(sql.stamp(end, name))
+        tx = (f"SELECT account_id AS m, {day} AS d, SUM({value}) AS v FROM event "
+              f"WHERE {where} GROUP BY account_id, d")
     order = "" if name == "sqlite" else ' COLLATE "C"'
     query = ("SELECT m, MIN(d), MAX(d), COUNT(*), SUM(v), "
              "SUM(CASE WHEN d = f THEN v ELSE 0 END) FROM ("
