@@ -16,7 +16,6 @@ from allegiance.analytics.snapshots import refresh_program
 from allegiance.analytics.summaries import run_fold
 from allegiance.kit.db import Database
 
-
 __all__ = ["run", "run_fold"]
 
 

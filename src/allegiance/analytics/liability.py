@@ -90,11 +90,11 @@ def aged_now(session: Session, tenant_id: str,
         sums[index] += remaining
         sums[-1] += net - remaining
     out: list[tuple[str, str | None, str, int]] = []
-    for (unit_id, tier), sums in held.items():
-        out += [(unit_id, tier, label, amount)
-                for label, amount in zip(labels, sums, strict=False) if amount]
-        if sums[-1]:
-            out.append((unit_id, tier, NEGATIVE, sums[-1]))
+    for (unit_of, tier_of), totals in held.items():
+        out += [(unit_of, tier_of, label, amount)
+                for label, amount in zip(labels, totals, strict=False) if amount]
+        if totals[-1]:
+            out.append((unit_of, tier_of, NEGATIVE, totals[-1]))
     return out
 
 

@@ -139,12 +139,13 @@ def recompute(session: Session, tenant_id: str) -> tuple[Holdings, Days, Months]
     event = events.Event
     days: dict[tuple[str, str, int, str], list[int]] = defaultdict(lambda: [0, 0])
     months: dict[tuple[str, str, int], int] = defaultdict(int)
-    for program_id, account_id, kind, occurred_at, currency, amount, returned in session.execute(
+    for program_id, buyer, kind, occurred_at, currency, amount, returned in session.execute(
         select(event.program_id, event.account_id, event.kind, event.occurred_at,
                event.currency, event.amount, event.returned_amount)
         .where(event.tenant_id == tenant_id, event.status == "processed",
                event.account_id.is_not(None), event.kind.in_(("purchase", "activity")))
     ):
+        account_id = str(buyer)
         on = occurred_at.astimezone(UTC) if occurred_at.tzinfo else occurred_at
         months[(program_id, account_id, on.year * 12 + on.month)] += 1
         if kind == "purchase":
