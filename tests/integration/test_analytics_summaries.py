@@ -49,17 +49,14 @@ def _reports_equal(h: History, monkeypatch: pytest.MonkeyPatch) -> None:
         assert sorted(aged, key=repr) == sorted(scanned, key=repr)
         report = analytics.liability(s, w.tenant_id, w.program_id)
         assert report.summary["units"][0]["reconciled"] is True
-        end_day = clock.now().date()
+        today = clock.now().date()
+        for begin, end_day in ((None, today), (None, today - timedelta(days=30)),
+                               (date(2025, 9, 1), today)):
+            _rfm_equal(s, w.tenant_id, w.program_id, begin, end_day)
+        end_day = today
         end = datetime.combine(end_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         rfm = clv_report.rfm_of(s, w.tenant_id, w.program_id, start=None, end=end,
                                 calibration_end=end_day)
-        frame = clv_report.purchases(s, w.tenant_id, w.program_id, start=None, end=end)
-        expected = rfm_summary(frame["member"].to_numpy(),
-                               frame["day"].to_numpy().astype("datetime64[D]"),
-                               frame["amount"].to_numpy(), np.datetime64(end_day, "D"))
-        assert list(rfm.customers) == list(expected.customers)
-        for name in ("x", "t_x", "T", "m_x", "total"):
-            assert np.allclose(getattr(rfm, name), getattr(expected, name)), name
         span = analytics.period("2025-06-01", end_day.isoformat(), clock.now())
         month_end = analytics.period("2025-06-01", "2026-12-31", clock.now())
         for period in (span, month_end):
@@ -72,6 +69,21 @@ def _reports_equal(h: History, monkeypatch: pytest.MonkeyPatch) -> None:
                                              end=end, calibration_end=end_day)
             assert fast.rows == slow.rows
             assert np.allclose(slow_rfm.x, rfm.x) and np.allclose(slow_rfm.total, rfm.total)
+
+
+def _rfm_equal(s: Any, tenant_id: str, program_id: str, begin: date | None,
+               end_day: date) -> None:
+    start = None if begin is None else datetime.combine(begin, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(end_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    rfm = clv_report.rfm_of(s, tenant_id, program_id, start=start, end=end,
+                            calibration_end=end_day)
+    frame = clv_report.purchases(s, tenant_id, program_id, start=start, end=end)
+    expected = rfm_summary(frame["member"].to_numpy(),
+                           frame["day"].to_numpy().astype("datetime64[D]"),
+                           frame["amount"].to_numpy(), np.datetime64(end_day, "D"))
+    assert list(rfm.customers) == list(expected.customers)
+    for name in ("x", "t_x", "T", "m_x", "total"):
+        assert np.allclose(getattr(rfm, name), getattr(expected, name)), name
 
 
 def _post(h: History, name: str, amount: int, *, earn: bool, days_back: int = 0,
@@ -168,8 +180,10 @@ def test_summaries_follow_a_random_history(db: Database, frozen_clock: clock.Fro
         elif purchases:
             target = rng.choice(purchases)
             change = rng.random()
-            if change < 0.4:
+            if change < 0.3:
                 _change_event(h, target, returned_amount=rng.randint(0, 100))
+            elif change < 0.4:  # the program's currency left implicit: a second currency key
+                _change_event(h, target, currency=None)
             elif change < 0.6:
                 _change_event(h, target, status=rng.choice(["rejected", "processed"]))
             elif change < 0.8:
@@ -192,8 +206,9 @@ def test_summaries_follow_a_random_history(db: Database, frozen_clock: clock.Fro
     _fold(db)
     _summaries_equal(db, w.tenant_id)
     with db.read() as s:
-        held, days, months = summaries.stored(s, w.tenant_id)
+        held, days, months, buyers = summaries.stored(s, w.tenant_id)
     assert len({key[2] for key in held}) >= 2 and days and months
+    assert any(row[5] == "*" for row in buyers.values()), "a member with two currency keys"
     assert any(net != remaining for remaining, net in held.values())
     assert_ledger_invariants(db)
 

@@ -86,6 +86,24 @@ class PurchaseDay(Base):
     amount: Mapped[int]
 
 
+class PurchaseMember(Base):
+    """Per program and member, :class:`PurchaseDay` summed up: first and last purchase day,
+    purchase days, amount, amount of the first day, and the currency ('*' when several)."""
+
+    __tablename__ = "purchase_member"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    first_day: Mapped[int]
+    last_day: Mapped[int]
+    days: Mapped[int]
+    amount: Mapped[int]
+    first_amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+
+
 class MemberMonth(Base):
     """Per program, member and UTC month (year × 12 + month): the processed purchases and
     activities."""

@@ -7,7 +7,8 @@ instead of every posting and event:
 
 * ``liability_holding`` (+ unfolded ``liability_delta``): per program, unit, tier and credit
   day, the wallets' remaining balance and net postings (:func:`holdings`);
-* ``purchase_day``: per member and UTC day, purchases and spend net of returns;
+* ``purchase_day``: per member and UTC day, purchases and spend net of returns, and
+  ``purchase_member``: the same per member (first and last day, days, spend, first day's);
 * ``member_month``: per member and UTC month, purchases and activities.
 
 :func:`recompute` gives every summary row from the source rows (``ledger_aging``,
@@ -26,7 +27,13 @@ from sqlalchemy.orm import Session
 
 from allegiance import events, ledger, members
 from allegiance.analytics.common import MEMBER_OWNERS, member_account
-from allegiance.analytics.models import LiabilityDelta, LiabilityHolding, MemberMonth, PurchaseDay
+from allegiance.analytics.models import (
+    LiabilityDelta,
+    LiabilityHolding,
+    MemberMonth,
+    PurchaseDay,
+    PurchaseMember,
+)
 from allegiance.kit.db import Database
 
 EPOCH = date(1970, 1, 1)
@@ -38,6 +45,9 @@ Holdings = dict[tuple[str, str, str, int], tuple[int, int]]
 Days = dict[tuple[str, str, int, str], tuple[int, int]]
 # (program, member, month) → events
 Months = dict[tuple[str, str, int], int]
+# (program, member) → (first day, last day, days, amount, first day's amount, currency or '*')
+Members = dict[tuple[str, str], tuple[int, int, int, int, int, str]]
+Summaries = tuple[Holdings, Days, Months, Members]
 
 
 def holdings(session: Session, tenant_id: str,
@@ -115,7 +125,7 @@ def run_fold(db: Database, batch: int = 1000,
 # --- what the tables must hold -------------------------------------------------------------
 
 
-def recompute(session: Session, tenant_id: str) -> tuple[Holdings, Days, Months]:
+def recompute(session: Session, tenant_id: str) -> Summaries:
     """Every summary row of the tenant from the source rows (zero rows left out)."""
     aging, account = ledger.Aging, ledger.LedgerAccount
     user, enrolment = members.User, members.Enrolment
@@ -152,11 +162,28 @@ def recompute(session: Session, tenant_id: str) -> tuple[Holdings, Days, Months]
             sums = days[(program_id, account_id, (on.date() - EPOCH).days, currency or "")]
             sums[0] += 1
             sums[1] += int(amount) - int(returned)
+    per_day = {k: (v[0], v[1]) for k, v in days.items()}
     return ({k: (v[0], v[1]) for k, v in held.items() if v != [0, 0]},
-            {k: (v[0], v[1]) for k, v in days.items()}, dict(months))
+            per_day, dict(months), members_of(per_day))
 
 
-def stored(session: Session, tenant_id: str) -> tuple[Holdings, Days, Months]:
+def members_of(days: Days) -> Members:
+    """``purchase_member`` from ``purchase_day``'s rows."""
+    grouped: dict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
+    for (program_id, account_id, day, currency), (_, amount) in days.items():
+        grouped[(program_id, account_id)].append((day, currency, amount))
+    out: Members = {}
+    for key, rows in grouped.items():
+        first = min(day for day, _, _ in rows)
+        currencies = {currency for _, currency, _ in rows}
+        out[key] = (first, max(day for day, _, _ in rows), len({day for day, _, _ in rows}),
+                    sum(amount for _, _, amount in rows),
+                    sum(amount for day, _, amount in rows if day == first),
+                    currencies.pop() if len(currencies) == 1 else "*")
+    return out
+
+
+def stored(session: Session, tenant_id: str) -> Summaries:
     """The summary tables of the tenant in the shape of :func:`recompute` (holdings: folded
     plus unfolded deltas; zero rows left out)."""
     h, d = LiabilityHolding, LiabilityDelta
@@ -185,5 +212,12 @@ def stored(session: Session, tenant_id: str) -> tuple[Holdings, Days, Months]:
         for r in session.execute(select(m.program_id, m.account_id, m.month, m.events)
                                  .where(m.tenant_id == tenant_id))
     }
-    return held, days, months
+    q = PurchaseMember
+    buyers: Members = {
+        (r[0], r[1]): (int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), r[7])
+        for r in session.execute(select(q.program_id, q.account_id, q.first_day, q.last_day,
+                                        q.days, q.amount, q.first_amount, q.currency)
+                                 .where(q.tenant_id == tenant_id))
+    }
+    return held, days, months, buyers
 

@@ -12,6 +12,10 @@ triggers in the writing transaction
   the deltas into ``liability_holding`` and the report reads both.
 * ``purchase_day``: per (program, member, UTC day, currency) the processed purchases with a
   member and their spend net of returns (minor units), for RFM / CLV.
+* ``purchase_member``: per (program, member) the same purchases summed up — first and last
+  purchase day, purchase days, spend, spend of the first day, and the currency ('*' when the
+  member's days are in several) — so RFM with a calibration end after a member's last
+  purchase reads one row per member.
 * ``member_month``: per (program, member, UTC month as year × 12 + month) the processed
   purchases and activities, for retention cohorts.
 
@@ -83,6 +87,33 @@ _QUALIFIES = ("{r}.status = 'processed' AND {r}.account_id IS NOT NULL "
               "AND {r}.kind IN ('purchase', 'activity')")
 
 
+_MEMBER_COLS = ("tenant_id, program_id, account_id, first_day, last_day, days, amount, "
+                "first_amount, currency")
+_MEMBER_VALUES = (
+    "d.tenant_id, d.program_id, d.account_id, MIN(d.day), MAX(d.day), COUNT(DISTINCT d.day), "
+    "SUM(d.amount), SUM(CASE WHEN d.day = f.day THEN d.amount ELSE 0 END), "
+    "CASE WHEN MIN(d.currency) = MAX(d.currency) THEN MIN(d.currency) ELSE '*' END")
+
+
+def _member_refresh(r: str, guard: str) -> list[str]:
+    """``purchase_member``'s row of event ``r``'s member, again from ``purchase_day`` (only
+    when ``guard`` holds)."""
+    key = (f"tenant_id = {r}.tenant_id AND program_id = {r}.program_id "
+           f"AND account_id = {r}.account_id")
+    mine = " AND ".join(f"d.{part}" for part in key.split(" AND "))
+    return [
+        f"INSERT INTO purchase_member ({_MEMBER_COLS}) SELECT {_MEMBER_VALUES} "
+        f"FROM purchase_day d, (SELECT MIN(day) AS day FROM purchase_day WHERE {key}) f "
+        f"WHERE {mine} AND {guard} GROUP BY d.tenant_id, d.program_id, d.account_id "
+        "ON CONFLICT (tenant_id, program_id, account_id) DO UPDATE SET "
+        "first_day = excluded.first_day, last_day = excluded.last_day, days = excluded.days, "
+        "amount = excluded.amount, first_amount = excluded.first_amount, "
+        "currency = excluded.currency;",
+        f"DELETE FROM purchase_member WHERE {key} AND {guard} "
+        f"AND NOT EXISTS (SELECT 1 FROM purchase_day WHERE {key});",
+    ]
+
+
 def _s_event_add(r: str) -> list[str]:
     q = _QUALIFIES.format(r=r)
     return [
@@ -92,6 +123,7 @@ def _s_event_add(r: str) -> list[str]:
         f"{r}.amount - {r}.returned_amount WHERE {q} AND {r}.kind = 'purchase' "
         "ON CONFLICT (tenant_id, program_id, account_id, day, currency) DO UPDATE SET "
         "purchases = purchases + 1, amount = amount + excluded.amount;",
+        *_member_refresh(r, f"{q} AND {r}.kind = 'purchase'"),
         "INSERT INTO member_month (tenant_id, program_id, account_id, month, events) "
         f"SELECT {r}.tenant_id, {r}.program_id, {r}.account_id, "
         f"{_S_MONTH.format(c=f'{r}.occurred_at')}, 1 WHERE {q} "
@@ -111,6 +143,7 @@ def _s_event_remove(r: str) -> list[str]:
         f"UPDATE purchase_day SET purchases = purchases - 1, amount = amount - "
         f"({r}.amount - {r}.returned_amount) WHERE {day} AND {q} AND {r}.kind = 'purchase';",
         f"DELETE FROM purchase_day WHERE {day} AND purchases = 0;",
+        *_member_refresh(r, f"{q} AND {r}.kind = 'purchase'"),
         f"UPDATE member_month SET events = events - 1 WHERE {month} AND {q};",
         f"DELETE FROM member_month WHERE {month} AND events = 0;",
     ]
@@ -263,6 +296,7 @@ def _p_event(r: str, sign: str) -> str:
             DELETE FROM purchase_day WHERE tenant_id = {r}.tenant_id
                AND program_id = {r}.program_id AND account_id = {r}.account_id AND day = {day}
                AND currency = COALESCE({r}.currency, '') AND purchases = 0;
+            {" ".join(_member_refresh(r, "true"))}
         END IF;
         INSERT INTO member_month AS s (tenant_id, program_id, account_id, month, events)
         VALUES ({r}.tenant_id, {r}.program_id, {r}.account_id, {month}, {sign}1)
@@ -338,6 +372,11 @@ def backfill_sql(dialect: str) -> list[str]:
         f"amount) SELECT e.tenant_id, e.program_id, e.account_id, {day}, "
         "COALESCE(e.currency, ''), COUNT(*), SUM(e.amount - e.returned_amount) FROM event e "
         f"WHERE {qualifies} AND e.kind = 'purchase' GROUP BY 1, 2, 3, 4, 5",
+        f"INSERT INTO purchase_member ({_MEMBER_COLS}) SELECT {_MEMBER_VALUES} "
+        "FROM purchase_day d JOIN (SELECT tenant_id, program_id, account_id, MIN(day) AS day "
+        "FROM purchase_day GROUP BY tenant_id, program_id, account_id) f "
+        "ON f.tenant_id = d.tenant_id AND f.program_id = d.program_id "
+        "AND f.account_id = d.account_id GROUP BY d.tenant_id, d.program_id, d.account_id",
         "INSERT INTO member_month (tenant_id, program_id, account_id, month, events) "
         f"SELECT e.tenant_id, e.program_id, e.account_id, {month}, COUNT(*) FROM event e "
         f"WHERE {qualifies} GROUP BY 1, 2, 3, 4",
@@ -376,6 +415,20 @@ def upgrade() -> None:
                             name=op.f('pk_purchase_day')),
     sqlite_with_rowid=False
     )
+    op.create_table('purchase_member',
+    sa.Column('tenant_id', sa.String(length=40), nullable=False),
+    sa.Column('program_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('first_day', sa.BigInteger(), nullable=False),
+    sa.Column('last_day', sa.BigInteger(), nullable=False),
+    sa.Column('days', sa.BigInteger(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('first_amount', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'program_id', 'account_id',
+                            name=op.f('pk_purchase_member')),
+    sqlite_with_rowid=False
+    )
     op.create_table('member_month',
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('program_id', sa.String(length=40), nullable=False),
@@ -401,5 +454,6 @@ def downgrade() -> None:
         for function in ("liability_aging_track", "liability_tier_track",
                          "analytics_event_track"):
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
-    for table in ("member_month", "purchase_day", "liability_delta", "liability_holding"):
+    for table in ("member_month", "purchase_member", "purchase_day", "liability_delta",
+                  "liability_holding"):
         op.drop_table(table)
