@@ -127,11 +127,12 @@ def _from_summaries(tenant_id: str, program_id: str, base_currency: str,
              "AND pm.last_day <= ? AND pm.currency <> '*'")
     spend = sql.major_units("pm.amount", "NULLIF(pm.currency, '')", base_currency)
     first = sql.major_units("pm.first_amount", "NULLIF(pm.currency, '')", base_currency)
+    # CROSS JOIN: SQLite takes the few members to redo first, then their days by key.
     tx = (f"SELECT d.account_id AS m, d.day AS d, SUM({value}) AS v FROM purchase_member pm "
-          "JOIN purchase_day d ON d.tenant_id = pm.tenant_id AND d.program_id = pm.program_id "
-          "AND d.account_id = pm.account_id WHERE pm.tenant_id = ? AND pm.program_id = ? "
-          "AND pm.first_day <= ? AND (pm.last_day > ? OR pm.currency = '*') AND d.day <= ? "
-          "GROUP BY d.account_id, d.day")
+          "CROSS JOIN purchase_day d WHERE pm.tenant_id = ? AND pm.program_id = ? "
+          "AND pm.first_day <= ? AND (pm.last_day > ? OR pm.currency = '*') "
+          "AND d.tenant_id = pm.tenant_id AND d.program_id = pm.program_id "
+          "AND d.account_id = pm.account_id AND d.day <= ? GROUP BY d.account_id, d.day")
     query = (f"SELECT pm.account_id, pm.first_day, pm.last_day, pm.days, {spend}, {first} "
              f"FROM purchase_member pm WHERE {whole} UNION ALL {_per_member(tx, cutoff)}")
     return query, [tenant_id, program_id, cutoff, cutoff,

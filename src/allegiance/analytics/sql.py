@@ -91,9 +91,12 @@ def major_units(amount: str, currency: str, base_currency: str) -> str:
     divisors = " ".join(f"WHEN '{code}' THEN {10.0 ** exp!r}"
                         for code, exp in sorted(known_exponents().items()))
     base = 10.0 ** known_exponents().get(base_currency.upper(), 2)
-    return (f"(CAST({amount} AS DOUBLE PRECISION) / CASE UPPER(COALESCE({currency}, "
-            f"'{base_currency.upper()}')) {divisors} ELSE 100.0 END)"
-            if divisors else f"(CAST({amount} AS DOUBLE PRECISION) / {base!r})")
+    if not divisors:
+        return f"(CAST({amount} AS DOUBLE PRECISION) / {base!r})"
+    # The base currency (or none) first: one comparison per row instead of the whole list.
+    return (f"(CAST({amount} AS DOUBLE PRECISION) / CASE WHEN {currency} IS NULL "
+            f"OR {currency} = '{base_currency.upper()}' THEN {base!r} ELSE CASE "
+            f"UPPER({currency}) {divisors} ELSE 100.0 END END)")
 
 
 def stamp(value: datetime, name: str) -> Any:
