@@ -271,3 +271,60 @@ def test_the_migration_backfills_the_summaries_from_existing_rows(
                                 end=datetime(2026, 1, 16, tzinfo=UTC),
                                 calibration_end=date(2026, 1, 15))
     assert list(rfm.total) == [7.0]
+
+
+def test_summaries_stay_exact_under_concurrent_writers(
+        db: Database, frozen_clock: clock.FrozenClock) -> None:
+    """Eight threads post earnings and purchases for the same two members at once while a
+    ninth changes their tiers (on PostgreSQL: concurrent transactions; the member's purchase
+    row is re-summed under a per-member lock, the tier move locks the member's wallets)."""
+    import threading
+
+    from tests.reliability.harness import run_threads
+
+    frozen_clock.set(at(2026, 1, 15))
+    h = History(build_world(db), frozen_clock)
+    for name in ("A", "B"):
+        h.member(name, tier="gold")
+    w = h.world
+
+    def write(index: int, barrier: threading.Barrier) -> str:
+        barrier.wait()
+        for step in range(8):
+            name = "AB"[(index + step) % 2]
+            if index == 0:
+                _set_tier(h, name, TIERS[step % 3])
+            elif step % 2:
+                h.event(name, clock.now() - timedelta(days=step % 3), amount=100 + index)
+            else:
+                _post(h, name, 5 + index, earn=True, days_back=step % 4)
+        return "ok"
+
+    outcomes = run_threads(8, write, timeout=120)
+    assert outcomes == ["ok"] * 8, outcomes
+    _summaries_equal(db, w.tenant_id)
+    with db.read() as s:
+        report = analytics.liability(s, w.tenant_id, w.program_id)
+    assert report.summary["units"][0]["reconciled"] is True
+
+
+def test_one_members_purchase_row_stays_exact_under_concurrent_purchases(
+        db: Database, frozen_clock: clock.FrozenClock) -> None:
+    """Six threads record purchases of one member on different days at once: each write
+    re-sums the member's row, so it must see the days the others committed."""
+    import threading
+
+    from tests.reliability.harness import run_threads
+
+    frozen_clock.set(at(2026, 1, 15))
+    h = History(build_world(db), frozen_clock)
+    h.member("A")
+
+    def write(index: int, barrier: threading.Barrier) -> str:
+        barrier.wait()
+        for step in range(15):
+            h.event("A", clock.now() - timedelta(days=index * 15 + step), amount=100 + index)
+        return "ok"
+
+    assert run_threads(6, write, timeout=120) == ["ok"] * 6
+    _summaries_equal(db, h.world.tenant_id)

@@ -285,8 +285,13 @@ $fn$
 def _p_event(r: str, sign: str) -> str:
     q = _QUALIFIES.format(r=r)
     day, month = _P_DAY.format(c=f"{r}.occurred_at"), _P_MONTH.format(c=f"{r}.occurred_at")
+    lock = (f"hashtextextended('purchase_member:' || {r}.tenant_id || ':' || {r}.program_id "
+            f"|| ':' || {r}.account_id, 0)")
     return f"""IF {q} THEN
         IF {r}.kind = 'purchase' THEN
+            -- purchase_member is re-summed from the member's days: writers of one member take
+            -- turns, so each sums the days the previous one committed.
+            PERFORM pg_advisory_xact_lock({lock});
             INSERT INTO purchase_day AS s (tenant_id, program_id, account_id, day, currency,
                                            purchases, amount)
             VALUES ({r}.tenant_id, {r}.program_id, {r}.account_id, {day},
