@@ -245,13 +245,16 @@ def databases(engine: str) -> Iterator[Databases]:
 Rows = Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
 
 
-def bulk_load(engine: str, url: str, tables: Rows, *, trigger_aside: str | None = None,
-              before: Sequence[str] = (), analyze: str = "") -> None:
+def bulk_load(engine: str, url: str, tables: Rows, *,
+              trigger_aside: str | Sequence[str] | None = None, before: Sequence[str] = (),
+              after: Sequence[str] = (), analyze: str = "") -> None:
     """Load ``(table, columns, rows)`` with the driver in one transaction, constraint checks
     off (the benchmarks' rows are consistent by construction): SQLite ``executemany`` with
     ``foreign_keys`` off, PostgreSQL ``COPY`` in replica mode (no triggers). On SQLite the
-    trigger ``trigger_aside`` is dropped for the load and put back. ``before``: statements run
-    first in the same transaction. Then ``ANALYZE`` (PostgreSQL: ``VACUUM ANALYZE analyze``)."""
+    trigger(s) ``trigger_aside`` are dropped for the load and put back. ``before``/``after``:
+    statements run first/last in the same transaction (triggers still aside: ``after`` can
+    build what they would have kept). Then ``ANALYZE`` (PostgreSQL: ``VACUUM ANALYZE
+    analyze``)."""
     if engine == "sqlite":
         lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         try:
@@ -259,17 +262,21 @@ def bulk_load(engine: str, url: str, tables: Rows, *, trigger_aside: str | None 
             lite.execute("PRAGMA synchronous = OFF")
             lite.execute("PRAGMA foreign_keys = OFF")
             lite.execute("BEGIN IMMEDIATE")
-            trigger = None
-            if trigger_aside:
+            names = [trigger_aside] if isinstance(trigger_aside, str) else list(trigger_aside or ())
+            triggers = []
+            for name in names:
                 (trigger,) = lite.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
-                                          "AND name = ?", (trigger_aside,)).fetchone()
-                lite.execute(f"DROP TRIGGER {trigger_aside}")
+                                          "AND name = ?", (name,)).fetchone()
+                triggers.append(trigger)
+                lite.execute(f"DROP TRIGGER {name}")
             for statement in before:
                 lite.execute(statement)
             for table, cols, rows in tables:
                 lite.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
                                  f"({', '.join('?' for _ in cols)})", rows)
-            if trigger:
+            for statement in after:
+                lite.execute(statement)
+            for trigger in triggers:
                 lite.execute(trigger)
             lite.execute("COMMIT")
             lite.execute("ANALYZE")
@@ -286,5 +293,7 @@ def bulk_load(engine: str, url: str, tables: Rows, *, trigger_aside: str | None 
                 with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
                     for row in rows:
                         cp.write_row(row)
+            for statement in after:
+                cur.execute(statement)
         pg.autocommit = True
         pg.execute(f"VACUUM ANALYZE {analyze}".strip())

@@ -3,6 +3,7 @@ answers), a frozen clock, a tenant with a program, and an API client."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,10 @@ from tests.support import databases, figures
 from tests.support.invariants import assert_ledger_invariants
 
 ENGINES = ("sqlite", "postgres")
+
+# The CLI's jobs and reports lower their process's CPU priority; tests invoke them in-process,
+# so that would renice the test worker for the rest of its run.
+os.environ.setdefault("ALLEGIANCE_BATCH_NICE", "0")
 
 
 _RUN_STARTED: str | None = None

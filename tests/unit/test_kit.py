@@ -47,3 +47,16 @@ def test_cursor_round_trip_and_garbage() -> None:
     assert decode_cursor(None) is None
     with pytest.raises(ValidationFailed):
         decode_cursor("%%%")
+
+
+def test_background_priority_raises_the_niceness_and_never_lowers_it() -> None:
+    """In a child process (a raised niceness cannot be lowered again)."""
+    import subprocess
+    import sys
+
+    code = ("from allegiance.kit import priority; a = priority.background(3); "
+            "b = priority.background(1); print(a, b)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}).stdout
+    first, second = (int(x) for x in out.split())
+    assert first >= 3 and second == first

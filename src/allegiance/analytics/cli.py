@@ -16,6 +16,7 @@ from allegiance import tenants
 from allegiance.analytics import render
 from allegiance.analytics.common import Report, jsonable
 from allegiance.analytics.reports import KINDS, Options, run
+from allegiance.kit import priority
 from allegiance.kit.cli import DatabaseUrl, console, fail, open_database
 
 
@@ -103,6 +104,7 @@ def report(
                       horizon_weeks=horizon_weeks, monthly_discount=discount, limit=limit,
                       survey_type=survey_type, launch=launch, bands=bands, margin=margin,
                       fixed_cost=fixed_cost, months=months)
+    priority.background()  # a report is background work: the API's requests go first
     with open_database(database_url) as db, db.read() as session:
         tenant_id, program_id = _program(session, program, tenant)
         result = run(session, tenant_id, program_id, kind, options)

@@ -69,25 +69,24 @@ def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime
                            frame["day"].to_numpy().astype("datetime64[D]"),
                            frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
     sql.roomy(session)
-    day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
-    value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
     last_day = int(np.datetime64(calibration_end, "D").astype(np.int64))
-    params: list[Any] = [tenant_id, program_id]
-    where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "
-             "AND account_id IS NOT NULL AND kind = 'purchase'")
-    if start is not None:
-        where += " AND occurred_at >= ?"
-        params.append(sql.stamp(start, name))
-    where += " AND occurred_at < ?"
-    params.append(sql.stamp(end, name))
-    tx = (f"SELECT account_id AS m, {day} AS d, SUM({value}) AS v FROM event WHERE {where} "
-          "GROUP BY account_id, d")
-    order = "" if name == "sqlite" else ' COLLATE "C"'
-    query = ("SELECT m, MIN(d), MAX(d), COUNT(*), SUM(v), "
-             "SUM(CASE WHEN d = f THEN v ELSE 0 END) FROM ("
-             f"SELECT m, d, v, MIN(d) OVER (PARTITION BY m) AS f FROM ({tx}) AS tx "
-             f"WHERE d <= {last_day}) AS w GROUP BY m ORDER BY m{order}")
-    rows = sql.frame(session, query, params, _RFM_SCHEMA)
+    if sql.whole_utc_days(program.time_zone, start, end):
+        query, params = _from_summaries(tenant_id, program_id, program.base_currency, start,
+                                        min(last_day, sql.day_number(end) - 1))
+    else:
+        day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
+        value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
+        params = [tenant_id, program_id]
+        where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "
+                 "AND account_id IS NOT NULL AND kind = 'purchase'")
+        if start is not None:
+            where += " AND occurred_at >= ?"
+            params.append(sql.stamp(start, name))
+        where += " AND occurred_at < ?"
+        params.append(sql.stamp(end, name))
+        query = _per_member(f"SELECT account_id AS m, {day} AS d, SUM({value}) AS v FROM event "
+                            f"WHERE {where} GROUP BY account_id, d", last_day)
+    rows = sql.frame(session, query, params, _RFM_SCHEMA).sort("member")
     first = rows["first"].to_numpy()
     x = (rows["days"].to_numpy() - 1).astype(np.float64)
     total = rows["total"].to_numpy().astype(np.float64)
@@ -101,6 +100,43 @@ def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime
         m_x=np.divide(repeat_spend, x, out=np.zeros(len(x)), where=x > 0),
         total=total,
     )
+
+
+def _per_member(tx: str, last_day: int) -> str:
+    """One RFM row per member from ``tx`` (member ``m``, day ``d``, value ``v`` per day)."""
+    return ("SELECT m, MIN(d), MAX(d), COUNT(*), SUM(v), "
+            "SUM(CASE WHEN d = f THEN v ELSE 0 END) FROM ("
+            f"SELECT m, d, v, MIN(d) OVER (PARTITION BY m) AS f FROM ({tx}) AS tx "
+            f"WHERE d <= {last_day}) AS w GROUP BY m")
+
+
+def _from_summaries(tenant_id: str, program_id: str, base_currency: str,
+                    start: datetime | None, cutoff: int) -> tuple[str, list[Any]]:
+    """The RFM rows from the summaries the database keeps (UTC days, ``cutoff`` the last day
+    counted). Without a start, a member whose purchases all fall by the cutoff in one
+    currency is her ``purchase_member`` row as it stands; the others (purchases after the
+    cutoff, several currencies) are summed from their ``purchase_day`` rows — one statement,
+    one snapshot. With a start, every member is summed from ``purchase_day``."""
+    value = sql.major_units("d.amount", "NULLIF(d.currency, '')", base_currency)
+    if start is not None:
+        tx = (f"SELECT d.account_id AS m, d.day AS d, SUM({value}) AS v FROM purchase_day d "
+              "WHERE d.tenant_id = ? AND d.program_id = ? AND d.day >= ? AND d.day <= ? "
+              "GROUP BY d.account_id, d.day")
+        return _per_member(tx, cutoff), [tenant_id, program_id, sql.day_number(start), cutoff]
+    whole = ("pm.tenant_id = ? AND pm.program_id = ? AND pm.first_day <= ? "
+             "AND pm.last_day <= ? AND pm.currency <> '*'")
+    spend = sql.major_units("pm.amount", "NULLIF(pm.currency, '')", base_currency)
+    first = sql.major_units("pm.first_amount", "NULLIF(pm.currency, '')", base_currency)
+    # CROSS JOIN: SQLite takes the few members to redo first, then their days by key.
+    tx = (f"SELECT d.account_id AS m, d.day AS d, SUM({value}) AS v FROM purchase_member pm "
+          "CROSS JOIN purchase_day d WHERE pm.tenant_id = ? AND pm.program_id = ? "
+          "AND pm.first_day <= ? AND (pm.last_day > ? OR pm.currency = '*') "
+          "AND d.tenant_id = pm.tenant_id AND d.program_id = pm.program_id "
+          "AND d.account_id = pm.account_id AND d.day <= ? GROUP BY d.account_id, d.day")
+    query = (f"SELECT pm.account_id, pm.first_day, pm.last_day, pm.days, {spend}, {first} "
+             f"FROM purchase_member pm WHERE {whole} UNION ALL {_per_member(tx, cutoff)}")
+    return query, [tenant_id, program_id, cutoff, cutoff,
+                   tenant_id, program_id, cutoff, cutoff, cutoff]
 
 
 def fit(frame: pl.DataFrame, calibration_end: date) -> tuple[RFM, BGNBD, GammaGamma]:

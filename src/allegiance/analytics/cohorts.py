@@ -77,7 +77,31 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
     counts = sql.frame(
         session, f"SELECT {cohort} AS c, COUNT(*) FROM enrolment en WHERE {enrolled} GROUP BY c",
         [tenant_id, program_id, start, end], {"c": pl.Int64, "n": pl.Int64})
-    seen = sql.frame(session, f"""
+    if sql.whole_utc_months(span.start, span.end):
+        # The summary kept by the database: one row per member and month with an event.
+        seen = sql.frame(session, f"""
+            SELECT c, k, COUNT(*) FROM (
+                SELECT {cohort} AS c, mm.month - {cohort} AS k
+                FROM member_month mm JOIN enrolment en ON en.tenant_id = mm.tenant_id
+                     AND en.program_id = mm.program_id AND en.account_id = mm.account_id
+                WHERE mm.tenant_id = ? AND mm.program_id = ? AND mm.month >= ?
+                  AND mm.month < ? AND {enrolled}) AS seen
+            WHERE k >= 0 GROUP BY c, k""",
+            [tenant_id, program_id, sql.month_number(span.start), sql.month_number(span.end),
+             tenant_id, program_id, start, end],
+            {"c": pl.Int64, "k": pl.Int64, "n": pl.Int64})
+    else:
+        seen = _seen_from_events(session, tenant_id, program_id, enrolled, cohort, start, end)
+    sizes = {int(c): int(n) for c, n in counts.iter_rows()}
+    retained = {(int(c), int(k)): int(n) for c, k, n in seen.iter_rows()}
+    return sizes, retained, sum(sizes.values())
+
+
+def _seen_from_events(session: Session, tenant_id: str, program_id: str, enrolled: str,
+                      cohort: str, start: Any, end: Any) -> pl.DataFrame:
+    """(cohort, k, members) from the event rows (a period not made of whole UTC months)."""
+    name = sql.dialect(session)
+    return sql.frame(session, f"""
         SELECT c, k, COUNT(*) FROM (
             SELECT DISTINCT e.account_id, {cohort} AS c,
                    {sql.month_of("e.occurred_at", name)} - {cohort} AS k
@@ -89,9 +113,6 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
         WHERE k >= 0 GROUP BY c, k""",
         [tenant_id, program_id, start, end, tenant_id, program_id, start, end],
         {"c": pl.Int64, "k": pl.Int64, "n": pl.Int64})
-    sizes = {int(c): int(n) for c, n in counts.iter_rows()}
-    retained = {(int(c), int(k)): int(n) for c, k, n in seen.iter_rows()}
-    return sizes, retained, sum(sizes.values())
 
 
 def _index(cohort: str) -> int:

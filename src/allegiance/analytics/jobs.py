@@ -1,4 +1,7 @@
-"""Batch job ``reports``: recompute the admin pages' default reports of every active program
+"""Batch jobs. ``liability-fold``: move PostgreSQL's liability deltas into
+``liability_holding`` (:func:`allegiance.analytics.summaries.run_fold`; run it every minute
+or so — the report is exact at any moment, folding only keeps what it reads small).
+``reports``: recompute the admin pages' default reports of every active program
 and store them (``snapshots``), one program at a time; run it from cron to keep the pages'
 figures recent (a page also refreshes a copy older than ALLEGIANCE_REPORT_MAX_AGE_SECONDS)."""
 
@@ -10,7 +13,10 @@ from sqlalchemy import select
 
 from allegiance import tenants
 from allegiance.analytics.snapshots import refresh_program
+from allegiance.analytics.summaries import run_fold
 from allegiance.kit.db import Database
+
+__all__ = ["run", "run_fold"]
 
 
 def _no_progress(_step: str, _count: int) -> None:

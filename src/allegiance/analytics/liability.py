@@ -1,8 +1,9 @@
 """Points liability: what members hold, × the unit's value, by unit, tier and age, at any date.
 
-Now (``at=None``) it is read from the ledger's aging (``ledger_aging``: per member wallet and
-UTC day of credit, the part of the balance those credits make up, kept by the database in each
-posting's transaction) — one grouped read of the rows still holding a balance. At a past date it
+Now (``at=None``) it is read from ``liability_holding``: per tier and UTC day of credit, the
+sum over the member wallets of the part of their balance those credits make up (the ledger's
+aging, ``ledger_aging``), kept by the database in each posting's transaction — a read of a
+few rows per tier and day, whatever the number of members or postings. At a past date it
 is computed from the postings (one statement with window functions). Both are exact: the
 outstanding units of a unit add up to the posted balances of the program's member wallets
 (``reconcile`` compares them with the ledger's own counters). Age is FIFO — the balance is made
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from allegiance import ledger, members
-from allegiance.analytics import sql
+from allegiance.analytics import summaries
 from allegiance.analytics.common import (
     MEMBER_OWNERS,
     Report,
@@ -68,56 +69,32 @@ def _bucket(moment: Any, at: datetime) -> ColumnElement[str]:
     return case(*whens, else_=literal(OLDEST))
 
 
-def _day_bucket(day: Any, today: int) -> ColumnElement[str]:
-    """The same bucket for a credit's day number (days since 1970-01-01)."""
-    whens = [(day >= today - days, literal(label)) for days, label in AGE_BUCKETS]
-    return case(*whens, else_=literal(OLDEST))
-
-
 def aged_now(session: Session, tenant_id: str,
              program_id: str) -> list[tuple[str, str | None, str, int]]:
-    """(unit, tier, age bucket, outstanding units) now, from the ledger's aging.
-
-    One pass over the aging rows gives each wallet its balance and what it holds per age
-    bucket (one row per wallet, before any join); then each wallet is joined once to its
-    account and its member's tier. A wallet below zero is one ``negative`` row of its
-    balance (its days hold nothing then)."""
-    aging, account = ledger.Aging, ledger.LedgerAccount
-    user, enrolment = members.User, members.Enrolment
-    sql.roomy(session)
+    """(unit, tier, age bucket, outstanding units) now, from ``liability_holding`` (the
+    wallets' remaining balance per tier and credit day, kept by the database in each
+    posting's transaction; see :mod:`allegiance.analytics.summaries`): a few rows per tier and
+    day, bucketed here by age. A tier's ``negative`` row is the sum of its wallets' balances
+    below zero: each wallet's days hold max(0, balance), so ``net - remaining`` over the
+    tier's days is the sum of min(0, balance)."""
     today = ledger.aging_day(clock.now())
     labels = [label for _, label in AGE_BUCKETS] + [OLDEST]
-    index = case(*[(aging.day >= today - days, literal(i))
-                   for i, (days, _) in enumerate(AGE_BUCKETS)], else_=literal(len(AGE_BUCKETS)))
-    per_wallet = (
-        select(aging.account_id, func.sum(aging.credits - aging.debits).label("balance"),
-               *[func.sum(case((index == i, aging.remaining), else_=0)).label(f"b{i}")
-                 for i in range(len(labels))])
-        .where(aging.tenant_id == tenant_id)
-        .group_by(aging.account_id)
-    ).subquery("per_wallet")
-    member = member_account(account.owner_type, account.owner_id, user.account_id)
-    negative = func.sum(case((per_wallet.c.balance < 0, per_wallet.c.balance), else_=0))
-    rows = session.execute(
-        select(account.unit_id, enrolment.tier, negative,
-               *[func.sum(per_wallet.c[f"b{i}"]) for i in range(len(labels))])
-        .select_from(per_wallet)
-        .join(account, and_(account.tenant_id == tenant_id,
-                            account.id == per_wallet.c.account_id))
-        .outerjoin(user, and_(user.tenant_id == tenant_id, user.id == account.owner_id,
-                              account.owner_type == "user"))
-        .outerjoin(enrolment, and_(enrolment.tenant_id == tenant_id,
-                                   enrolment.program_id == program_id,
-                                   enrolment.account_id == member))
-        .where(_wallets(program_id, tenant_id), account.purpose == "wallet")
-        .group_by(account.unit_id, enrolment.tier)
-    ).all()
+    held: dict[tuple[str, str | None], list[int]] = defaultdict(
+        lambda: [0] * (len(labels) + 1))
+    for unit_id, tier, day, remaining, net in summaries.holdings(session, tenant_id,
+                                                                 program_id):
+        sums = held[(unit_id, tier or None)]
+        age = today - day
+        index = next((i for i, (days, _) in enumerate(AGE_BUCKETS) if age <= days),
+                     len(AGE_BUCKETS))
+        sums[index] += remaining
+        sums[-1] += net - remaining
     out: list[tuple[str, str | None, str, int]] = []
-    for unit_id, tier, below, *held in rows:
-        out += [(unit_id, tier, label, int(amount or 0))
-                for label, amount in zip(labels, held, strict=True) if int(amount or 0)]
-        if int(below or 0):
-            out.append((unit_id, tier, NEGATIVE, int(below)))
+    for (unit_of, tier_of), totals in held.items():
+        out += [(unit_of, tier_of, label, amount)
+                for label, amount in zip(labels, totals, strict=False) if amount]
+        if totals[-1]:
+            out.append((unit_of, tier_of, NEGATIVE, totals[-1]))
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import polars as pl
@@ -59,14 +59,44 @@ def can_localise(name: str, time_zone: str | None) -> bool:
     return name == "postgresql" or (time_zone or "UTC") in ("UTC", "Etc/UTC")
 
 
+def is_utc(time_zone: str | None) -> bool:
+    return (time_zone or "UTC") in ("UTC", "Etc/UTC")
+
+
+def whole_utc_days(time_zone: str | None, *moments: datetime | None) -> bool:
+    """Whether a program's days are UTC days and every given bound is a UTC midnight: then
+    the summaries kept per UTC day (``purchase_day``) answer exactly."""
+    return is_utc(time_zone) and all(
+        m is None or as_utc(m).time() == time() for m in moments)
+
+
+def whole_utc_months(*moments: datetime) -> bool:
+    """Whether every bound is the first instant of a UTC month (``member_month``)."""
+    return all(as_utc(m).time() == time() and as_utc(m).day == 1 for m in moments)
+
+
+def day_number(moment: datetime) -> int:
+    """Days since 1970-01-01 of the UTC date of ``moment``."""
+    return (as_utc(moment).date() - date(1970, 1, 1)).days
+
+
+def month_number(moment: datetime) -> int:
+    """year × 12 + month of ``moment`` in UTC."""
+    utc = as_utc(moment)
+    return utc.year * 12 + utc.month
+
+
 def major_units(amount: str, currency: str, base_currency: str) -> str:
     """``amount`` (minor units of ``currency``, the base currency when NULL) in major units."""
     divisors = " ".join(f"WHEN '{code}' THEN {10.0 ** exp!r}"
                         for code, exp in sorted(known_exponents().items()))
     base = 10.0 ** known_exponents().get(base_currency.upper(), 2)
-    return (f"(CAST({amount} AS DOUBLE PRECISION) / CASE UPPER(COALESCE({currency}, "
-            f"'{base_currency.upper()}')) {divisors} ELSE 100.0 END)"
-            if divisors else f"(CAST({amount} AS DOUBLE PRECISION) / {base!r})")
+    if not divisors:
+        return f"(CAST({amount} AS DOUBLE PRECISION) / {base!r})"
+    # The base currency (or none) first: one comparison per row instead of the whole list.
+    return (f"(CAST({amount} AS DOUBLE PRECISION) / CASE WHEN {currency} IS NULL "
+            f"OR {currency} = '{base_currency.upper()}' THEN {base!r} ELSE CASE "
+            f"UPPER({currency}) {divisors} ELSE 100.0 END END)")
 
 
 def stamp(value: datetime, name: str) -> Any:

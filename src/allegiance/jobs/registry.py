@@ -214,6 +214,12 @@ JOBS: dict[str, Job] = {
             analytics_jobs.run,
         ),
         Job(
+            "liability-fold",
+            "Fold the liability deltas PostgreSQL's triggers append into liability_holding "
+            "(keeps the liability report's read small; it is exact either way).",
+            analytics_jobs.run_fold,
+        ),
+        Job(
             "mdf",
             "Accrue co-marketing funds from purchases; expire funds past their deadline.",
             mdf_jobs.run,

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # The admin pages show a stored report older than this, then recompute it after the
     # response (job `reports` keeps them recent; the API and CLI always compute live).
     report_max_age_seconds: int = Field(60, ge=0)
+    # The CPU niceness batch jobs and CLI reports give their own process (0: unchanged), so
+    # the API's interactive reads win the CPU when they share a machine (see
+    # docs/operations.md).
+    batch_nice: int = Field(10, ge=0, le=19)
     debug: bool = False
     # Comma-separated origins allowed by CORS (empty: none).
     cors_origins: str = ""
