@@ -13,7 +13,7 @@
   score. Downgrade recreates ``rfm_score`` empty: the next refresh of the older code fills it.
 
 Revision ID: 0027_segments
-Revises: 0025_agingfast
+Revises: 0026_analytics
 Create Date: 2026-11-24 13:40:00
 """
 
@@ -27,7 +27,7 @@ from alembic import op
 from allegiance.kit import tenancy
 
 revision: str = '0027_segments'
-down_revision: str | None = '0025_agingfast'
+down_revision: str | None = '0026_analytics'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
