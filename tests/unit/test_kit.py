@@ -60,3 +60,28 @@ def test_background_priority_raises_the_niceness_and_never_lowers_it() -> None:
                          check=True, env={"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}).stdout
     first, second = (int(x) for x in out.split())
     assert first >= 3 and second == first
+
+
+def test_background_priority_lowers_threads_started_before_it() -> None:
+    """A niceness is per thread on Linux: the pools NumPy, Polars and jemalloc start at import
+    time (where a report's heavy work runs) must be lowered too, and later threads too."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("thread niceness is read from Linux's /proc")
+    code = (
+        "import os, threading\n"
+        "gate = threading.Event()\n"
+        "early = threading.Thread(target=gate.wait); early.start()\n"
+        "from allegiance.kit import priority; priority.background(5)\n"
+        "late = threading.Thread(target=gate.wait); late.start()\n"
+        "print(os.getpriority(os.PRIO_PROCESS, early.native_id),"
+        " os.getpriority(os.PRIO_PROCESS, late.native_id))\n"
+        "gate.set()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}).stdout
+    early, late = (int(x) for x in out.split())
+    assert early >= 5 and late >= 5
