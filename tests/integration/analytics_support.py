@@ -4,7 +4,7 @@ holds and events at known times, so every figure can be computed by hand."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from allegiance import ledger, members
@@ -124,3 +124,20 @@ def standard(h: History) -> History:
     h.hold(w.issued_id, h.wallets["B"], 25, "earn")
     return h
 
+
+
+def post(h: History, name: str, amount: int, *, earn: bool, days_back: int = 0,
+         wallet: str | None = None) -> str:
+    """One earning (issued -> wallet) or redemption (wallet -> redeemed) of member ``name``
+    (or of ``wallet``), ``days_back`` days before now; its entry id."""
+    w = h.world
+    target, other = wallet or h.wallets[name], (w.issued_id if earn else w.redeemed_id)
+    side, opposite = ((ledger.Side.CREDIT, ledger.Side.DEBIT) if earn
+                      else (ledger.Side.DEBIT, ledger.Side.CREDIT))
+    with w.db.transaction() as s:
+        return ledger.post_entry(s, w.tenant_id, ledger.EntryRequest(
+            program_id=w.program_id, kind="earn" if earn else "redeem",
+            effective_at=clock.now() - timedelta(days=days_back),
+            lines=(ledger.Line(target, w.unit_id, side, amount),
+                   ledger.Line(other, w.unit_id, opposite, amount)),
+        )).entry_id

@@ -28,7 +28,7 @@ from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.migrate import alembic_config, grant_app_role, upgrade
 from tests.conftest import build_world
-from tests.integration.analytics_support import History, at
+from tests.integration.analytics_support import History, at, post
 from tests.support import databases
 from tests.support.invariants import assert_ledger_invariants
 
@@ -86,21 +86,6 @@ def _rfm_equal(s: Any, tenant_id: str, program_id: str, begin: date | None,
         assert np.allclose(getattr(rfm, name), getattr(expected, name)), name
 
 
-def _post(h: History, name: str, amount: int, *, earn: bool, days_back: int = 0,
-          wallet: str | None = None) -> str:
-    w = h.world
-    target, other = wallet or h.wallets[name], (w.issued_id if earn else w.redeemed_id)
-    side, opposite = ((ledger.Side.CREDIT, ledger.Side.DEBIT) if earn
-                      else (ledger.Side.DEBIT, ledger.Side.CREDIT))
-    with w.db.transaction() as s:
-        return ledger.post_entry(s, w.tenant_id, ledger.EntryRequest(
-            program_id=w.program_id, kind="earn" if earn else "redeem",
-            effective_at=clock.now() - timedelta(days=days_back),
-            lines=(ledger.Line(target, w.unit_id, side, amount),
-                   ledger.Line(other, w.unit_id, opposite, amount)),
-        )).entry_id
-
-
 def _set_tier(h: History, name: str, tier: str | None) -> None:
     w = h.world
     with w.db.transaction() as s:
@@ -140,7 +125,7 @@ def test_summaries_follow_a_random_history(db: Database, frozen_clock: clock.Fro
         late = members.create_account(s, w.tenant_id, name="Late").id
     h.accounts["L"] = late
     h.wallets["L"] = w.wallet(late)
-    _post(h, "L", 40, earn=True, days_back=3)
+    post(h, "L", 40, earn=True, days_back=3)
     entries: list[str] = []
     purchases: list[str] = []
     for step in range(90):
@@ -153,15 +138,15 @@ def test_summaries_follow_a_random_history(db: Database, frozen_clock: clock.Fro
                 enrolment.tier = "gold"
             names.append("L")
         if roll < 0.3:
-            entries.append(_post(h, name, rng.randint(1, 90), earn=True,
+            entries.append(post(h, name, rng.randint(1, 90), earn=True,
                                  days_back=rng.choice([0, 0, 1, 10, 40, 200])))
         elif roll < 0.4:
-            entries.append(_post(h, "B", rng.randint(1, 50), earn=True, wallet=user_wallet,
+            entries.append(post(h, "B", rng.randint(1, 50), earn=True, wallet=user_wallet,
                                  days_back=rng.choice([0, 5])))
         elif roll < 0.55:
             balance = w.balance(h.wallets[name]).available
             if balance > -150:
-                entries.append(_post(h, name, rng.randint(1, min(120, balance + 200)),
+                entries.append(post(h, name, rng.randint(1, min(120, balance + 200)),
                                      earn=False, days_back=rng.choice([0, 2, 30])))
         elif roll < 0.6 and entries:
             # A reversal the ledger refuses changes nothing.
@@ -297,7 +282,7 @@ def test_summaries_stay_exact_under_concurrent_writers(
             elif step % 2:
                 h.event(name, clock.now() - timedelta(days=step % 3), amount=100 + index)
             else:
-                _post(h, name, 5 + index, earn=True, days_back=step % 4)
+                post(h, name, 5 + index, earn=True, days_back=step % 4)
         return "ok"
 
     outcomes = run_threads(8, write, timeout=120)

@@ -13,7 +13,7 @@ from allegiance.analytics.liability import aged_now, outstanding_rows
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from tests.conftest import build_world
-from tests.integration.analytics_support import History, at, history, standard
+from tests.integration.analytics_support import History, at, history, post, standard
 from tests.support.invariants import assert_ledger_invariants
 
 
@@ -27,20 +27,6 @@ def _check(h: History) -> None:
         scanned = outstanding_rows(s, w.tenant_id, w.program_id,
                                    clock.now() + timedelta(seconds=1))
     assert sorted(aged, key=repr) == sorted(scanned, key=repr)
-
-
-def _post(h: History, name: str, amount: int, *, earn: bool, days_back: int = 0) -> str:
-    w = h.world
-    wallet, other = h.wallets[name], (w.issued_id if earn else w.redeemed_id)
-    side, opposite = ((ledger.Side.CREDIT, ledger.Side.DEBIT) if earn
-                      else (ledger.Side.DEBIT, ledger.Side.CREDIT))
-    with w.db.transaction() as s:
-        return ledger.post_entry(s, w.tenant_id, ledger.EntryRequest(
-            program_id=w.program_id, kind="earn" if earn else "redeem",
-            effective_at=clock.now() - timedelta(days=days_back),
-            lines=(ledger.Line(wallet, w.unit_id, side, amount),
-                   ledger.Line(other, w.unit_id, opposite, amount)),
-        )).entry_id
 
 
 def test_aging_follows_the_standard_history_with_expiry_holds_and_reversals(
@@ -77,10 +63,10 @@ def test_aging_equals_the_postings_through_random_back_dated_history(
         roll = rng.random()
         balance = h.world.balance(h.wallets[name]).available
         if roll < 0.55:  # earn, often back-dated into days already holding credits
-            entries.append(_post(h, name, rng.randint(1, 90), earn=True,
+            entries.append(post(h, name, rng.randint(1, 90), earn=True,
                                  days_back=rng.choice([0, 0, 1, 10, 40, 200])))
         elif roll < 0.85 and balance > -150:
-            entries.append(_post(h, name, rng.randint(1, min(120, balance + 200)), earn=False,
+            entries.append(post(h, name, rng.randint(1, min(120, balance + 200)), earn=False,
                                  days_back=rng.choice([0, 2, 30])))
         elif entries:
             entry = entries.pop(rng.randrange(len(entries)))
