@@ -108,12 +108,6 @@ def server(url: str, workers: int = 1, env: dict[str, str] | None = None) -> Ite
         os.unlink(log_name)
 
 
-def p99(values: list[float]) -> float:
-    """The 99th percentile of ``values`` (inf when empty)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("inf")
-
-
 def load(base: str, job: dict[str, Any]) -> dict[str, Any]:
     """Run one load against ``base`` in the generator's own process (``bench.api_load``);
     its JSON result."""
