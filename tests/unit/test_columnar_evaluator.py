@@ -13,7 +13,7 @@ import pytest
 from allegiance.rules.columnar_eval import evaluate_frame
 from allegiance.rules.columnar_limits import period_group_expr
 from allegiance.rules.domain import PERIODS, Rule, parse_rule
-from allegiance.rules.evaluate import EventInput, evaluate
+from allegiance.rules.evaluate import EventInput
 from allegiance.rules.frames import lines_frame
 from allegiance.rules.periods import period_key
 from tests.unit.test_rules_equivalence import (
@@ -21,29 +21,12 @@ from tests.unit.test_rules_equivalence import (
     TYPES,
     TZ,
     UNITS,
+    _sequential,
     random_rule,
     random_stream,
 )
 
 Usage = dict[tuple[str, str, int, str], tuple[int, int]]
-
-
-def _run(rules: list[Rule], stream: list[tuple[str, EventInput]], usage: Usage,
-         budget: dict[str, int]) -> list[tuple[object, ...]]:
-    """Per-event evaluation of ``stream``, updating ``usage`` and ``budget`` in place."""
-    out = []
-    for index, (member, event) in enumerate(stream):
-        mine = {(r, i, p): v for (m, r, i, p), v in usage.items() if m == member}
-        result = evaluate(rules, event, period_key=lambda p, at: period_key(p, at, TZ),
-                          usage=mine, budget_left=budget)
-        for (rule, i, p), (amount, times) in result.usage.items():
-            old = usage.get((member, rule, i, p), (0, 0))
-            usage[(member, rule, i, p)] = (old[0] + amount, old[1] + times)
-        for rule, used in result.budget_used.items():
-            budget[rule] -= used
-        out.extend((index, a.line, a.rule, a.effect, a.type, a.unit, a.amount)
-                   for a in result.awards)
-    return sorted(out, key=lambda t: tuple((x is None, x) for x in t))
 
 
 def _rows(frame: pl.DataFrame) -> list[tuple[object, ...]]:
@@ -71,9 +54,9 @@ def test_usage_and_budgets_from_earlier_events_are_honoured(seed: int) -> None:
     half = len(stream) // 2
     usage: Usage = {}
     budget = {r.code: r.budget for r in rules if r.budget is not None}
-    _run(rules, stream[:half], usage, budget)
+    _sequential(rules, stream[:half], usage, budget)
     before_usage, before_budget = dict(usage), dict(budget)
-    expected = _run(rules, stream[half:], usage, budget)
+    expected = _sequential(rules, stream[half:], usage, budget)
     got = evaluate_frame(rules, lines_frame(stream[half:], TYPES), time_zone=TZ,
                          usage=before_usage, budget_left=before_budget)
     assert _rows(got) == expected

@@ -122,9 +122,14 @@ def random_stream(rnd: random.Random) -> list[tuple[str, EventInput]]:
     return out
 
 
-def _sequential(rules: list[Rule], stream: list[tuple[str, EventInput]]) -> list[tuple]:
-    usage: dict[tuple[str, int, str, str], tuple[int, int]] = {}
-    budget = {r.code: r.budget for r in rules if r.budget is not None}
+def _sequential(rules: list[Rule], stream: list[tuple[str, EventInput]],
+                usage: dict[tuple[str, str, int, str], tuple[int, int]] | None = None,
+                budget: dict[str, int] | None = None) -> list[tuple]:
+    """Per-event evaluation of ``stream``; ``usage`` and ``budget`` (fresh by default) are
+    updated in place, so a stream can be evaluated in parts."""
+    usage = {} if usage is None else usage
+    if budget is None:
+        budget = {r.code: r.budget for r in rules if r.budget is not None}
     out = []
     for index, (member, event) in enumerate(stream):
         mine = {(r, i, p): v for (m, r, i, p), v in usage.items() if m == member}
