@@ -203,6 +203,7 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     now = loop.time
     answered: set[int] = set()
+    trace: list[tuple[float, float]] = []  # (scheduled seconds from start, latency), if asked
 
     async def one(i: int, scheduled: float) -> None:
         nonlocal errors
@@ -221,6 +222,7 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
         pool.give_back(conn)
         statuses[str(status)] += 1
         latencies.append(now() - scheduled)
+        trace.append((scheduled - start, latencies[-1]))
         if status in ok:
             answered.add(i)
 
@@ -250,6 +252,8 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
     result = _summary(latencies, statuses, errors, elapsed, ok)
     result.update(offered=total, rate=rate, seconds=seconds, connections=pool.opened,
                   failed=failed)
+    if job.get("trace"):
+        result["trace"] = [[round(at, 4), round(took, 4)] for at, took in sorted(trace)]
     return result
 
 

@@ -85,3 +85,67 @@ def test_background_priority_lowers_threads_started_before_it() -> None:
                          check=True, env={"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}).stdout
     early, late = (int(x) for x in out.split())
     assert early >= 5 and late >= 5
+
+
+_HOG = (
+    "import os, sys, time\n"
+    "from allegiance.kit import priority\n"
+    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "if sys.argv[2] == 'background':\n"
+    "    priority.background(10)\n"
+    "start = float(sys.argv[3])\n"
+    "while time.time() < start:\n"
+    "    time.sleep(0.005)\n"
+    "count = 0\n"
+    "while time.time() < start + 1.0:\n"
+    "    count += 1\n"
+    "print(count)\n"
+)
+
+
+def test_background_work_yields_the_cpu_to_another_session() -> None:
+    """With autogroups the CPU is shared between sessions before niceness counts: a report at
+    nice 10 in its own session took as much CPU as the API server in another. Two busy loops
+    on one CPU, each in a session of its own: the background one must get far less."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from allegiance.kit import priority
+
+    if priority.autogroup_nice() is None or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("Linux autogroups are not enabled here")
+    cpu = max(os.sched_getaffinity(0))
+    start = str(time.time() + 1.5)
+    env = {"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}
+    hogs = [subprocess.Popen([sys.executable, "-c", _HOG, str(cpu), kind, start],
+                             stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+            for kind in ("foreground", "background")]
+    foreground, background = (int(hog.communicate(timeout=60)[0]) for hog in hogs)
+    assert background < 0.5 * foreground, (foreground, background)
+
+
+def test_background_work_without_a_terminal_leaves_its_parents_session_alone() -> None:
+    """A worker started by a supervisor (no terminal) takes a session of its own and lowers
+    that; the supervisor's session, which may hold the API, keeps its priority."""
+    import subprocess
+    import sys
+
+    from allegiance.kit import priority
+
+    if priority.autogroup_nice() is None:
+        pytest.skip("Linux autogroups are not enabled here")
+    worker = ("import os; from allegiance.kit import priority; priority.background(7); "
+              "print(os.getsid(0) == os.getpid(), priority.autogroup_nice())")
+    supervisor = (
+        "import subprocess, sys; from allegiance.kit import priority\n"
+        f"out = subprocess.run([sys.executable, '-c', {worker!r}], capture_output=True,"
+        " text=True, check=True).stdout\n"
+        "print(out.strip(), priority.autogroup_nice())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", supervisor], capture_output=True, text=True,
+                         check=True, start_new_session=True, stdin=subprocess.DEVNULL,
+                         env={"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}).stdout
+    own_session, worker_nice, supervisor_nice = out.split()
+    assert own_session == "True" and worker_nice == "7" and supervisor_nice == "0"

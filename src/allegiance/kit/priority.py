@@ -7,10 +7,20 @@ On Linux a niceness belongs to a thread, not to the process: ``os.nice`` in the 
 leaves the worker threads that NumPy's BLAS, Polars and jemalloc started at import time at
 the old priority — and those threads do the heavy part of a report. So every thread of the
 process is lowered (``/proc/self/task``), and threads started later inherit the main
-thread's niceness."""
+thread's niceness.
+
+And a thread's niceness only ranks it among the threads of its own *session*: with
+autogroups (``kernel.sched_autogroup_enabled``, on by default in most distributions) the
+scheduler first shares the CPU between sessions, each weighted by its autogroup's niceness,
+and the API server — a service, a container, a terminal of its own — is always in another
+session. A report at nice 10 in its own session took as much CPU as the server (measured:
+two busy loops on one CPU in two sessions, nice 0 and nice 19, got 50 % each). So
+background work also lowers its session's autogroup (``/proc/self/autogroup``), in a session
+of its own where it can take one (see ``_lower_autogroup``)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from pathlib import Path
@@ -18,6 +28,7 @@ from pathlib import Path
 from allegiance.kit.settings import get_settings
 
 _TASKS = Path("/proc/self/task")
+_AUTOGROUP = Path("/proc/self/autogroup")
 
 
 def background(niceness: int | None = None) -> int:
@@ -35,7 +46,61 @@ def background(niceness: int | None = None) -> int:
         with contextlib.suppress(OSError):  # a thread may end meanwhile
             if os.getpriority(os.PRIO_PROCESS, tid) < target:
                 os.setpriority(os.PRIO_PROCESS, tid, target)
+    _lower_autogroup(target)
     return current
+
+
+def autogroup_nice() -> int | None:
+    """The niceness of this process's autogroup, or None where there are no autogroups."""
+    try:
+        return int(_AUTOGROUP.read_text().split()[-1])  # "/autogroup-85 nice 0"
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _lower_autogroup(target: int) -> None:
+    """Raise this session's autogroup niceness to ``target`` (never lower it).
+
+    * A session leader (``setsid``, a systemd service, cron's ``sh -c``): the session is the
+      job's own, lower it.
+    * No controlling terminal (a worker under a supervisor, a spawned child): start a session
+      of our own first (``setsid``; nothing is lost, no terminal sends us signals), so the
+      supervisor's session — which may hold the API — keeps its priority. Where that fails
+      (a process group leader) the shared session is left alone.
+    * A terminal (someone ran ``allegiance report`` by hand): the session is that terminal's;
+      ``setsid`` would detach us from its Ctrl-C, so the terminal's session is lowered while
+      the command runs and given its niceness back at exit.
+    """
+    before = autogroup_nice()
+    if before is None or before >= target:
+        return
+    shared = os.getsid(0) != os.getpid()
+    if shared and not _has_terminal():
+        try:
+            os.setsid()
+        except OSError:
+            return
+        shared = False
+    try:
+        _AUTOGROUP.write_text(str(target))
+    except OSError:
+        return
+    if shared:
+        atexit.register(_restore_autogroup, before)
+
+
+def _restore_autogroup(niceness: int) -> None:
+    with contextlib.suppress(OSError):
+        _AUTOGROUP.write_text(str(niceness))
+
+
+def _has_terminal() -> bool:
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _threads() -> list[int]:
