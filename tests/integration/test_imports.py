@@ -187,6 +187,58 @@ def test_an_import_interrupted_after_a_batch_resumes_and_applies_every_row_once(
     assert_ledger_invariants(db)
 
 
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+
+def test_a_batch_that_loses_a_deadlock_runs_again_and_every_row_counts_once(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL rolls back the loser of a deadlock (a batch's member locks against an API
+    write's): the batch runs again instead of ending the import, and rows it rejected in the
+    rolled-back attempt are reported once."""
+    from sqlalchemy.exc import OperationalError
+
+    from allegiance.imports import service
+
+    purchases = make_purchases(random.Random(5), 30)
+    path = write(rows_of(purchases), tmp_path / "purchases.csv")
+    real = service.apply_batch
+    calls = {"n": 0}
+
+    def losing_the_second_batch_once(*args: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        result = real(*args, **kw)  # the work is done in the transaction, then rolled back
+        if calls["n"] == 2:
+            raise OperationalError("INSERT", None, _Deadlock("deadlock detected"))
+        return result
+
+    shop, accounts = shop_with_members(db)
+    monkeypatch.setattr(service, "apply_batch", losing_the_second_batch_once)
+    errors = tmp_path / "errors.csv"
+    report = run(shop, path, batch=10, errors_path=errors)
+    monkeypatch.undo()
+    reference, reference_accounts = shop_with_members(db)
+    expected = run(reference, path, batch=10, errors_path=tmp_path / "reference.csv")
+
+    assert calls["n"] == report.batches + 1
+    assert (report.created, report.rejected_events, report.rejected_rows) == (
+        expected.created, expected.rejected_events, expected.rejected_rows)
+    assert errors.read_text() == (tmp_path / "reference.csv").read_text()
+    assert event_count(db, shop.tenant_id) == event_count(db, reference.tenant_id)
+    assert balances(shop, accounts) == balances(reference, reference_accounts)
+    assert_ledger_invariants(db)
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        raise OperationalError("INSERT", None, Exception("disk I/O error"))
+
+    monkeypatch.setattr(service, "apply_batch", failing)
+    before = event_count(db, shop.tenant_id)
+    with pytest.raises(OperationalError):  # not a deadlock: the import stops, nothing written
+        run(shop, write(rows_of(make_purchases(random.Random(6), 5, "NEW")),
+                        tmp_path / "more.csv"))
+    assert event_count(db, shop.tenant_id) == before
+
+
 def test_activities_import_with_attributes_and_events_service_errors(
         db: Database, tmp_path: Path) -> None:
     shop, accounts = shop_with_members(db)

@@ -57,7 +57,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 # PostgreSQL: deadlock, serialization failure (both retried three times first, see
-# ``kit.web.Ctx._retrying``), lock not available, statement timeout.
+# ``kit.db.retrying``), lock not available, statement timeout.
 BUSY_SQLSTATES = ("40P01", "40001", "55P03", "57014")
 
 

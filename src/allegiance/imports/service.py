@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from allegiance import events, tenants
 from allegiance.imports import domain, reader, records
-from allegiance.kit.db import Database
+from allegiance.kit.db import Database, retrying
 from allegiance.kit.errors import AllegianceError
 
 DEFAULT_SOURCE = "import"
@@ -277,9 +277,18 @@ def _commit(db: Database, tenant_id: str, program_id: str, plan: domain.Plan,
             errors: ErrorReport) -> None:
     if not groups:
         return
-    with db.transaction() as s:
-        result = apply_batch(s, tenant_id, program_id, plan, groups,
-                             source=source or DEFAULT_SOURCE, actor=actor, stats=report.paths)
+    marks = [len(group.errors) for group in groups]
+
+    def attempt() -> BatchResult:
+        for group, mark in zip(groups, marks, strict=True):
+            del group.errors[mark:]  # what a rolled-back attempt found is found again
+        with db.transaction() as s:
+            return apply_batch(s, tenant_id, program_id, plan, groups,
+                               source=source or DEFAULT_SOURCE, actor=actor, stats=report.paths)
+
+    # A batch that loses a PostgreSQL deadlock (its members' locks against an API write's)
+    # was rolled back whole: it runs again rather than ending the import half way.
+    result = retrying(attempt)
     report.batches += 1
     report.created += result.created
     report.replayed += result.replayed

@@ -10,9 +10,9 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.engine import make_url
@@ -422,6 +422,25 @@ class GroupCommit:
 
 
 _PENDING = BaseException()
+
+# PostgreSQL deadlock and serialization failure: the transaction was rolled back, run it again.
+RETRYABLE = ("40P01", "40001")
+_T = TypeVar("_T")
+
+
+def retrying(attempt: Callable[[], _T], tries: int = 3) -> _T:
+    """``attempt()`` — one whole transaction — run again (at most ``tries`` times in all) when
+    PostgreSQL rolled it back as the loser of a deadlock (40P01) or a serialization failure
+    (40001). Writes of one tenant do not queue on one lock for their whole transaction, so
+    two of them can meet that way; nothing of the loser was written, so running it again is
+    safe. Any other error, and the last attempt's, goes to the caller."""
+    for left in range(tries - 1, -1, -1):
+        try:
+            return attempt()
+        except OperationalError as exc:
+            if left == 0 or getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _locked(statement: str) -> OperationalError:

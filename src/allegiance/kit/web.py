@@ -25,13 +25,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Table, bindparam, delete, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from allegiance.kit import clock
 from allegiance.kit.auth import Principal, scope_allows
-from allegiance.kit.db import Database, is_unique_violation
+from allegiance.kit.db import Database, is_unique_violation, retrying
 from allegiance.kit.errors import (
     Forbidden,
     IdempotencyInFlight,
@@ -97,7 +97,7 @@ class Ctx:
         """Run ``fn`` in one transaction; store and replay the response per Idempotency-Key."""
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
-            return self._retrying(lambda: self._write(fn, status_code))
+            return retrying(lambda: self._write(fn, status_code))
         if not key or len(key) > 255:
             raise ValidationFailed("Idempotency-Key must be 1 to 255 characters",
                                    field="Idempotency-Key")
@@ -109,22 +109,10 @@ class Ctx:
                                           field="Idempotency-Key")
             _in_flight.add(token)
         try:
-            return self._retrying(lambda: self._write_once(key, fingerprint, fn, status_code))
+            return retrying(lambda: self._write_once(key, fingerprint, fn, status_code))
         finally:
             with _in_flight_lock:
                 _in_flight.discard(token)
-
-    def _retrying(self, attempt: Callable[[], Response]) -> Response:
-        """Writes of one tenant no longer queue on one lock for their whole transaction, so two
-        of them can meet in a PostgreSQL deadlock (40P01) or serialization failure (40001); the
-        database rolled the loser back, and the write runs again (at most three times)."""
-        for tries in range(3):
-            try:
-                return attempt()
-            except OperationalError as exc:
-                if tries == 2 or getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
-                    raise
-        raise AssertionError("unreachable")
 
     def _write(self, fn: Callable[[Session], BaseModel | dict[str, Any] | list[Any] | None],
                status_code: int) -> Response:
@@ -212,8 +200,6 @@ class Ctx:
 _idempotency_table = cast(Table, IdempotencyRecord.__table__)
 # ``session.info`` key of the deferred audit rows (``allegiance.audit.service.DEFER``).
 AUDIT_DEFER = "audit_defer"
-# PostgreSQL deadlock and serialization failure: the transaction was rolled back, run it again.
-RETRYABLE = ("40P01", "40001")
 
 
 _STORED = select(
