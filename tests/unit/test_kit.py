@@ -149,3 +149,28 @@ def test_background_work_without_a_terminal_leaves_its_parents_session_alone() -
                          env={"ALLEGIANCE_BATCH_NICE": "0", "PATH": ""}).stdout
     own_session, worker_nice, supervisor_nice = out.split()
     assert own_session == "True" and worker_nice == "7" and supervisor_nice == "0"
+
+
+def test_run_lowered_works_in_a_lowered_thread_and_leaves_the_caller_as_it_was() -> None:
+    """A report copy recomputed inside the API's process runs at background priority in a
+    thread of its own; the thread that serves requests keeps its priority."""
+    import os
+    import threading
+
+    from allegiance.kit import priority
+
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no per-thread priority here")
+    me = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, me)
+    seen = priority.run_lowered(
+        lambda: (threading.get_native_id(),
+                 os.getpriority(os.PRIO_PROCESS, threading.get_native_id())), niceness=before + 5)
+    assert seen[0] != me and seen[1] == before + 5
+    assert os.getpriority(os.PRIO_PROCESS, me) == before
+
+    def broken() -> None:
+        raise ValueError("report failed")
+
+    with pytest.raises(ValueError, match="report failed"):
+        priority.run_lowered(broken, niceness=before + 5)

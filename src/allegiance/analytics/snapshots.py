@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from allegiance.analytics.common import Report, ReportInvalid
 from allegiance.analytics.models import ReportSnapshot
 from allegiance.analytics.reports import Options, run
-from allegiance.kit import clock
+from allegiance.kit import clock, priority
 from allegiance.kit.db import Database, dialect_insert
 
 # The reports the admin pages show with their default parameters (the job keeps these warm).
@@ -179,8 +179,8 @@ def refresh_later(db: Database, tenant_id: str, program_id: str, kind: str, opti
         _refreshing.add(key)
 
     def task() -> None:
-        try:
-            compute(db, tenant_id, program_id, kind, options)
+        try:  # in the API's process: at background priority, in a thread of its own
+            priority.run_lowered(lambda: compute(db, tenant_id, program_id, kind, options))
         finally:
             with _refreshing_lock:
                 _refreshing.discard(key)

@@ -23,12 +23,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from allegiance.kit.settings import get_settings
 
 _TASKS = Path("/proc/self/task")
 _AUTOGROUP = Path("/proc/self/autogroup")
+_T = TypeVar("_T")
 
 
 def background(niceness: int | None = None) -> int:
@@ -48,6 +52,35 @@ def background(niceness: int | None = None) -> int:
                 os.setpriority(os.PRIO_PROCESS, tid, target)
     _lower_autogroup(target)
     return current
+
+
+def run_lowered(work: Callable[[], _T], niceness: int | None = None) -> _T:
+    """``work()`` in a thread of its own at ``niceness`` (default ``ALLEGIANCE_BATCH_NICE``);
+    its result, or its exception. For background work inside the API's process (a report
+    copy recomputed after a page's response): the threads that serve requests keep their
+    priority, which an unprivileged thread could not get back once lowered. The caller
+    waits, idle."""
+    target = get_settings().batch_nice if niceness is None else niceness
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def lowered() -> None:
+        if target > 0 and hasattr(os, "setpriority"):
+            with contextlib.suppress(OSError):
+                me = threading.get_native_id()
+                if os.getpriority(os.PRIO_PROCESS, me) < target:
+                    os.setpriority(os.PRIO_PROCESS, me, target)
+        try:
+            outcome.append(work())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=lowered, name="allegiance-background", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def autogroup_nice() -> int | None:
