@@ -22,7 +22,7 @@ from allegiance import tenants
 from allegiance.imports import domain, mappings, service
 from allegiance.imports.errors import ImportJobNotFound
 from allegiance.imports.models import ImportJob
-from allegiance.kit import clock
+from allegiance.kit import clock, priority
 from allegiance.kit.db import Database
 from allegiance.kit.errors import AllegianceError
 from allegiance.kit.ids import new_id
@@ -187,6 +187,7 @@ class Worker:
                          daemon=True).start()
 
     def _loop(self, db: Database) -> None:
+        priority.lower_this_thread()  # in the API's process: its requests go first
         while True:
             with self._lock:
                 self._wanted = False

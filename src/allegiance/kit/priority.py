@@ -60,16 +60,11 @@ def run_lowered(work: Callable[[], _T], niceness: int | None = None) -> _T:
     copy recomputed after a page's response): the threads that serve requests keep their
     priority, which an unprivileged thread could not get back once lowered. The caller
     waits, idle."""
-    target = get_settings().batch_nice if niceness is None else niceness
     outcome: list[_T] = []
     failure: list[BaseException] = []
 
     def lowered() -> None:
-        if target > 0 and hasattr(os, "setpriority"):
-            with contextlib.suppress(OSError):
-                me = threading.get_native_id()
-                if os.getpriority(os.PRIO_PROCESS, me) < target:
-                    os.setpriority(os.PRIO_PROCESS, me, target)
+        lower_this_thread(niceness)
         try:
             outcome.append(work())
         except BaseException as exc:
@@ -81,6 +76,18 @@ def run_lowered(work: Callable[[], _T], niceness: int | None = None) -> _T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def lower_this_thread(niceness: int | None = None) -> None:
+    """Raise the calling thread's niceness to ``niceness`` (default
+    ``ALLEGIANCE_BATCH_NICE``), never lower it: for a thread that does only background work
+    in the API's process (the import worker)."""
+    target = get_settings().batch_nice if niceness is None else niceness
+    if target > 0 and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            me = threading.get_native_id()
+            if os.getpriority(os.PRIO_PROCESS, me) < target:
+                os.setpriority(os.PRIO_PROCESS, me, target)
 
 
 def autogroup_nice() -> int | None:
