@@ -142,3 +142,54 @@ def test_bulk_insert_with_values_to_escape(db: Database) -> None:
                     ("text", "text", "text", "bigint"))
         n = s.execute(select(text("count(*)")).select_from(text("staged_probe"))).scalar()
         assert n == len(rows) + len(plain)
+
+
+ODD_ATTRIBUTES: list[dict[str, object]] = [
+    {"kind": "retailer", "employees": 250, "ratio": 1.5, "vip": True},
+    {"kind": "true", "employees": "300", "ratio": "2", "vip": "true"},
+    {"kind": True, "employees": True, "ratio": False, "vip": False},
+    {"kind": None, "employees": None, "ratio": None, "vip": None},
+    {"kind": 7, "employees": 2.5, "ratio": 1e20, "vip": 1},
+    {"kind": {"a": [1, "x"]}, "employees": [1], "ratio": {"b": 2}, "vip": "yes"},
+    {"kind": "tab\there \"quoted\" é\\", "employees": -3, "ratio": -0.25, "vip": "false"},
+    {"kind": "", "employees": "", "ratio": [], "vip": {}},
+    {},
+]
+
+
+def test_attributes_extracted_by_the_database_equal_polars(db: Database,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The full refresh reads declared attributes through the engine's JSON functions
+    (segments._json_text); one account's re-evaluation parses the JSON text in Polars. Both
+    give the same typed values, odd values included (a bool where an int is declared, a
+    number as text, nested values, nulls, a missing key)."""
+    with clock.frozen(NOW):
+        doc = definition()
+        doc["member_attributes"] = {"kind": "str", "employees": "int", "ratio": "float",
+                                    "vip": "bool"}
+        shop = Shop(db, doc)
+        accounts = []
+        for attributes in ODD_ATTRIBUTES:
+            acc = shop.account(region="ES", attributes=attributes)
+            with db.transaction() as s:
+                members.ensure_enrolled(s, shop.tenant_id, shop.program_id, acc, "test")
+            accounts.append(acc)
+        types = {"member.attributes.kind": "str", "member.attributes.employees": "int",
+                 "member.attributes.ratio": "float", "member.attributes.vip": "bool"}
+        with db.read() as s:
+            whole = campaigns.segments.member_frame(s, shop.tenant_id, shop.program_id,
+                                                    types, NOW)
+            ones = pl.concat([campaigns.segments.member_frame(
+                s, shop.tenant_id, shop.program_id, types, NOW, account_id=acc)
+                for acc in accounts])
+        monkeypatch.setattr(campaigns.segments, "_REREAD_ALL", 1)  # every text read again
+        with db.read() as s:
+            again = campaigns.segments.member_frame(s, shop.tenant_id, shop.program_id,
+                                                    types, NOW)
+    assert whole.sort("account_id").to_dicts() == ones.sort("account_id").to_dicts()
+    assert again.sort("account_id").to_dicts() == ones.sort("account_id").to_dicts()
+    first = whole.filter(pl.col("account_id") == accounts[0]).row(0, named=True)
+    assert (first["member.attributes.kind"], first["member.attributes.employees"],
+            first["member.attributes.ratio"], first["member.attributes.vip"]) \
+        == ("retailer", 250, 1.5, True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,15 +43,54 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
             return pl.DataFrame(schema=dict(schema))
         buffer.seek(0)
         return pl.read_csv(buffer, has_header=False, schema=dict(schema))
+    query = _PARAM.sub(lambda m: "?", sql)
+    values = [params[m.group(1)] for m in _PARAM.finditer(sql)]
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
-        rows = cursor.execute(_PARAM.sub(lambda m: "?", sql),
-                              [params[m.group(1)] for m in _PARAM.finditer(sql)]).fetchall()
+        frame = _sqlite_text(cursor, query, values, schema)
+        if frame is not None:
+            return frame
+        rows = cursor.execute(query, values).fetchall()
     finally:
         cursor.close()
     if not rows:
         return pl.DataFrame(schema=dict(schema))
     return pl.DataFrame(rows, schema=dict(schema), orient="row")
+
+
+_UNIT, _RECORD = "\x1f", "\x1e"  # the ASCII unit and record separators
+
+
+def _sqlite_text(cursor: Any, query: str, values: list[Any],
+                 schema: Mapping[str, Any]) -> pl.DataFrame | None:
+    """SQLite: the rows of ``query`` as one text built by SQLite (``group_concat``: values
+    between unit separators, rows between record separators; a text value behind a ``=``
+    so that NULL and ``''`` differ) read by Polars' CSV reader — no Python object per value.
+    None when a value holds a separator (the counts differ) or the text would be too long:
+    the caller then fetches rows."""
+    names = [f"c{i}" for i in range(len(schema))]
+    parts = [f"coalesce('=' || {n}, '')" if kind == pl.Utf8 else f"coalesce({n}, '')"
+             for n, kind in zip(names, schema.values(), strict=True)]
+    joined = f" || char({ord(_UNIT)}) || ".join(parts)
+    try:
+        count, text = cursor.execute(
+            f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), "
+            f"CAST(group_concat({joined}, char({ord(_RECORD)})) AS BLOB) FROM q",
+            values).fetchone()
+    except sqlite3.DataError:  # longer than SQLite's longest text
+        return None
+    if not count:
+        return pl.DataFrame(schema=dict(schema))
+    if text.count(_UNIT.encode()) != count * (len(names) - 1) \
+            or text.count(_RECORD.encode()) != count - 1:
+        return None
+    read = pl.read_csv(text, has_header=False, separator=_UNIT, eol_char=_RECORD,
+                       quote_char=None, schema={n: pl.Utf8 if kind == pl.Utf8 else kind
+                                                for n, kind in zip(names, schema.values(),
+                                                                   strict=True)})
+    return read.select(
+        (pl.col(n).str.slice(1) if kind == pl.Utf8 else pl.col(n)).alias(name)
+        for n, (name, kind) in zip(names, schema.items(), strict=True))
 
 
 def _copy_text(rows: list[tuple[Any, ...]], width: int) -> str | None:
