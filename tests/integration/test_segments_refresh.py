@@ -137,6 +137,19 @@ def test_bulk_insert_with_values_to_escape(db: Database) -> None:
         got = read_frame(s, "SELECT a, b, c, n FROM staged_probe ORDER BY n, a", {},
                          {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
         assert sorted(got.iter_rows()) == sorted(rows)
+        # read_frame's text of the rows (separators \x1f, \x1e; '=' before a text value):
+        # values holding a separator or '=', NULLs and empty texts read back as they are
+        odd = [("unit\x1fsep", "=", None, 5000), ("rec\x1esep", "", "", 5001),
+               (None, "==x", "=", None)]
+        s.execute(text("INSERT INTO staged_probe VALUES (:a, :b, :c, :n)"),
+                  [dict(zip("abcn", row, strict=True)) for row in odd])
+        got = read_frame(s, "SELECT a, b, c, n FROM staged_probe WHERE n IS NULL OR n >= 5000",
+                         {}, {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
+        assert sorted(got.iter_rows(), key=str) == sorted(odd, key=str)
+        got = read_frame(s, "SELECT b, n FROM staged_probe WHERE n IS NULL OR n = 5001",
+                         {}, {"b": pl.Utf8, "n": pl.Int64})
+        assert sorted(got.iter_rows(), key=str) == [("", 5001), ("==x", None)]
+        s.execute(text("DELETE FROM staged_probe WHERE n IS NULL OR n >= 5000"))
         plain = [(f"p{i}", "q", "r", i) for i in range(500)]
         insert_rows(s, "staged_probe", ("a", "b", "c", "n"), plain,
                     ("text", "text", "text", "bigint"))
@@ -153,6 +166,9 @@ ODD_ATTRIBUTES: list[dict[str, object]] = [
     {"kind": {"a": [1, "x"]}, "employees": [1], "ratio": {"b": 2}, "vip": "yes"},
     {"kind": "tab\there \"quoted\" é\\", "employees": -3, "ratio": -0.25, "vip": "false"},
     {"kind": "", "employees": "", "ratio": [], "vip": {}},
+    {"kind": 2.5, "employees": 10**20, "ratio": 12, "vip": "é"},
+    {"kind": "ünï", "employees": "-0", "ratio": "1.5e3", "vip": "TRUE"},
+    {"kind": -12, "employees": 0, "ratio": 0, "vip": 0},
     {},
 ]
 

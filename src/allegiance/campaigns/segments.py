@@ -167,20 +167,35 @@ def _extracted(name: str) -> str:
 
 
 def _json_text(dialect: str, key: str) -> str:
-    """SQL for the text :func:`_attribute` reads out of the JSON attributes for ``key``:
-    a string's value unquoted, a number or a boolean as JSON text (``485``, ``true``), NULL
-    when absent or null, and ``''`` for an object or an array (whose text the engines write
-    differently: :func:`_exact_nested` reads those, and empty strings, again) — the engine's
-    own JSON functions, far cheaper than Polars' per-row JSON path match, and only the
-    values travel, not the whole document."""
+    """SQL for the JSON text of the attribute ``key`` (``"distributor"``, ``485``, ``true``;
+    NULL when absent): one lookup by the engine's own JSON functions, far cheaper than
+    Polars' per-row JSON path match, and only the values travel, not the whole document.
+    :func:`_unquoted` turns it into what :func:`_attribute` reads."""
     key = key.replace("'", "").replace('"', "")
     if dialect == "postgresql":
-        return (f"CASE json_typeof(attributes -> '{key}') WHEN 'object' THEN '' "
-                f"WHEN 'array' THEN '' ELSE attributes ->> '{key}' END")
-    path = f"'$.\"{key}\"'"
-    return (f"CASE json_type(attributes, {path}) WHEN 'true' THEN 'true' WHEN 'false' "
-            f"THEN 'false' WHEN 'object' THEN '' WHEN 'array' THEN '' "
-            f"ELSE CAST(json_extract(attributes, {path}) AS TEXT) END")
+        return f"CAST(attributes -> '{key}' AS TEXT)"
+    return f"attributes -> '$.\"{key}\"'"
+
+
+_PLAIN_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"
+
+
+def _unquoted(column: str, kind: str) -> pl.Expr:
+    """The JSON text of an attribute as Polars' JSON path match gives it: a string's value
+    unquoted, a number or a boolean as it is, NULL for null. ``''`` (read again from the
+    document by :func:`_exact_nested`) where the engines' texts may differ from Polars':
+    a string with an escape, an object, an array, and — for a text attribute — a number
+    other than a plain integer (for a numeric attribute only its value matters)."""
+    text = pl.col(column)
+    quoted = text.str.starts_with('"')
+    odd = (quoted & text.str.contains("\\", literal=True)) | text.str.starts_with("{") \
+        | text.str.starts_with("[")
+    if kind == "str":
+        odd = odd | ~(quoted | text.is_in(["true", "false", "null"])
+                      | text.str.contains(_PLAIN_INTEGER))
+    return pl.when(text.is_null() | (text == "null")).then(None).when(odd).then(pl.lit("")) \
+        .when(quoted).then(text.str.strip_prefix('"').str.strip_suffix('"')).otherwise(text) \
+        .alias(column)
 
 
 _REREAD_ALL = 20_000  # past this many accounts to re-read, the whole column is read again
@@ -188,7 +203,7 @@ _REREAD_ALL = 20_000  # past this many accounts to re-read, the whole column is 
 
 def _exact_nested(session: Session, tenant_id: str, accounts: pl.DataFrame,
                   extracted: Mapping[str, str]) -> pl.DataFrame:
-    """The rows of ``accounts`` whose extracted attributes hold ``''`` (an object, an array
+    """The rows of ``accounts`` whose extracted attributes hold ``''`` (see :func:`_unquoted`;
     or an empty string) with those attributes matched by Polars on the JSON text instead,
     as :func:`_attribute` does for one account (the same text on every engine)."""
     odd = accounts.filter(pl.any_horizontal(pl.col(c) == "" for c in extracted))
@@ -245,7 +260,9 @@ def _scanned_members(session: Session, tenant_id: str, program_id: str,
         accounts = read_frame(session, f"SELECT {', '.join(sql)} FROM account "
                                        "WHERE tenant_id = :t", params, account_columns)
         if extracted:
-            accounts = _exact_nested(session, tenant_id, accounts, extracted)
+            accounts = _exact_nested(session, tenant_id, accounts.with_columns(
+                _unquoted(c, wanted[f"member.attributes.{key}"])
+                for c, key in extracted.items()), extracted)
         raw = raw.join(accounts, on="account_id", how="inner")
     if rfm_wanted:
         raw = raw.join(_score_columns(session, tenant_id, program_id, scores),

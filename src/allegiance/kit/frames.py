@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
+import psycopg
 from sqlalchemy.orm import Session
 
 _PARAM = re.compile(r":([A-Za-z_]\w*)")
@@ -29,16 +30,30 @@ def _literal(value: Any) -> str:
 def read_frame(session: Session, sql: str, params: Mapping[str, Any],
                schema: Mapping[str, Any]) -> pl.DataFrame:
     """The rows of ``sql`` (named ``:params``: text, integers, booleans) as a frame with
-    ``schema`` (the statement's columns, in order). Runs in the session's transaction."""
+    ``schema`` (the statement's columns, in order). Runs in the session's transaction.
+
+    The rows travel as one text the database builds (:func:`_text_read`), read by Polars'
+    CSV reader: no Python object per row or value. When that cannot be used (a value
+    holding a separator, a text too long for the engine), PostgreSQL streams
+    ``COPY (query) TO STDOUT`` as CSV and SQLite's rows are turned into columns at once."""
     connection = session.connection()
     raw = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         query = _PARAM.sub(lambda m: _literal(params[m.group(1)]), sql)
-        buffer = io.BytesIO()
-        with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-                f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute("SAVEPOINT read_frame")
+            try:
+                frame = _text_read(cursor, "postgresql", query, [], schema)
+            except psycopg.Error:  # e.g. longer than PostgreSQL's longest text
+                cursor.execute("ROLLBACK TO SAVEPOINT read_frame")
+                frame = None
+            cursor.execute("RELEASE SAVEPOINT read_frame")
+            if frame is not None:
+                return frame
+            buffer = io.BytesIO()
+            with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+                for block in copy:
+                    buffer.write(block)
         if not buffer.tell():
             return pl.DataFrame(schema=dict(schema))
         buffer.seek(0)
@@ -47,7 +62,10 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
     values = [params[m.group(1)] for m in _PARAM.finditer(sql)]
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
-        frame = _sqlite_text(cursor, query, values, schema)
+        try:
+            frame = _text_read(cursor, "sqlite", query, values, schema)
+        except sqlite3.DataError:  # longer than SQLite's longest text
+            frame = None
         if frame is not None:
             return frame
         rows = cursor.execute(query, values).fetchall()
@@ -61,26 +79,32 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
 _UNIT, _RECORD = "\x1f", "\x1e"  # the ASCII unit and record separators
 
 
-def _sqlite_text(cursor: Any, query: str, values: list[Any],
-                 schema: Mapping[str, Any]) -> pl.DataFrame | None:
-    """SQLite: the rows of ``query`` as one text built by SQLite (``group_concat``: values
-    between unit separators, rows between record separators; a text value behind a ``=``
-    so that NULL and ``''`` differ) read by Polars' CSV reader — no Python object per value.
-    None when a value holds a separator (the counts differ) or the text would be too long:
-    the caller then fetches rows."""
+_PLAIN = (pl.Utf8, pl.Int64, pl.Int32, pl.Float64)
+
+
+def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
+               schema: Mapping[str, Any]) -> pl.DataFrame | None:
+    """The rows of ``query`` as one text built by the database (SQLite ``group_concat``,
+    PostgreSQL ``string_agg``: values between unit separators, rows between record
+    separators; a text value behind a ``=`` so that NULL and ``''`` differ) read by
+    Polars' CSV reader. None when a value holds a separator (the counts differ)."""
+    if not all(kind in _PLAIN for kind in schema.values()):
+        return None  # booleans, dates…: the engines' texts differ from Polars' own
     names = [f"c{i}" for i in range(len(schema))]
-    parts = [f"coalesce('=' || {n}, '')" if kind == pl.Utf8 else f"coalesce({n}, '')"
+    char = "chr" if dialect == "postgresql" else "char"
+    parts = [f"coalesce('=' || {n}, '')" if kind == pl.Utf8
+             else f"coalesce(CAST({n} AS TEXT), '')"
              for n, kind in zip(names, schema.values(), strict=True)]
-    joined = f" || char({ord(_UNIT)}) || ".join(parts)
-    try:
-        count, text = cursor.execute(
-            f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), "
-            f"CAST(group_concat({joined}, char({ord(_RECORD)})) AS BLOB) FROM q",
-            values).fetchone()
-    except sqlite3.DataError:  # longer than SQLite's longest text
-        return None
+    joined = f" || {char}({ord(_UNIT)}) || ".join(parts)
+    concat = f"string_agg({joined}, chr({ord(_RECORD)}))" if dialect == "postgresql" \
+        else f"CAST(group_concat({joined}, char({ord(_RECORD)})) AS BLOB)"
+    count, text = cursor.execute(
+        f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), {concat} FROM q",
+        values if dialect == "sqlite" else None).fetchone()
     if not count:
         return pl.DataFrame(schema=dict(schema))
+    if isinstance(text, str):
+        text = text.encode()
     if text.count(_UNIT.encode()) != count * (len(names) - 1) \
             or text.count(_RECORD.encode()) != count - 1:
         return None
@@ -88,6 +112,8 @@ def _sqlite_text(cursor: Any, query: str, values: list[Any],
                        quote_char=None, schema={n: pl.Utf8 if kind == pl.Utf8 else kind
                                                 for n, kind in zip(names, schema.values(),
                                                                    strict=True)})
+    if read.height != count:
+        return None
     return read.select(
         (pl.col(n).str.slice(1) if kind == pl.Utf8 else pl.col(n)).alias(name)
         for n, (name, kind) in zip(names, schema.items(), strict=True))
