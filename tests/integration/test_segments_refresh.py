@@ -19,7 +19,7 @@ from sqlalchemy import select, text, update
 from allegiance import campaigns, members, privacy
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from allegiance.kit.frames import insert_rows, read_frame
+from allegiance.kit.frames import insert_frame, insert_rows, read_frame
 from tests.integration.events_support import Shop, definition
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
@@ -155,6 +155,28 @@ def test_bulk_insert_with_values_to_escape(db: Database) -> None:
                     ("text", "text", "text", "bigint"))
         n = s.execute(select(text("count(*)")).select_from(text("staged_probe"))).scalar()
         assert n == len(rows) + len(plain)
+
+
+@pytest.mark.parametrize("varying", [
+    [f"acc {i:05d} é" for i in range(2000)],  # SQLite: one INSERT from json_each
+    ['quote "', "back\\slash", "tab\t", "ctl\x01", "plain"],  # JSON would escape these
+    list(range(-5, 3000, 7)),  # integers
+    ["only"],  # one row
+])
+def test_insert_frame_with_one_varying_column(db: Database, varying: list[object]) -> None:
+    """``insert_frame`` of constant columns and one varying column (a segment's new members)
+    stores exactly those rows, in order, whatever the values hold."""
+    frame = pl.DataFrame({"a": ["t1"] * len(varying), "v": varying}).with_columns(
+        n=pl.lit(7, dtype=pl.Int64))
+    kind = "bigint" if isinstance(varying[0], int) else "text"
+    with db.transaction() as s:
+        s.execute(text(f"CREATE TEMPORARY TABLE one_probe (a text, v {kind}, n bigint, "
+                       "k integer PRIMARY KEY)" if db.engine.dialect.name == "sqlite" else
+                       f"CREATE TEMPORARY TABLE one_probe (a text, v {kind}, n bigint, "
+                       "k serial PRIMARY KEY)"))
+        insert_frame(s, "one_probe", frame, ("text", kind, "bigint"))
+        got = s.execute(text("SELECT a, v, n FROM one_probe ORDER BY k")).all()
+    assert [tuple(r) for r in got] == list(frame.iter_rows())
 
 
 ODD_ATTRIBUTES: list[dict[str, object]] = [

@@ -177,15 +177,52 @@ def insert_frame(session: Session, table: str, frame: pl.DataFrame,
                  types: tuple[str, ...]) -> None:
     """:func:`insert_rows` of a frame whose columns are named as the table's (values in the
     database's form, no NULLs); on PostgreSQL the COPY text is written by Polars (no Python
-    per row) unless a text value holds a tab, a newline or a backslash."""
+    per row) unless a text value holds a tab, a newline or a backslash. On SQLite a frame
+    whose columns but one hold a single value each is one ``INSERT … SELECT`` from
+    ``json_each`` over the other column's values (a JSON array written by Polars): no
+    Python per row, about three times faster than executemany."""
     if not frame.height:
         return
     columns = tuple(frame.columns)
-    if session.get_bind().dialect.name != "postgresql" or any(
-            frame.select(pl.col(c).str.contains(r"[\t\n\r\\]").any()).item()
-            for c, kind in zip(columns, frame.dtypes, strict=True) if kind == pl.Utf8):
+    if session.get_bind().dialect.name != "postgresql":
+        if not _insert_one_varying(session, table, frame):
+            insert_rows(session, table, columns, frame.rows(), types)
+        return
+    if any(frame.select(pl.col(c).str.contains(r"[\t\n\r\\]").any()).item()
+           for c, kind in zip(columns, frame.dtypes, strict=True) if kind == pl.Utf8):
         insert_rows(session, table, columns, frame.rows(), types)
         return
     text = frame.write_csv(separator="\t", include_header=False, quote_style="never",
                            line_terminator="\n")
     _copy_in(session, table, columns, types, text)
+
+
+def _insert_one_varying(session: Session, table: str, frame: pl.DataFrame) -> bool:
+    """SQLite: insert ``frame`` in row order by one statement when all its columns but at
+    most one are constant and that one holds text without characters JSON escapes (or
+    integers); False (nothing done) otherwise."""
+    constant = [c for c in frame.columns
+                if frame.select((pl.col(c) == pl.col(c).first()).all()).item()]
+    varying = [c for c in frame.columns if c not in constant]
+    if len(varying) > 1 or frame.height < 2:
+        return False
+    column = varying[0] if varying else constant.pop()
+    values = frame[column]
+    if values.dtype == pl.Utf8:
+        if values.str.contains(r'["\\\x00-\x1f]').any():
+            return False
+        array = "[" + ('"' + values + '"').str.join(",").item() + "]"
+    elif values.dtype.is_integer():
+        array = "[" + values.cast(pl.Utf8).str.join(",").item() + "]"
+    else:
+        return False
+    names = [*constant, column]
+    params = {f"k{i}": frame[c][0] for i, c in enumerate(constant)}
+    picks = [f":k{i}" for i in range(len(constant))] + ["value"]
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(picks)} "
+                       "FROM json_each(:values) ORDER BY key", {**params, "values": array})
+    finally:
+        cursor.close()
+    return True
