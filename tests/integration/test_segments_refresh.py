@@ -19,7 +19,7 @@ from sqlalchemy import select, text, update
 from allegiance import campaigns, members, privacy
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from allegiance.kit.frames import insert_rows, read_frame
+from allegiance.kit.frames import insert_frame, insert_rows, read_frame
 from tests.integration.events_support import Shop, definition
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
@@ -137,8 +137,97 @@ def test_bulk_insert_with_values_to_escape(db: Database) -> None:
         got = read_frame(s, "SELECT a, b, c, n FROM staged_probe ORDER BY n, a", {},
                          {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
         assert sorted(got.iter_rows()) == sorted(rows)
+        # read_frame's text of the rows (separators \x1f, \x1e; '=' before a text value):
+        # values holding a separator or '=', NULLs and empty texts read back as they are
+        odd = [("unit\x1fsep", "=", None, 5000), ("rec\x1esep", "", "", 5001),
+               (None, "==x", "=", None)]
+        s.execute(text("INSERT INTO staged_probe VALUES (:a, :b, :c, :n)"),
+                  [dict(zip("abcn", row, strict=True)) for row in odd])
+        got = read_frame(s, "SELECT a, b, c, n FROM staged_probe WHERE n IS NULL OR n >= 5000",
+                         {}, {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
+        assert sorted(got.iter_rows(), key=str) == sorted(odd, key=str)
+        got = read_frame(s, "SELECT b, n FROM staged_probe WHERE n IS NULL OR n = 5001",
+                         {}, {"b": pl.Utf8, "n": pl.Int64})
+        assert sorted(got.iter_rows(), key=str) == [("", 5001), ("==x", None)]
+        s.execute(text("DELETE FROM staged_probe WHERE n IS NULL OR n >= 5000"))
         plain = [(f"p{i}", "q", "r", i) for i in range(500)]
         insert_rows(s, "staged_probe", ("a", "b", "c", "n"), plain,
                     ("text", "text", "text", "bigint"))
         n = s.execute(select(text("count(*)")).select_from(text("staged_probe"))).scalar()
         assert n == len(rows) + len(plain)
+
+
+@pytest.mark.parametrize("varying", [
+    [f"acc {i:05d} é" for i in range(2000)],  # SQLite: one INSERT from json_each
+    ['quote "', "back\\slash", "tab\t", "ctl\x01", "plain"],  # JSON would escape these
+    list(range(-5, 3000, 7)),  # integers
+    ["only"],  # one row
+])
+def test_insert_frame_with_one_varying_column(db: Database, varying: list[object]) -> None:
+    """``insert_frame`` of constant columns and one varying column (a segment's new members)
+    stores exactly those rows, in order, whatever the values hold."""
+    frame = pl.DataFrame({"a": ["t1"] * len(varying), "v": varying}).with_columns(
+        n=pl.lit(7, dtype=pl.Int64))
+    kind = "bigint" if isinstance(varying[0], int) else "text"
+    with db.transaction() as s:
+        s.execute(text(f"CREATE TEMPORARY TABLE one_probe (a text, v {kind}, n bigint, "
+                       "k integer PRIMARY KEY)" if db.engine.dialect.name == "sqlite" else
+                       f"CREATE TEMPORARY TABLE one_probe (a text, v {kind}, n bigint, "
+                       "k serial PRIMARY KEY)"))
+        insert_frame(s, "one_probe", frame, ("text", kind, "bigint"))
+        got = s.execute(text("SELECT a, v, n FROM one_probe ORDER BY k")).all()
+    assert [tuple(r) for r in got] == list(frame.iter_rows())
+
+
+ODD_ATTRIBUTES: list[dict[str, object]] = [
+    {"kind": "retailer", "employees": 250, "ratio": 1.5, "vip": True},
+    {"kind": "true", "employees": "300", "ratio": "2", "vip": "true"},
+    {"kind": True, "employees": True, "ratio": False, "vip": False},
+    {"kind": None, "employees": None, "ratio": None, "vip": None},
+    {"kind": 7, "employees": 2.5, "ratio": 1e20, "vip": 1},
+    {"kind": {"a": [1, "x"]}, "employees": [1], "ratio": {"b": 2}, "vip": "yes"},
+    {"kind": "tab\there \"quoted\" é\\", "employees": -3, "ratio": -0.25, "vip": "false"},
+    {"kind": "", "employees": "", "ratio": [], "vip": {}},
+    {"kind": 2.5, "employees": 10**20, "ratio": 12, "vip": "é"},
+    {"kind": "ünï", "employees": "-0", "ratio": "1.5e3", "vip": "TRUE"},
+    {"kind": -12, "employees": 0, "ratio": 0, "vip": 0},
+    {},
+]
+
+
+def test_attributes_extracted_by_the_database_equal_polars(db: Database,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The full refresh reads declared attributes through the engine's JSON functions
+    (segments._json_text); one account's re-evaluation parses the JSON text in Polars. Both
+    give the same typed values, odd values included (a bool where an int is declared, a
+    number as text, nested values, nulls, a missing key)."""
+    with clock.frozen(NOW):
+        doc = definition()
+        doc["member_attributes"] = {"kind": "str", "employees": "int", "ratio": "float",
+                                    "vip": "bool"}
+        shop = Shop(db, doc)
+        accounts = []
+        for attributes in ODD_ATTRIBUTES:
+            acc = shop.account(region="ES", attributes=attributes)
+            with db.transaction() as s:
+                members.ensure_enrolled(s, shop.tenant_id, shop.program_id, acc, "test")
+            accounts.append(acc)
+        types = {"member.attributes.kind": "str", "member.attributes.employees": "int",
+                 "member.attributes.ratio": "float", "member.attributes.vip": "bool"}
+        with db.read() as s:
+            whole = campaigns.segments.member_frame(s, shop.tenant_id, shop.program_id,
+                                                    types, NOW)
+            ones = pl.concat([campaigns.segments.member_frame(
+                s, shop.tenant_id, shop.program_id, types, NOW, account_id=acc)
+                for acc in accounts])
+        monkeypatch.setattr(campaigns.segments, "_REREAD_ALL", 1)  # every text read again
+        with db.read() as s:
+            again = campaigns.segments.member_frame(s, shop.tenant_id, shop.program_id,
+                                                    types, NOW)
+    assert whole.sort("account_id").to_dicts() == ones.sort("account_id").to_dicts()
+    assert again.sort("account_id").to_dicts() == ones.sort("account_id").to_dicts()
+    first = whole.filter(pl.col("account_id") == accounts[0]).row(0, named=True)
+    assert (first["member.attributes.kind"], first["member.attributes.employees"],
+            first["member.attributes.ratio"], first["member.attributes.vip"]) \
+        == ("retailer", 250, 1.5, True)

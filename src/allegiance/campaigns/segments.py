@@ -88,13 +88,15 @@ def list_segments(session: Session, tenant_id: str, program_id: str) -> list[Seg
         Segment.tenant_id == tenant_id, Segment.program_id == program_id).order_by(Segment.code)))
 
 
-def _attribute(name: str, kind: str) -> pl.Expr:
-    """A declared attribute read out of the JSON text column, typed."""
+def _attribute(name: str, kind: str, extracted: bool = False) -> pl.Expr:
+    """A declared attribute read out of the JSON text column, typed (``extracted``: from
+    the text the database extracted, :func:`_json_text`)."""
     key = name.removeprefix("member.attributes.")
     if kind == "list":
         return pl.col("_attributes").map_elements(
             lambda text: (json.loads(text) or {}).get(key), return_dtype=pl.List(pl.Utf8))
-    found = pl.col("_attributes").str.json_path_match("$['" + key.replace("'", "") + "']")
+    found = pl.col(_extracted(name)) if extracted else pl.col("_attributes").str \
+        .json_path_match("$['" + key.replace("'", "") + "']")
     if kind == "bool":
         return pl.when(found == "true").then(True).when(found == "false").then(False) \
             .otherwise(None)
@@ -122,7 +124,7 @@ def member_frame(session: Session, tenant_id: str, program_id: str,
         columns.append(cast(members.Account.attributes, String).label("_attributes"))
     rfm_wanted = domain.uses_rfm(wanted)
     if account_id is None and "member.enrolled_days" not in wanted:
-        raw = _scanned_members(session, tenant_id, program_id, wanted, rfm_wanted, scores)
+        raw = _scanned_members(session, tenant_id, program_id, types, rfm_wanted, scores)
         return _typed_frame(session, tenant_id, program_id, raw, types, at, account_id)
     query = select(*columns).join(members.Account, (
         members.Account.tenant_id == members.Enrolment.tenant_id)
@@ -160,12 +162,77 @@ def _score_columns(session: Session, tenant_id: str, program_id: str,
                          pl.col("frequency").alias("_f"), pl.col("monetary").alias("_m"))
 
 
-def _scanned_members(session: Session, tenant_id: str, program_id: str, wanted: set[str],
-                     rfm_wanted: bool, scores: pl.DataFrame | None) -> pl.DataFrame:
+def _extracted(name: str) -> str:
+    return "_x:" + name
+
+
+def _json_text(dialect: str, key: str) -> str:
+    """SQL for the JSON text of the attribute ``key`` (``"distributor"``, ``485``, ``true``;
+    NULL when absent): one lookup by the engine's own JSON functions, far cheaper than
+    Polars' per-row JSON path match, and only the values travel, not the whole document.
+    :func:`_unquoted` turns it into what :func:`_attribute` reads."""
+    key = key.replace("'", "").replace('"', "")
+    if dialect == "postgresql":
+        return f"CAST(attributes -> '{key}' AS TEXT)"
+    return f"attributes -> '$.\"{key}\"'"
+
+
+_PLAIN_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"
+
+
+def _unquoted(column: str, kind: str) -> pl.Expr:
+    """The JSON text of an attribute as Polars' JSON path match gives it: a string's value
+    unquoted, a number or a boolean as it is, NULL for null. ``''`` (read again from the
+    document by :func:`_exact_nested`) where the engines' texts may differ from Polars':
+    a string with an escape, an object, an array, and — for a text attribute — a number
+    other than a plain integer (for a numeric attribute only its value matters)."""
+    text = pl.col(column)
+    quoted = text.str.starts_with('"')
+    odd = (quoted & text.str.contains("\\", literal=True)) | text.str.starts_with("{") \
+        | text.str.starts_with("[")
+    if kind == "str":
+        odd = odd | ~(quoted | text.is_in(["true", "false", "null"])
+                      | text.str.contains(_PLAIN_INTEGER))
+    return pl.when(text.is_null() | (text == "null")).then(None).when(odd).then(pl.lit("")) \
+        .when(quoted).then(text.str.strip_prefix('"').str.strip_suffix('"')).otherwise(text) \
+        .alias(column)
+
+
+_REREAD_ALL = 20_000  # past this many accounts to re-read, the whole column is read again
+
+
+def _exact_nested(session: Session, tenant_id: str, accounts: pl.DataFrame,
+                  extracted: Mapping[str, str]) -> pl.DataFrame:
+    """The rows of ``accounts`` whose extracted attributes hold ``''`` (see :func:`_unquoted`;
+    or an empty string) with those attributes matched by Polars on the JSON text instead,
+    as :func:`_attribute` does for one account (the same text on every engine)."""
+    odd = accounts.filter(pl.any_horizontal(pl.col(c) == "" for c in extracted))
+    if not odd.height:
+        return accounts
+    sql = "SELECT id, CAST(attributes AS TEXT) FROM account WHERE tenant_id = :t"
+    schema = {"account_id": pl.Utf8, "_attributes": pl.Utf8}
+    ids = odd["account_id"].to_list()
+    if len(ids) > _REREAD_ALL:
+        texts = read_frame(session, sql, {"t": tenant_id}, schema)
+    else:
+        texts = pl.concat([read_frame(session, sql + " AND id IN (" + ", ".join(
+            f":a{i}" for i in range(len(part))) + ")",
+            {"t": tenant_id, **{f"a{i}": a for i, a in enumerate(part)}}, schema)
+            for part in (ids[i:i + 500] for i in range(0, len(ids), 500))])
+    fixed = odd.select("account_id").join(texts, on="account_id", how="inner").select(
+        "account_id", *(pl.col("_attributes").str.json_path_match(
+            "$['" + key.replace("'", "") + "']").alias(c) for c, key in extracted.items()))
+    return accounts.update(fixed, on="account_id", include_nulls=True)
+
+
+def _scanned_members(session: Session, tenant_id: str, program_id: str,
+                     wanted: Mapping[str, str], rfm_wanted: bool,
+                     scores: pl.DataFrame | None) -> pl.DataFrame:
     """The raw columns of every active member, read as three plain scans (enrolments,
     accounts, scores — or the scores just computed) joined in Polars — far cheaper than a
     join per row in the database."""
     params = {"t": tenant_id, "p": program_id}
+    dialect = session.get_bind().dialect.name
     raw = read_frame(session, "SELECT account_id, tier FROM enrolment WHERE tenant_id = :t "
                               "AND program_id = :p AND status = 'active'", params,
                      {"account_id": pl.Utf8, "_tier": pl.Utf8})
@@ -173,15 +240,29 @@ def _scanned_members(session: Session, tenant_id: str, program_id: str, wanted: 
         raw = raw.drop("_tier")
     account_columns = {"account_id": pl.Utf8}
     sql = ["id"]
-    if wanted & {"member.region", "member.country"}:
+    if wanted.keys() & {"member.region", "member.country"}:
         account_columns["_region"] = pl.Utf8
         sql.append("region")
-    if any(n.startswith("member.attributes.") for n in wanted):
-        account_columns["_attributes"] = pl.Utf8
-        sql.append("CAST(attributes AS TEXT)")
+    extracted: dict[str, str] = {}
+    for name, kind in sorted(wanted.items()):
+        if not name.startswith("member.attributes."):
+            continue
+        if kind == "list":  # parsed in Polars (from the JSON text)
+            if "_attributes" not in account_columns:
+                account_columns["_attributes"] = pl.Utf8
+                sql.append("CAST(attributes AS TEXT)")
+            continue
+        key = name.removeprefix("member.attributes.")
+        extracted[_extracted(name)] = key  # the rest extracted by the database
+        account_columns[_extracted(name)] = pl.Utf8
+        sql.append(_json_text(dialect, key))
     if len(sql) > 1:
         accounts = read_frame(session, f"SELECT {', '.join(sql)} FROM account "
                                        "WHERE tenant_id = :t", params, account_columns)
+        if extracted:
+            accounts = _exact_nested(session, tenant_id, accounts.with_columns(
+                _unquoted(c, wanted[f"member.attributes.{key}"])
+                for c, key in extracted.items()), extracted)
         raw = raw.join(accounts, on="account_id", how="inner")
     if rfm_wanted:
         raw = raw.join(_score_columns(session, tenant_id, program_id, scores),
@@ -204,7 +285,7 @@ def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.Data
         elif name == "member.enrolled_days":
             expr = (pl.lit(at) - pl.col("_enrolled")).dt.total_days().clip(lower_bound=0)
         elif name.startswith("member.attributes."):
-            expr = _attribute(name, kind)
+            expr = _attribute(name, kind, _extracted(name) in raw.columns)
         elif name in domain.RFM_FIELDS:
             r, f, m = (pl.col(c).fill_null(0).cast(pl.Int64) for c in ("_r", "_f", "_m"))
             picked = {"member.rfm.recency": r, "member.rfm.frequency": f,
@@ -233,7 +314,7 @@ def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.Data
                 .select("account_id", pl.col("value").alias(name))
             frame = frame.join(one, on="account_id", how="left").with_columns(
                 pl.col(name).fill_null(0))
-    return frame.sort("account_id")
+    return frame  # in no particular order (what _apply writes it sorts itself)
 
 
 def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[int, int]:
