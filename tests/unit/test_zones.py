@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ def test_intervals_agree_with_zoneinfo(zone: str) -> None:
     rng = random.Random(zone)
     spans = zones.intervals(zone)
     assert spans[0][0] == zones.BEFORE and spans[-1][1] == zones.AFTER
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
     moments = [zones.FIRST + timedelta(seconds=rng.randrange(130 * 365 * 86400))
                for _ in range(3000)]
     moments += [start + timedelta(seconds=d) for start, _, _ in spans[1:] for d in (-1, 0)]

@@ -65,20 +65,14 @@ def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime
     program = program_of(session, tenant_id, program_id)
     name = sql.dialect(session)
     zone = program.time_zone or "UTC"
-    summarised = sql.whole_local_days(zone, start, end)
-    if not summarised and not sql.can_localise(name, zone):
-        frame = purchases(session, tenant_id, program_id, start=start, end=end)
-        return rfm_summary(frame["member"].to_numpy(),
-                           frame["day"].to_numpy().astype("datetime64[D]"),
-                           frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
     sql.roomy(session)
     last_day = int(np.datetime64(calibration_end, "D").astype(np.int64))
-    if summarised:
+    if sql.whole_local_days(zone, start, end):
         first_day = None if start is None else sql.day_number(start, zone)
         query, params = _from_summaries(tenant_id, program_id, program.base_currency, first_day,
                                         min(last_day, sql.day_number(end, zone) - 1))
     else:
-        day = sql.day_of("occurred_at", name, zone)
+        day = sql.local_day_of("occurred_at", name, zone)
         value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
         params = [tenant_id, program_id]
         where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "

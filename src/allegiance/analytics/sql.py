@@ -39,18 +39,6 @@ def roomy(session: Session) -> None:
         session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
-def day_of(column: str, name: str, time_zone: str = "UTC") -> str:
-    """Days since 1970-01-01 of a timestamp column's date in ``time_zone`` (SQLite: UTC only;
-    :func:`can_localise` says when that is enough)."""
-    if name == "sqlite":
-        return f"CAST(julianday(substr({column}, 1, 10)) - 2440587.5 AS INTEGER)"
-    return f"((({column} AT TIME ZONE '{_zone(time_zone)}')::date) - DATE '1970-01-01')"
-
-
-def can_localise(name: str, time_zone: str | None) -> bool:
-    return name == "postgresql" or (time_zone or "UTC") in ("UTC", "Etc/UTC")
-
-
 def whole_local_days(time_zone: str, *moments: datetime | None) -> bool:
     """Whether every given bound is the start of a local day of the zone (by ``zone_offset``'s
     intervals, :func:`kit.zones.day_start`): then the summaries kept per local day
@@ -76,17 +64,30 @@ def month_number(moment: datetime, time_zone: str = "UTC") -> int:
     return local.year * 12 + local.month
 
 
-def local_month_of(column: str, name: str, time_zone: str) -> str:
-    """year × 12 + month of a timestamp column in the zone, by ``zone_offset`` (the rule of
-    the summaries, on both engines)."""
-    zone = f"'{_zone(time_zone)}'"
-    offset = (f"(SELECT z.offset_seconds FROM zone_offset z WHERE z.zone = {zone} "
+def _local(column: str, name: str, time_zone: str) -> str:
+    """A timestamp column in the zone by ``zone_offset`` (the rule of the summaries, on both
+    engines): SQLite, the local date as text; PostgreSQL, a timestamp without time zone."""
+    offset = (f"(SELECT z.offset_seconds FROM zone_offset z WHERE z.zone = '{_zone(time_zone)}' "
               f"AND z.starts_at <= {column} ORDER BY z.starts_at DESC LIMIT 1)")
     if name == "sqlite":
-        local = f"date({column}, {offset} || ' seconds')"
+        return f"date({column}, {offset} || ' seconds')"
+    return f"(({column} AT TIME ZONE 'UTC') + make_interval(secs => {offset}))"
+
+
+def local_day_of(column: str, name: str, time_zone: str) -> str:
+    """Days since 1970-01-01 of a timestamp column's local date in the zone."""
+    local = _local(column, name, time_zone)
+    if name == "sqlite":
+        return f"CAST(julianday({local}) - 2440587.5 AS INTEGER)"
+    return f"(CAST({local} AS DATE) - DATE '1970-01-01')"
+
+
+def local_month_of(column: str, name: str, time_zone: str) -> str:
+    """year × 12 + month of a timestamp column in the zone."""
+    local = _local(column, name, time_zone)
+    if name == "sqlite":
         return (f"(CAST(substr({local}, 1, 4) AS INTEGER) * 12 "
                 f"+ CAST(substr({local}, 6, 2) AS INTEGER))")
-    local = f"(({column} AT TIME ZONE 'UTC') + make_interval(secs => {offset}))"
     return (f"(CAST(EXTRACT(YEAR FROM {local}) AS INTEGER) * 12 "
             f"+ CAST(EXTRACT(MONTH FROM {local}) AS INTEGER))")
 

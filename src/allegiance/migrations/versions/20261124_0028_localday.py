@@ -312,10 +312,11 @@ def rebuild_sql(dialect: str, tenant: str | None = None, program: str | None = N
 
 def backfill_sql(dialect: str) -> list[str]:
     """Every summary from the rows there: 0026's liability holdings, then the local-day ones."""
-    return _v0026().backfill_sql(dialect)[:1] + rebuild_sql(dialect)[3:]
+    holdings: list[str] = _v0026().backfill_sql(dialect)[:1]
+    return holdings + rebuild_sql(dialect)[3:]
 
 
-def _zone_table() -> sa.Table:
+def _zone_table() -> sa.TableClause:
     return sa.table("zone_offset", sa.column("zone", sa.String()),
                     sa.column("starts_at", UTCDateTime()), sa.column("ends_at", UTCDateTime()),
                     sa.column("offset_seconds", sa.BigInteger()))
