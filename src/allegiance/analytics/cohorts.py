@@ -73,7 +73,7 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
     start, end = sql.stamp(span.start, name), sql.stamp(span.end, name)
     enrolled = ("en.tenant_id = ? AND en.program_id = ? "
                 f"AND en.status IN ({_ENROLLED}) AND en.created_at >= ? AND en.created_at < ?")
-    cohort = sql.local_month_of("en.created_at", name, zone)
+    cohort = sql.month_case("en.created_at", name, zone, span.start, span.end)
     counts = sql.frame(
         session, f"SELECT {cohort} AS c, COUNT(*) FROM enrolment en WHERE {enrolled} GROUP BY c",
         [tenant_id, program_id, start, end], {"c": pl.Int64, "n": pl.Int64})
@@ -93,20 +93,20 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
             {"c": pl.Int64, "k": pl.Int64, "n": pl.Int64})
     else:
         seen = _seen_from_events(session, tenant_id, program_id, enrolled, cohort, start, end,
-                                 zone)
+                                 sql.month_case("e.occurred_at", name, zone, span.start,
+                                                span.end))
     sizes = {int(c): int(n) for c, n in counts.iter_rows()}
     retained = {(int(c), int(k)): int(n) for c, k, n in seen.iter_rows()}
     return sizes, retained, sum(sizes.values())
 
 
 def _seen_from_events(session: Session, tenant_id: str, program_id: str, enrolled: str,
-                      cohort: str, start: Any, end: Any, zone: str) -> pl.DataFrame:
+                      cohort: str, start: Any, end: Any, month: str) -> pl.DataFrame:
     """(cohort, k, members) from the event rows (a period not made of whole local months)."""
-    name = sql.dialect(session)
     return sql.frame(session, f"""
         SELECT c, k, COUNT(*) FROM (
             SELECT DISTINCT e.account_id, {cohort} AS c,
-                   {sql.local_month_of("e.occurred_at", name, zone)} - {cohort} AS k
+                   {month} - {cohort} AS k
             FROM event e JOIN enrolment en ON en.tenant_id = e.tenant_id
                  AND en.program_id = e.program_id AND en.account_id = e.account_id
             WHERE e.tenant_id = ? AND e.program_id = ? AND e.status = 'processed'

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -64,6 +64,25 @@ def month_number(moment: datetime, time_zone: str = "UTC") -> int:
     return local.year * 12 + local.month
 
 
+def month_case(column: str, name: str, time_zone: str, start: datetime, end: datetime) -> str:
+    """year × 12 + month in the zone of a timestamp column known to lie in [start, end): a
+    CASE over the local months' first instants (a few comparisons a row, no lookup)."""
+    first, last = month_number(start, time_zone), month_number(end - _TICK, time_zone)
+    branches = []
+    for index in range(first, last):
+        year, month = divmod(index, 12)  # the month after ``index``
+        boundary = zones.day_start(time_zone, date(year, month + 1, 1))
+        literal = stamp(boundary, name)
+        text_ = f"'{literal}'" if name == "sqlite" else f"TIMESTAMPTZ '{literal.isoformat()}'"
+        branches.append(f"WHEN {column} < {text_} THEN {index}")
+    if not branches:
+        return str(first)
+    return f"(CASE {' '.join(branches)} ELSE {last} END)"
+
+
+_TICK = timedelta(microseconds=1)
+
+
 def _local(column: str, name: str, time_zone: str) -> str:
     """A timestamp column in the zone by ``zone_offset`` (the rule of the summaries, on both
     engines): SQLite, the local date as text; PostgreSQL, a timestamp without time zone."""
@@ -80,16 +99,6 @@ def local_day_of(column: str, name: str, time_zone: str) -> str:
     if name == "sqlite":
         return f"CAST(julianday({local}) - 2440587.5 AS INTEGER)"
     return f"(CAST({local} AS DATE) - DATE '1970-01-01')"
-
-
-def local_month_of(column: str, name: str, time_zone: str) -> str:
-    """year × 12 + month of a timestamp column in the zone."""
-    local = _local(column, name, time_zone)
-    if name == "sqlite":
-        return (f"(CAST(substr({local}, 1, 4) AS INTEGER) * 12 "
-                f"+ CAST(substr({local}, 6, 2) AS INTEGER))")
-    return (f"(CAST(EXTRACT(YEAR FROM {local}) AS INTEGER) * 12 "
-            f"+ CAST(EXTRACT(MONTH FROM {local}) AS INTEGER))")
 
 
 def major_units(amount: str, currency: str, base_currency: str) -> str:
