@@ -24,7 +24,6 @@ from allegiance.analytics.clv import (
     fit_bgnbd,
     fit_gamma_gamma,
     predicted_clv,
-    rfm_summary,
 )
 from allegiance.analytics.common import Report, ReportInvalid, member_events, program_of
 from allegiance.kit import zones
@@ -37,7 +36,8 @@ WEEKS_PER_MONTH = 52 / 12
 
 def purchases(session: Session, tenant_id: str, program_id: str, *,
               start: datetime | None, end: datetime) -> pl.DataFrame:
-    """(member, day in the program's time zone, amount in major units) of the purchases."""
+    """(member, day in the program's time zone, amount in major units) of the purchases, in
+    Polars with ``zoneinfo``'s zones: the reference the tests compare :func:`rfm_of` with."""
     program = program_of(session, tenant_id, program_id)
     buys = member_events(session, tenant_id, program_id, kinds=("purchase",), start=start,
                          end=end)
@@ -136,14 +136,6 @@ def _from_summaries(tenant_id: str, program_id: str, base_currency: str,
              f"FROM purchase_member pm WHERE {whole} UNION ALL {_per_member(tx, cutoff)}")
     return query, [tenant_id, program_id, cutoff, cutoff,
                    tenant_id, program_id, cutoff, cutoff, cutoff]
-
-
-def fit(frame: pl.DataFrame, calibration_end: date) -> tuple[RFM, BGNBD, GammaGamma]:
-    if frame.height == 0:
-        raise ReportInvalid("the program has no purchases to fit", field="program_id")
-    rfm = rfm_summary(frame["member"].to_numpy(), frame["day"].to_numpy().astype("datetime64[D]"),
-                      frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
-    return rfm, *fit_rfm(rfm)
 
 
 def fit_rfm(rfm: RFM) -> tuple[BGNBD, GammaGamma]:
