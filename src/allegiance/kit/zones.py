@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from allegiance.kit.models import ZoneOffset
@@ -99,11 +100,15 @@ def day_start(name: str, day: date) -> datetime:
 
 
 def ensure(session: Session, name: str) -> None:
-    """Store the zone's intervals unless they are there (before a program uses the zone)."""
+    """Store the zone's intervals unless they are there (before a program uses the zone); a
+    concurrent transaction storing the same rows does not make this one fail."""
     if session.execute(select(func.count()).select_from(ZoneOffset)
                        .where(ZoneOffset.zone == name)).scalar_one():
         return
-    session.execute(insert(ZoneOffset), rows(name))
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert(ZoneOffset) if dialect == "postgresql"
+                 else sqlite.insert(ZoneOffset)).on_conflict_do_nothing()
+    session.execute(statement, rows(name))
 
 
 def rows(name: str) -> list[dict[str, object]]:
