@@ -42,8 +42,9 @@ import polars as pl
 
 from allegiance import analytics, tenants
 from allegiance.analytics import clv_report
+from allegiance.analytics import sql as analytics_sql
 from allegiance.analytics.liability import aged_now
-from allegiance.kit import clock, priority
+from allegiance.kit import clock, priority, zones
 from allegiance.kit.db import Database
 from bench import analytics_duck as duck
 from bench.api import load as http_load
@@ -68,6 +69,7 @@ P99_MS = 50.0
 RATE = 200
 TIERS = np.array(["", "silver", "gold"])
 SPAN = ("2024-11-01", "2026-10-31")
+ZONES = ("UTC", "America/Los_Angeles", "Asia/Kolkata")
 CALIBRATION_END = date(2026, 10, 31)
 
 
@@ -201,11 +203,12 @@ def _rows(engine: str, ids: dict[str, str], data: Data) -> Iterator[tuple[str, t
                 part["debit"].to_list(), part["remaining"].to_list(), strict=True)]
 
 
-def _migration() -> Any:
-    """Migration 0026_analytics (its trigger names and the summary tables' backfill)."""
+def _migration(name: str = "20261124_0026_analytics") -> Any:
+    """A migration's module: 0026_analytics (its trigger names), 0028_localday (the summary
+    tables' backfill by the program's local day)."""
     path = (Path(analytics.__file__).resolve().parent.parent / "migrations" / "versions"
-            / "20261124_0026_analytics.py")
-    spec = importlib.util.spec_from_file_location("analytics_0026", path)
+            / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -220,8 +223,9 @@ def load(engine: str, url: str, ids: dict[str, str], data: Data) -> None:
     statements, in the same transaction."""
     summaries = _migration()
     aside = ["ledger_aging_track"] + [name for name, _ in summaries.trigger_names("sqlite")]
+    local = _migration("20261124_0028_localday")
     bulk_load(engine, url, _rows(engine, ids, data), trigger_aside=aside,
-              after=summaries.backfill_sql("sqlite" if engine == "sqlite" else "postgresql"))
+              after=local.backfill_sql("sqlite" if engine == "sqlite" else "postgresql"))
 
 
 # --- DuckDB frames (the same rows) ------------------------------------------------------------
@@ -260,7 +264,8 @@ def run_engine(engine: str, url: str, data: Data, con: Any, args: argparse.Names
         with db.transaction() as s:
             tenant = tenants.create_tenant(s, "Bench")
             program = tenants.create_program(s, tenant.id, code="bench", name="Bench",
-                                             base_currency="USD")
+                                             base_currency="USD",
+                                             time_zone=args.analytics_zone)
             unit = tenants.create_unit(s, tenant.id, program.id, code="points", name="Points",
                                        kind="points", value_in_base="0.01",
                                        expiry_policy={"kind": "never"})
@@ -270,7 +275,11 @@ def run_engine(engine: str, url: str, data: Data, con: Any, args: argparse.Names
         print(f"analytics.load engine={engine} rows={2 * len(data.member)} "
               f"members={data.n_members} seconds={seconds:.1f} (not a goal)", flush=True)
         t, p = ids["tenant"], ids["program"]
-        span = analytics.period(*SPAN, NOW)
+        zone = args.analytics_zone
+        # the program's local days and months (rows are at 12:00 and 18:00 UTC: the same
+        # dates in the zones offered, so DuckDB's UTC answer is the answer)
+        span = analytics.period(*SPAN, NOW, zone)
+        calibrated = zones.day_start(zone, CALIBRATION_END + timedelta(days=1))
         ok = True
         with clock.frozen(NOW), db.read() as s:
             took, report = timed(lambda: analytics.liability(s, t, p))
@@ -286,7 +295,7 @@ def run_engine(engine: str, url: str, data: Data, con: Any, args: argparse.Names
                                 f"{len(got)} tier × age rows"))
             ok &= _figure(figures, "liability", engine, took, d_took, right and got == d_rows,
                           f"DuckDB over the maintained aging: {a_took:.2f}s")
-            took, rfm = timed(lambda: clv_report.rfm_of(s, t, p, start=None, end=NOW,
+            took, rfm = timed(lambda: clv_report.rfm_of(s, t, p, start=None, end=calibrated,
                                                         calibration_end=CALIBRATION_END))
             last = (CALIBRATION_END - date(1970, 1, 1)).days
             d_took, d_rfm = timed(lambda: duck.rfm(con, last))
@@ -298,8 +307,8 @@ def run_engine(engine: str, url: str, data: Data, con: Any, args: argparse.Names
             ok &= _figure(figures, "aggregates", engine, took, d_took, same, "")
             took, retention = timed(lambda: analytics.retention(s, t, p, span))
             took_fit, fitted = timed(lambda: clv_report.fit_rfm(rfm))
-            first = span.start.year * 12 + span.start.month
-            end = span.end.year * 12 + span.end.month
+            first = analytics_sql.month_number(span.start, zone)
+            end = analytics_sql.month_number(span.end, zone)
             d_took, d_cohorts = timed(lambda: duck.cohorts(con, first, end))
             d_fit, _ = timed(lambda: clv_report.fit_rfm(d_rfm))
             same = _retention_matches(retention.rows, d_cohorts, data)
@@ -348,14 +357,17 @@ def report_loop(url: str, tenant_id: str, program_id: str, seconds: float) -> No
     priority.background()
     db = Database(url)
     deadline = time.monotonic() + seconds
-    span = analytics.period(*SPAN, NOW)
+    with db.read() as s:
+        zone = tenants.get_program(s, tenant_id, program_id).time_zone
+    span = analytics.period(*SPAN, NOW, zone)
+    end = zones.day_start(zone, CALIBRATION_END + timedelta(days=1))
     rounds = 0
     try:
         with clock.frozen(NOW):
             while time.monotonic() < deadline and rounds < 1000:
                 with db.read() as s:
                     aged_now(s, tenant_id, program_id)
-                    rfm = clv_report.rfm_of(s, tenant_id, program_id, start=None, end=NOW,
+                    rfm = clv_report.rfm_of(s, tenant_id, program_id, start=None, end=end,
                                             calibration_end=CALIBRATION_END)
                     analytics.retention(s, tenant_id, program_id, span)
                 clv_report.fit_rfm(rfm)
@@ -420,6 +432,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analytics: seconds of balance reads under report load (quick: 5)")
     parser.add_argument("--analytics-rate", type=int, default=RATE,
                         help="analytics: balance reads per second offered (the goal's: 200)")
+    parser.add_argument("--analytics-zone", default="UTC", choices=ZONES,
+                        help="analytics: the program's time zone (its reports by local day)")
 
 
 def run(args: argparse.Namespace) -> bool:
@@ -447,6 +461,7 @@ def run(args: argparse.Namespace) -> bool:
         print(check.line())
         ok = ok and check.ok
     path = write_results("analytics", {"members": members, "rows": rows, "seed": args.seed,
-                                       "rate": args.analytics_rate}, figures, checks)
+                                       "rate": args.analytics_rate,
+                                       "zone": args.analytics_zone}, figures, checks)
     print(f"analytics results: {path}")
     return ok

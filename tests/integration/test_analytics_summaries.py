@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 from alembic import command
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
-from allegiance import analytics, ledger, members
+from allegiance import analytics, ledger, members, tenants
 from allegiance.analytics import clv_report, cohorts, summaries
 from allegiance.analytics import sql as analytics_sql
 from allegiance.analytics.clv import rfm_summary
 from allegiance.analytics.liability import aged_now, outstanding_rows
 from allegiance.events import Event
-from allegiance.kit import clock
+from allegiance.kit import clock, zones
 from allegiance.kit.db import Database
 from allegiance.kit.migrate import alembic_config, grant_app_role, upgrade
 from tests.conftest import build_world
@@ -62,8 +62,8 @@ def _reports_equal(h: History, monkeypatch: pytest.MonkeyPatch) -> None:
         for period in (span, month_end):
             fast = cohorts.retention(s, w.tenant_id, w.program_id, period)
             with monkeypatch.context() as m:
-                m.setattr(analytics_sql, "whole_utc_months", lambda *_: False)
-                m.setattr(analytics_sql, "whole_utc_days", lambda *_: False)
+                m.setattr(analytics_sql, "whole_local_months", lambda *_: False)
+                m.setattr(analytics_sql, "whole_local_days", lambda *_: False)
                 slow = cohorts.retention(s, w.tenant_id, w.program_id, period)
                 slow_rfm = clv_report.rfm_of(s, w.tenant_id, w.program_id, start=None,
                                              end=end, calibration_end=end_day)
@@ -313,3 +313,151 @@ def test_one_members_purchase_row_stays_exact_under_concurrent_purchases(
 
     assert run_threads(6, write, timeout=120) == ["ok"] * 6
     _summaries_equal(db, h.world.tenant_id)
+
+
+# --- programs in other time zones (migration 0028_localday) ---------------------------------
+
+ZONES = ["America/Los_Angeles", "Asia/Kolkata", "Australia/Lord_Howe"]
+
+
+def _set_zone(db: Database, tenant_id: str, program_id: str, zone: str) -> None:
+    with db.transaction() as s:
+        tenants.update_program(s, tenant_id, program_id, {"time_zone": zone})
+
+
+def _tricky_instants(zone: str, rng: random.Random) -> list[datetime]:
+    """Instants a few seconds to hours around the zone's offset changes and local midnights
+    (May 2025 – April 2026)."""
+    lo, hi = datetime(2025, 5, 1, tzinfo=UTC), datetime(2026, 4, 25, tzinfo=UTC)
+    changes = [start for start, _, _ in zones.intervals(zone) if lo <= start <= hi]
+    out = []
+    for change in changes:
+        out += [change + timedelta(seconds=d) for d in (-3600, -1, 0, 1, 1799, 1800, 3600)]
+    for _ in range(25):
+        day = (lo + timedelta(days=rng.randrange(355))).date()
+        midnight = zones.day_start(zone, day)
+        out += [midnight + timedelta(seconds=d) for d in (-1, 0, 1)]
+    for _ in range(20):
+        out.append(lo + timedelta(seconds=rng.randrange(int((hi - lo).total_seconds()))))
+    return out
+
+
+def _local_reports_equal(h: History, zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RFM inputs and the retention cohorts of the program read from the summaries equal
+    the event path's (forced), for bounds at the program's local midnights."""
+    w = h.world
+    with h.db.read() as s:
+        for begin, end_day in ((None, date(2026, 4, 30)), (date(2025, 9, 1), date(2026, 1, 31)),
+                               (None, date(2025, 11, 2))):
+            start = None if begin is None else zones.day_start(zone, begin)
+            end = zones.day_start(zone, end_day + timedelta(days=1))
+            assert analytics_sql.whole_local_days(zone, start, end)
+            fast = clv_report.rfm_of(s, w.tenant_id, w.program_id, start=start, end=end,
+                                     calibration_end=end_day)
+            frame = clv_report.purchases(s, w.tenant_id, w.program_id, start=start, end=end)
+            expected = rfm_summary(frame["member"].to_numpy(),
+                                   frame["day"].to_numpy().astype("datetime64[D]"),
+                                   frame["amount"].to_numpy(), np.datetime64(end_day, "D"))
+            with monkeypatch.context() as m:
+                m.setattr(analytics_sql, "whole_local_days", lambda *_: False)
+                slow = clv_report.rfm_of(s, w.tenant_id, w.program_id, start=start, end=end,
+                                         calibration_end=end_day)
+            for rfm in (slow, expected):
+                assert list(fast.customers) == list(rfm.customers)
+                for name in ("x", "t_x", "T", "m_x", "total"):
+                    assert np.allclose(getattr(fast, name), getattr(rfm, name)), name
+        for first, last in (("2025-04-01", "2026-04-30"), ("2025-05-01", "2026-03-31")):
+            span = analytics.period(first, last, clock.now(), zone)
+            assert analytics_sql.whole_local_months(zone, span.start, span.end)
+            fast_r = cohorts.retention(s, w.tenant_id, w.program_id, span)
+            with monkeypatch.context() as m:
+                m.setattr(analytics_sql, "whole_local_months", lambda *_: False)
+                slow_r = cohorts.retention(s, w.tenant_id, w.program_id, span)
+            assert fast_r.rows == slow_r.rows and fast_r.rows
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_local_day_summaries_follow_a_random_history(
+        db: Database, frozen_clock: clock.FrozenClock, monkeypatch: pytest.MonkeyPatch,
+        zone: str) -> None:
+    frozen_clock.set(at(2025, 5, 1))
+    h = History(build_world(db), frozen_clock)
+    w = h.world
+    _set_zone(db, w.tenant_id, w.program_id, zone)
+    rng = random.Random(zone)
+    names = ["A", "B", "C", "D"]
+    for index, name in enumerate(names):  # cohorts: April or May in Los Angeles, May, June
+        frozen_clock.set(datetime(2025, 5, 1, 3, tzinfo=UTC) + timedelta(days=45 * (index // 2)))
+        h.member(name)
+    frozen_clock.set(at(2026, 4, 30))
+    purchases: list[str] = []
+    for when in _tricky_instants(zone, rng):
+        name = rng.choice(names)
+        if rng.random() < 0.75:
+            purchases.append(h.event(name, when, amount=rng.randint(100, 9000)))
+        else:
+            h.event(name, when, kind="activity", activity_type="visit")
+    _summaries_equal(db, w.tenant_id)
+    for target in rng.sample(purchases, 12):
+        change = rng.random()
+        if change < 0.3:
+            _change_event(h, target, occurred_at=rng.choice(_tricky_instants(zone, rng)))
+        elif change < 0.5:
+            _change_event(h, target, returned_amount=rng.randint(0, 100))
+        elif change < 0.7:
+            _change_event(h, target, status="rejected")
+        else:
+            with db.transaction() as s:
+                s.execute(delete(Event).where(Event.tenant_id == w.tenant_id,
+                                              Event.id == target))
+    _summaries_equal(db, w.tenant_id)
+    with db.read() as s:
+        _, days, months, _ = summaries.stored(s, w.tenant_id)
+        utc_days = {(e.account_id, (e.occurred_at.date() - summaries.EPOCH).days)
+                    for e in s.scalars(select(Event).where(Event.tenant_id == w.tenant_id,
+                                                           Event.kind == "purchase",
+                                                           Event.status == "processed"))}
+    assert {(k[1], k[2]) for k in days} != utc_days, "keyed by local, not UTC, days"
+    assert months
+    _local_reports_equal(h, zone, monkeypatch)
+
+
+def test_a_zone_change_rebuilds_the_programs_summaries(
+        db: Database, frozen_clock: clock.FrozenClock) -> None:
+    frozen_clock.set(at(2026, 1, 15))
+    h = History(build_world(db), frozen_clock)
+    w = h.world
+    h.member("A")
+    h.member("B")
+    # 05:00 UTC on the 1st: the 31st in Los Angeles, the 1st in Kolkata and UTC
+    h.event("A", datetime(2026, 1, 1, 5, tzinfo=UTC), amount=700)
+    h.event("B", datetime(2025, 12, 31, 20, tzinfo=UTC), kind="activity",
+            activity_type="visit")
+    with db.read() as s:
+        utc = summaries.stored(s, w.tenant_id)
+    for zone in ("America/Los_Angeles", "Asia/Kolkata", "UTC"):
+        _set_zone(db, w.tenant_id, w.program_id, zone)
+        _summaries_equal(db, w.tenant_id)
+        with db.read() as s:
+            _, days, months, _ = summaries.stored(s, w.tenant_id)
+        day = next(iter(days))[2]
+        expected = date(2025, 12, 31) if zone == "America/Los_Angeles" else date(2026, 1, 1)
+        assert summaries.EPOCH + timedelta(days=day) == expected
+        b_month = next(k[2] for k in months if k[1] == h.accounts["B"])
+        assert b_month == (2026 * 12 + 1 if zone == "Asia/Kolkata" else 2025 * 12 + 12)
+    with db.read() as s:
+        assert summaries.stored(s, w.tenant_id) == utc
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), db.transaction() as s:
+        tenants.update_program(s, w.tenant_id, w.program_id, {"time_zone": "Asia/Kolkata"})
+        h_event = Event  # a write in the same transaction, then a failure
+        s.execute(update(h_event).where(h_event.tenant_id == w.tenant_id)
+                  .values(returned_amount=100))
+        assert summaries.stored(s, w.tenant_id) != utc
+        raise Boom
+    with db.read() as s:
+        assert summaries.stored(s, w.tenant_id) == utc
+        assert summaries.stored(s, w.tenant_id) == summaries.recompute(s, w.tenant_id)

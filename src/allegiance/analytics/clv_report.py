@@ -8,7 +8,7 @@ member then gets P(alive), the expected purchases and the expected value over th
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,9 +24,9 @@ from allegiance.analytics.clv import (
     fit_bgnbd,
     fit_gamma_gamma,
     predicted_clv,
-    rfm_summary,
 )
-from allegiance.analytics.common import Report, ReportInvalid, instant, member_events, program_of
+from allegiance.analytics.common import Report, ReportInvalid, member_events, program_of
+from allegiance.kit import zones
 from allegiance.kit.money import currency_exponent
 
 COLUMNS = ["member", "x", "t_x", "T", "m_x", "historical", "p_alive", "expected_purchases",
@@ -36,7 +36,8 @@ WEEKS_PER_MONTH = 52 / 12
 
 def purchases(session: Session, tenant_id: str, program_id: str, *,
               start: datetime | None, end: datetime) -> pl.DataFrame:
-    """(member, day in the program's time zone, amount in major units) of the purchases."""
+    """(member, day in the program's time zone, amount in major units) of the purchases, in
+    Polars with ``zoneinfo``'s zones: the reference the tests compare :func:`rfm_of` with."""
     program = program_of(session, tenant_id, program_id)
     buys = member_events(session, tenant_id, program_id, kinds=("purchase",), start=start,
                          end=end)
@@ -63,18 +64,15 @@ def rfm_of(session: Session, tenant_id: str, program_id: str, *, start: datetime
     row per buyer is read."""
     program = program_of(session, tenant_id, program_id)
     name = sql.dialect(session)
-    if not sql.can_localise(name, program.time_zone):
-        frame = purchases(session, tenant_id, program_id, start=start, end=end)
-        return rfm_summary(frame["member"].to_numpy(),
-                           frame["day"].to_numpy().astype("datetime64[D]"),
-                           frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
+    zone = program.time_zone or "UTC"
     sql.roomy(session)
     last_day = int(np.datetime64(calibration_end, "D").astype(np.int64))
-    if sql.whole_utc_days(program.time_zone, start, end):
-        query, params = _from_summaries(tenant_id, program_id, program.base_currency, start,
-                                        min(last_day, sql.day_number(end) - 1))
+    if sql.whole_local_days(zone, start, end):
+        first_day = None if start is None else sql.day_number(start, zone)
+        query, params = _from_summaries(tenant_id, program_id, program.base_currency, first_day,
+                                        min(last_day, sql.day_number(end, zone) - 1))
     else:
-        day = sql.day_of("occurred_at", name, program.time_zone or "UTC")
+        day = sql.local_day_of("occurred_at", name, zone)
         value = sql.major_units("amount - returned_amount", "currency", program.base_currency)
         params = [tenant_id, program_id]
         where = ("tenant_id = ? AND program_id = ? AND status = 'processed' "
@@ -111,8 +109,9 @@ def _per_member(tx: str, last_day: int) -> str:
 
 
 def _from_summaries(tenant_id: str, program_id: str, base_currency: str,
-                    start: datetime | None, cutoff: int) -> tuple[str, list[Any]]:
-    """The RFM rows from the summaries the database keeps (UTC days, ``cutoff`` the last day
+                    start: int | None, cutoff: int) -> tuple[str, list[Any]]:
+    """The RFM rows from the summaries the database keeps (the program's local days, ``start``
+    the first and ``cutoff`` the last day
     counted). Without a start, a member whose purchases all fall by the cutoff in one
     currency is her ``purchase_member`` row as it stands; the others (purchases after the
     cutoff, several currencies) are summed from their ``purchase_day`` rows — one statement,
@@ -122,7 +121,7 @@ def _from_summaries(tenant_id: str, program_id: str, base_currency: str,
         tx = (f"SELECT d.account_id AS m, d.day AS d, SUM({value}) AS v FROM purchase_day d "
               "WHERE d.tenant_id = ? AND d.program_id = ? AND d.day >= ? AND d.day <= ? "
               "GROUP BY d.account_id, d.day")
-        return _per_member(tx, cutoff), [tenant_id, program_id, sql.day_number(start), cutoff]
+        return _per_member(tx, cutoff), [tenant_id, program_id, start, cutoff]
     whole = ("pm.tenant_id = ? AND pm.program_id = ? AND pm.first_day <= ? "
              "AND pm.last_day <= ? AND pm.currency <> '*'")
     spend = sql.major_units("pm.amount", "NULLIF(pm.currency, '')", base_currency)
@@ -139,14 +138,6 @@ def _from_summaries(tenant_id: str, program_id: str, base_currency: str,
                    tenant_id, program_id, cutoff, cutoff, cutoff]
 
 
-def fit(frame: pl.DataFrame, calibration_end: date) -> tuple[RFM, BGNBD, GammaGamma]:
-    if frame.height == 0:
-        raise ReportInvalid("the program has no purchases to fit", field="program_id")
-    rfm = rfm_summary(frame["member"].to_numpy(), frame["day"].to_numpy().astype("datetime64[D]"),
-                      frame["amount"].to_numpy(), np.datetime64(calibration_end, "D"))
-    return rfm, *fit_rfm(rfm)
-
-
 def fit_rfm(rfm: RFM) -> tuple[BGNBD, GammaGamma]:
     if len(rfm) == 0:
         raise ReportInvalid("the program has no purchases to fit", field="program_id")
@@ -161,10 +152,13 @@ def clv(session: Session, tenant_id: str, program_id: str, *, calibration_end: d
         limit: int | None = 100) -> Report:
     """Fit on purchases from ``start`` through ``calibration_end`` (inclusive days); rows are
     the members with the highest expected value (``limit`` of them, all when None)."""
-    end = instant(calibration_end, end_of_day=True, name="calibration_end")
-    if end is None:
+    if calibration_end is None:
         raise ReportInvalid("calibration_end is required", field="calibration_end")
-    rfm = rfm_of(session, tenant_id, program_id, start=instant(start, name="from"), end=end,
+    # the program's days: from the local midnight of ``start`` to that after calibration_end
+    zone = program_of(session, tenant_id, program_id).time_zone or "UTC"
+    end = zones.day_start(zone, calibration_end + timedelta(days=1))
+    begin = None if start is None else zones.day_start(zone, start)
+    rfm = rfm_of(session, tenant_id, program_id, start=begin, end=end,
                  calibration_end=calibration_end)
     bgnbd, gg = fit_rfm(rfm)
     alive = bgnbd.p_alive(rfm.x, rfm.t_x, rfm.T)

@@ -19,7 +19,6 @@ from allegiance.analytics.common import (
     Period,
     Report,
     member_events,
-    months_between,
     program_of,
     ratio,
 )
@@ -32,12 +31,13 @@ GAP_OLDEST = "over 365"
 
 
 def retention(session: Session, tenant_id: str, program_id: str, span: Period) -> Report:
-    """Cohorts of members enrolled in the period, followed up to its end."""
-    program_of(session, tenant_id, program_id)
+    """Cohorts of members enrolled in the period, followed up to its end (months of the
+    program's time zone)."""
+    zone = program_of(session, tenant_id, program_id).time_zone or "UTC"
     last = span.end - timedelta(microseconds=1)
-    last_index = last.year * 12 + last.month
-    horizon = months_between(span.start, last)
-    sizes, retained, members = _cohorts(session, tenant_id, program_id, span)
+    last_index = sql.month_number(last, zone)
+    horizon = last_index - sql.month_number(span.start, zone)
+    sizes, retained, members = _cohorts(session, tenant_id, program_id, span, zone)
     columns = ["cohort", "size"] + [f"m{k}" for k in range(horizon + 1)]
     rows: list[dict[str, Any]] = []
     for cohort_index, size in sorted(sizes.items()):
@@ -64,7 +64,7 @@ _ENROLLED = ", ".join(f"'{status}'" for status in ENROLLED_STATUSES)
 
 
 def _cohorts(session: Session, tenant_id: str, program_id: str,
-             span: Period) -> tuple[dict[int, int], dict[tuple[int, int], int], int]:
+             span: Period, zone: str) -> tuple[dict[int, int], dict[tuple[int, int], int], int]:
     """(cohort → size, (cohort, k) → members with an event in month cohort + k, members),
     aggregated in the database: enrolments of the period by month, and the distinct
     (member, month) of their events."""
@@ -73,11 +73,11 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
     start, end = sql.stamp(span.start, name), sql.stamp(span.end, name)
     enrolled = ("en.tenant_id = ? AND en.program_id = ? "
                 f"AND en.status IN ({_ENROLLED}) AND en.created_at >= ? AND en.created_at < ?")
-    cohort = sql.month_of("en.created_at", name)
+    cohort = sql.month_case("en.created_at", name, zone, span.start, span.end)
     counts = sql.frame(
         session, f"SELECT {cohort} AS c, COUNT(*) FROM enrolment en WHERE {enrolled} GROUP BY c",
         [tenant_id, program_id, start, end], {"c": pl.Int64, "n": pl.Int64})
-    if sql.whole_utc_months(span.start, span.end):
+    if sql.whole_local_months(zone, span.start, span.end):
         # The summary kept by the database: one row per member and month with an event.
         seen = sql.frame(session, f"""
             SELECT c, k, COUNT(*) FROM (
@@ -87,24 +87,26 @@ def _cohorts(session: Session, tenant_id: str, program_id: str,
                 WHERE mm.tenant_id = ? AND mm.program_id = ? AND mm.month >= ?
                   AND mm.month < ? AND {enrolled}) AS seen
             WHERE k >= 0 GROUP BY c, k""",
-            [tenant_id, program_id, sql.month_number(span.start), sql.month_number(span.end),
+            [tenant_id, program_id, sql.month_number(span.start, zone),
+             sql.month_number(span.end, zone),
              tenant_id, program_id, start, end],
             {"c": pl.Int64, "k": pl.Int64, "n": pl.Int64})
     else:
-        seen = _seen_from_events(session, tenant_id, program_id, enrolled, cohort, start, end)
+        seen = _seen_from_events(session, tenant_id, program_id, enrolled, cohort, start, end,
+                                 sql.month_case("e.occurred_at", name, zone, span.start,
+                                                span.end))
     sizes = {int(c): int(n) for c, n in counts.iter_rows()}
     retained = {(int(c), int(k)): int(n) for c, k, n in seen.iter_rows()}
     return sizes, retained, sum(sizes.values())
 
 
 def _seen_from_events(session: Session, tenant_id: str, program_id: str, enrolled: str,
-                      cohort: str, start: Any, end: Any) -> pl.DataFrame:
-    """(cohort, k, members) from the event rows (a period not made of whole UTC months)."""
-    name = sql.dialect(session)
+                      cohort: str, start: Any, end: Any, month: str) -> pl.DataFrame:
+    """(cohort, k, members) from the event rows (a period not made of whole local months)."""
     return sql.frame(session, f"""
         SELECT c, k, COUNT(*) FROM (
             SELECT DISTINCT e.account_id, {cohort} AS c,
-                   {sql.month_of("e.occurred_at", name)} - {cohort} AS k
+                   {month} - {cohort} AS k
             FROM event e JOIN enrolment en ON en.tenant_id = e.tenant_id
                  AND en.program_id = e.program_id AND en.account_id = e.account_id
             WHERE e.tenant_id = ? AND e.program_id = ? AND e.status = 'processed'

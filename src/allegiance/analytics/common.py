@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from allegiance import events, ledger, members, tenants
+from allegiance.kit import zones
 from allegiance.kit.errors import ValidationFailed
 
 CATEGORIES = ("earn", "redeem", "expire", "adjust", "other")
@@ -109,9 +110,9 @@ class Period:
 
 
 def instant(value: date | datetime | str | None, *, end_of_day: bool = False,
-            name: str = "date") -> datetime | None:
-    """A UTC instant from a date (its midnight, or the next midnight with ``end_of_day``), a
-    datetime or an ISO string."""
+            name: str = "date", time_zone: str = "UTC") -> datetime | None:
+    """A UTC instant from a date (its midnight in ``time_zone``, or the next midnight with
+    ``end_of_day``), a datetime or an ISO string."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -125,15 +126,18 @@ def instant(value: date | datetime | str | None, *, end_of_day: bool = False,
         value = parsed
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if time_zone != "UTC":
+        return zones.day_start(time_zone, value + timedelta(days=1) if end_of_day else value)
     moment = datetime.combine(value, time(0), tzinfo=UTC)
     return moment + timedelta(days=1) if end_of_day else moment
 
 
 def period(start: date | datetime | str | None, end: date | datetime | str | None,
-           now: datetime) -> Period:
-    """``--from``/``--to`` as dates (both inclusive days); defaults: the last 365 days."""
-    stop = instant(end, end_of_day=True, name="to") or now
-    begin = instant(start, name="from") or stop - timedelta(days=365)
+           now: datetime, time_zone: str = "UTC") -> Period:
+    """``--from``/``--to`` as dates (both inclusive days of ``time_zone``); defaults: the last
+    365 days."""
+    stop = instant(end, end_of_day=True, name="to", time_zone=time_zone) or now
+    begin = instant(start, name="from", time_zone=time_zone) or stop - timedelta(days=365)
     return Period(begin, stop)
 
 

@@ -71,8 +71,8 @@ class LiabilityDelta(Base):
 
 
 class PurchaseDay(Base):
-    """Per program, member, UTC day and currency ('' for the program's): the processed
-    purchases and their amount net of returns in minor units."""
+    """Per program, member, local day of the program (migration 0028) and currency ('' for the
+    program's): the processed purchases and their amount net of returns in minor units."""
 
     __tablename__ = "purchase_day"
     __table_args__ = ({"sqlite_with_rowid": False},)
@@ -105,8 +105,8 @@ class PurchaseMember(Base):
 
 
 class MemberMonth(Base):
-    """Per program, member and UTC month (year × 12 + month): the processed purchases and
-    activities."""
+    """Per program, member and local month of the program (year × 12 + month): the processed
+    purchases and activities."""
 
     __tablename__ = "member_month"
     __table_args__ = ({"sqlite_with_rowid": False},)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from allegiance.analytics.breakage import breakage, forecast
 from allegiance.analytics.clv_report import clv
 from allegiance.analytics.cohorts import purchase_gaps, retention
-from allegiance.analytics.common import Report, ReportInvalid, instant, period
+from allegiance.analytics.common import Report, ReportInvalid, instant, period, program_of
 from allegiance.analytics.kpis import kpis
 from allegiance.analytics.liability import liability
 from allegiance.analytics.nps import SURVEY_TYPE, nps
@@ -80,8 +80,9 @@ def run(session: Session, tenant_id: str, program_id: str, kind: str,
         if not 1 <= o.months <= 60:
             raise ReportInvalid("months must be between 1 and 60", field="months")
         return forecast(session, tenant_id, program_id, at, o.months)
-    if kind == "retention":
-        return retention(session, tenant_id, program_id, span)
+    if kind == "retention":  # cohorts of the program's local months
+        zone = program_of(session, tenant_id, program_id).time_zone or "UTC"
+        return retention(session, tenant_id, program_id, period(o.start, o.end, now, zone))
     if kind == "purchase-gaps":
         return purchase_gaps(session, tenant_id, program_id, span)
     if kind == "nps":

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from allegiance.kit import zones
 from allegiance.kit.clock import as_utc
 from allegiance.kit.db import driver_connection
 from allegiance.kit.money import known_exponents
@@ -38,52 +39,66 @@ def roomy(session: Session) -> None:
         session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
-def day_of(column: str, name: str, time_zone: str = "UTC") -> str:
-    """Days since 1970-01-01 of a timestamp column's date in ``time_zone`` (SQLite: UTC only;
-    :func:`can_localise` says when that is enough)."""
+def whole_local_days(time_zone: str, *moments: datetime | None) -> bool:
+    """Whether every given bound is the start of a local day of the zone (by ``zone_offset``'s
+    intervals, :func:`kit.zones.day_start`): then the summaries kept per local day
+    (``purchase_day``) answer exactly."""
+    return all(m is None or zones.day_start(time_zone, zones.local_day(time_zone, m)) == m
+               for m in moments)
+
+
+def whole_local_months(time_zone: str, *moments: datetime) -> bool:
+    """Whether every bound is the first instant of a local month (``member_month``)."""
+    return all(whole_local_days(time_zone, m) and zones.local_day(time_zone, m).day == 1
+               for m in moments)
+
+
+def day_number(moment: datetime, time_zone: str = "UTC") -> int:
+    """Days since 1970-01-01 of the local date of ``moment``."""
+    return (zones.local_day(time_zone, as_utc(moment)) - date(1970, 1, 1)).days
+
+
+def month_number(moment: datetime, time_zone: str = "UTC") -> int:
+    """year × 12 + month of ``moment`` in the zone."""
+    local = zones.local_day(time_zone, as_utc(moment))
+    return local.year * 12 + local.month
+
+
+def month_case(column: str, name: str, time_zone: str, start: datetime, end: datetime) -> str:
+    """year × 12 + month in the zone of a timestamp column known to lie in [start, end): a
+    CASE over the local months' first instants (a few comparisons a row, no lookup)."""
+    first, last = month_number(start, time_zone), month_number(end - _TICK, time_zone)
+    branches = []
+    for index in range(first, last):
+        year, month = divmod(index, 12)  # the month after ``index``
+        boundary = zones.day_start(time_zone, date(year, month + 1, 1))
+        literal = stamp(boundary, name)
+        text_ = f"'{literal}'" if name == "sqlite" else f"TIMESTAMPTZ '{literal.isoformat()}'"
+        branches.append(f"WHEN {column} < {text_} THEN {index}")
+    if not branches:
+        return str(first)
+    return f"(CASE {' '.join(branches)} ELSE {last} END)"
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def _local(column: str, name: str, time_zone: str) -> str:
+    """A timestamp column in the zone by ``zone_offset`` (the rule of the summaries, on both
+    engines): SQLite, the local date as text; PostgreSQL, a timestamp without time zone."""
+    offset = (f"(SELECT z.offset_seconds FROM zone_offset z WHERE z.zone = '{_zone(time_zone)}' "
+              f"AND z.starts_at <= {column} ORDER BY z.starts_at DESC LIMIT 1)")
     if name == "sqlite":
-        return f"CAST(julianday(substr({column}, 1, 10)) - 2440587.5 AS INTEGER)"
-    return f"((({column} AT TIME ZONE '{_zone(time_zone)}')::date) - DATE '1970-01-01')"
+        return f"date({column}, {offset} || ' seconds')"
+    return f"(({column} AT TIME ZONE 'UTC') + make_interval(secs => {offset}))"
 
 
-def month_of(column: str, name: str) -> str:
-    """year × 12 + month of a timestamp column in UTC."""
+def local_day_of(column: str, name: str, time_zone: str) -> str:
+    """Days since 1970-01-01 of a timestamp column's local date in the zone."""
+    local = _local(column, name, time_zone)
     if name == "sqlite":
-        return (f"(CAST(substr({column}, 1, 4) AS INTEGER) * 12 "
-                f"+ CAST(substr({column}, 6, 2) AS INTEGER))")
-    return (f"(CAST(EXTRACT(YEAR FROM {column} AT TIME ZONE 'UTC') AS INTEGER) * 12 "
-            f"+ CAST(EXTRACT(MONTH FROM {column} AT TIME ZONE 'UTC') AS INTEGER))")
-
-
-def can_localise(name: str, time_zone: str | None) -> bool:
-    return name == "postgresql" or (time_zone or "UTC") in ("UTC", "Etc/UTC")
-
-
-def is_utc(time_zone: str | None) -> bool:
-    return (time_zone or "UTC") in ("UTC", "Etc/UTC")
-
-
-def whole_utc_days(time_zone: str | None, *moments: datetime | None) -> bool:
-    """Whether a program's days are UTC days and every given bound is a UTC midnight: then
-    the summaries kept per UTC day (``purchase_day``) answer exactly."""
-    return is_utc(time_zone) and all(
-        m is None or as_utc(m).time() == time() for m in moments)
-
-
-def whole_utc_months(*moments: datetime) -> bool:
-    """Whether every bound is the first instant of a UTC month (``member_month``)."""
-    return all(as_utc(m).time() == time() and as_utc(m).day == 1 for m in moments)
-
-
-def day_number(moment: datetime) -> int:
-    """Days since 1970-01-01 of the UTC date of ``moment``."""
-    return (as_utc(moment).date() - date(1970, 1, 1)).days
-
-
-def month_number(moment: datetime) -> int:
-    """year × 12 + month of ``moment`` in UTC."""
-    utc = as_utc(moment)
-    return utc.year * 12 + utc.month
+        return f"CAST(julianday({local}) - 2440587.5 AS INTEGER)"
+    return f"(CAST({local} AS DATE) - DATE '1970-01-01')"
 
 
 def major_units(amount: str, currency: str, base_currency: str) -> str:

@@ -7,9 +7,14 @@ instead of every posting and event:
 
 * ``liability_holding`` (+ unfolded ``liability_delta``): per program, unit, tier and credit
   day, the wallets' remaining balance and net postings (:func:`holdings`);
-* ``purchase_day``: per member and UTC day, purchases and spend net of returns, and
+* ``purchase_day``: per member and day, purchases and spend net of returns, and
   ``purchase_member``: the same per member (first and last day, days, spend, first day's);
-* ``member_month``: per member and UTC month, purchases and activities.
+* ``member_month``: per member and month, purchases and activities.
+
+Days and months are the program's local ones (migration ``0028_localday``): the date of
+``occurred_at`` plus the UTC offset of the program's zone then (:func:`kit.zones.local_day`,
+the intervals of ``zone_offset``). A program whose zone changes has them rebuilt by the
+database in the same transaction.
 
 :func:`recompute` gives every summary row from the source rows (``ledger_aging``,
 ``enrolment``, ``event``) so tests and reconciliation can compare; :func:`stored` reads them
@@ -20,12 +25,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, date
+from datetime import date
 
 from sqlalchemy import and_, func, select, text, union_all
 from sqlalchemy.orm import Session
 
-from allegiance import events, ledger, members
+from allegiance import events, ledger, members, tenants
 from allegiance.analytics.common import MEMBER_OWNERS, member_account
 from allegiance.analytics.models import (
     LiabilityDelta,
@@ -34,6 +39,8 @@ from allegiance.analytics.models import (
     PurchaseDay,
     PurchaseMember,
 )
+from allegiance.kit import zones
+from allegiance.kit.clock import as_utc
 from allegiance.kit.db import Database
 
 EPOCH = date(1970, 1, 1)
@@ -147,6 +154,9 @@ def recompute(session: Session, tenant_id: str) -> Summaries:
         sums[0] += int(remaining)
         sums[1] += int(net)
     event = events.Event
+    program = tenants.Program
+    zone_of = dict(session.execute(select(program.id, program.time_zone)
+                                   .where(program.tenant_id == tenant_id)).all())
     days: dict[tuple[str, str, int, str], list[int]] = defaultdict(lambda: [0, 0])
     months: dict[tuple[str, str, int], int] = defaultdict(int)
     for program_id, buyer, kind, occurred_at, currency, amount, returned in session.execute(
@@ -156,10 +166,10 @@ def recompute(session: Session, tenant_id: str) -> Summaries:
                event.account_id.is_not(None), event.kind.in_(("purchase", "activity")))
     ):
         account_id = str(buyer)
-        on = occurred_at.astimezone(UTC) if occurred_at.tzinfo else occurred_at
+        on = zones.local_day(zone_of[program_id], as_utc(occurred_at))
         months[(program_id, account_id, on.year * 12 + on.month)] += 1
         if kind == "purchase":
-            sums = days[(program_id, account_id, (on.date() - EPOCH).days, currency or "")]
+            sums = days[(program_id, account_id, (on - EPOCH).days, currency or "")]
             sums[0] += 1
             sums[1] += int(amount) - int(returned)
     per_day = {k: (v[0], v[1]) for k, v in days.items()}

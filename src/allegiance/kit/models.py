@@ -78,3 +78,15 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ZoneOffset(Base):
+    """Reference data, not a tenant's (``kit.zones``): the UTC offset of an IANA time zone over
+    ``[starts_at, ends_at)``; every zone a program uses has its intervals covering all time."""
+
+    __tablename__ = "zone_offset"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)
+    ends_at: Mapped[datetime]
+    offset_seconds: Mapped[int]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance.kit import clock
+from allegiance.kit import clock, zones
 from allegiance.kit.auth import Principal, PrincipalCache
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.expiry import ExpiryPolicy
@@ -113,6 +113,7 @@ def create_program(
         select(Program.id).where(Program.tenant_id == tenant_id, Program.code == code)
     ).first():
         raise DuplicateCode(f"a program with code {code!r} exists", field="code")
+    zones.ensure(session, time_zone)  # the analytics triggers key events by its local day
     program = Program(
         tenant_id=tenant_id, id=new_id("prg"), name=name, status="active",
         settings=settings or {}, created_at=clock.now(), **data,
@@ -161,6 +162,10 @@ def update_program(
     _check_program_fields(changes)
     if "status" in changes and changes["status"] not in ("active", "paused", "closed"):
         raise ValidationFailed("status must be active, paused or closed", field="status")
+    if "time_zone" in changes:
+        # stored before the update: the database then rebuilds the program's analytics
+        # summaries by its new local day (trigger analytics_program_zone, same transaction)
+        zones.ensure(session, str(changes["time_zone"]))
     for key, value in changes.items():
         setattr(program, key, value)
     session.flush()
