@@ -68,8 +68,10 @@ def run(session: Session, tenant_id: str, program_id: str, kind: str,
     if kind not in KINDS:
         raise ReportInvalid(f"unknown report {kind!r}; one of {', '.join(KINDS)}", field="kind")
     now = clock.now()
-    span = period(o.start, o.end, now)
-    at = instant(o.at, end_of_day=True, name="at")
+    # Dates are the program's own days: "October" is October where the program runs.
+    zone = program_of(session, tenant_id, program_id).time_zone or "UTC"
+    span = period(o.start, o.end, now, zone)
+    at = instant(o.at, end_of_day=True, name="at", time_zone=zone)
     if kind == "kpis":
         return kpis(session, tenant_id, program_id, span)
     if kind == "liability":
@@ -81,8 +83,7 @@ def run(session: Session, tenant_id: str, program_id: str, kind: str,
             raise ReportInvalid("months must be between 1 and 60", field="months")
         return forecast(session, tenant_id, program_id, at, o.months)
     if kind == "retention":  # cohorts of the program's local months
-        zone = program_of(session, tenant_id, program_id).time_zone or "UTC"
-        return retention(session, tenant_id, program_id, period(o.start, o.end, now, zone))
+        return retention(session, tenant_id, program_id, span)
     if kind == "purchase-gaps":
         return purchase_gaps(session, tenant_id, program_id, span)
     if kind == "nps":
