@@ -73,3 +73,30 @@ def test_every_report_kind_runs_and_draws(db: Database,
         assert render.to_csv(report).splitlines()[0] == ",".join(report.columns)
         if report.rows:
             assert render.svg(render.chart_of(report)).startswith("<svg")
+
+
+def test_report_dates_are_the_programs_own_days(db: Database,
+                                                frozen_clock: clock.FrozenClock) -> None:
+    """A program in Los Angeles asks for March: an earning at 03:00 UTC on March 1 happened
+    on February 28 there and is not March's; one at 12:00 UTC on March 1 is."""
+    from datetime import UTC, datetime
+
+    from allegiance import tenants
+
+    h = history(db, frozen_clock, expiry_months=None)
+    with db.transaction() as s:
+        tenants.update_program(s, h.world.tenant_id, h.world.program_id,
+                               {"time_zone": "America/Los_Angeles"})
+    h.member("A")
+    h.move_to(datetime(2026, 3, 1, 3, 0, tzinfo=UTC))
+    h.earn("A", 7)
+    h.move_to(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    h.earn("A", 100)
+    h.move_to(datetime(2026, 4, 15, 12, 0, tzinfo=UTC))
+    with db.read() as s:
+        march = run(s, h.world.tenant_id, h.world.program_id, "kpis",
+                    Options(start="2026-03-01", end="2026-03-31"))
+        february = run(s, h.world.tenant_id, h.world.program_id, "kpis",
+                       Options(start="2026-02-01", end="2026-02-28"))
+    assert march.rows[0]["issued"] == 100
+    assert february.rows[0]["issued"] == 7
