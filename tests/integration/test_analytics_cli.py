@@ -100,3 +100,25 @@ def test_report_dates_are_the_programs_own_days(db: Database,
                        Options(start="2026-02-01", end="2026-02-28"))
     assert march.rows[0]["issued"] == 100
     assert february.rows[0]["issued"] == 7
+
+
+def test_purchase_gaps_count_the_programs_own_days(db: Database,
+                                                   frozen_clock: clock.FrozenClock) -> None:
+    """In Los Angeles, 20:00 on March 1 and 06:00 the next day are consecutive days (one
+    day's gap), though both fall on March 2 in UTC."""
+    from datetime import UTC, datetime
+
+    from allegiance import tenants
+
+    h = history(db, frozen_clock, expiry_months=None)
+    with db.transaction() as s:
+        tenants.update_program(s, h.world.tenant_id, h.world.program_id,
+                               {"time_zone": "America/Los_Angeles"})
+    h.member("A")
+    h.event("A", datetime(2026, 3, 2, 4, 0, tzinfo=UTC), amount=100)  # Mar 1, 20:00 there
+    h.event("A", datetime(2026, 3, 2, 14, 0, tzinfo=UTC), amount=100)  # Mar 2, 06:00 there
+    h.move_to(datetime(2026, 4, 15, 12, 0, tzinfo=UTC))
+    with db.read() as s:
+        report = run(s, h.world.tenant_id, h.world.program_id, "purchase-gaps",
+                     Options(start="2026-03-01", end="2026-03-31"))
+    assert report.summary["gaps"] == 1 and report.summary["median_days"] == 1.0

@@ -123,12 +123,14 @@ def _index(cohort: str) -> int:
 
 
 def purchase_gaps(session: Session, tenant_id: str, program_id: str, span: Period) -> Report:
-    """The distribution of days between consecutive purchase days of the same member."""
-    program_of(session, tenant_id, program_id)
+    """The distribution of days between consecutive purchase days (the program's local
+    days) of the same member."""
+    zone = program_of(session, tenant_id, program_id).time_zone or "UTC"
     buys = member_events(session, tenant_id, program_id, kinds=("purchase",),
                          start=span.start, end=span.end)
     gaps = (
-        buys.select("member", pl.col("at").dt.date().alias("day")).unique()
+        buys.select("member", pl.col("at").dt.convert_time_zone(zone).dt.date().alias("day"))
+        .unique()
         .sort("member", "day")
         .with_columns((pl.col("day") - pl.col("day").shift(1).over("member"))
                       .dt.total_days().alias("gap"))
