@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
+from sqlalchemy.orm import Session
+
 from allegiance import ledger, members
+from allegiance.analytics.common import member_events, program_of
 from allegiance.events import Event, EventLine
 from allegiance.kit import clock
 from allegiance.kit.ids import new_id
+from allegiance.kit.money import currency_exponent
 from tests.conftest import World, build_world
 
 
@@ -141,3 +146,21 @@ def post(h: History, name: str, amount: int, *, earn: bool, days_back: int = 0,
             lines=(ledger.Line(target, w.unit_id, side, amount),
                    ledger.Line(other, w.unit_id, opposite, amount)),
         )).entry_id
+
+
+def reference_purchases(session: Session, tenant_id: str, program_id: str, *,
+                        start: datetime | None, end: datetime) -> pl.DataFrame:
+    """(member, day in the program's time zone, amount in major units) of the purchases, in
+    Polars with ``zoneinfo``'s zones: the reference ``clv_report.rfm_of`` is compared with."""
+    program = program_of(session, tenant_id, program_id)
+    buys = member_events(session, tenant_id, program_id, kinds=("purchase",), start=start,
+                         end=end)
+    exponent = buys.select(
+        pl.col("currency").fill_null(program.base_currency)
+        .map_elements(currency_exponent, return_dtype=pl.Int64)
+    ).to_series() if buys.height else pl.Series([], dtype=pl.Int64)
+    return buys.select(
+        "member",
+        pl.col("at").dt.convert_time_zone(program.time_zone or "UTC").dt.date().alias("day"),
+        (pl.col("amount").cast(pl.Float64) / (10.0 ** exponent.cast(pl.Float64))).alias("amount"),
+    )

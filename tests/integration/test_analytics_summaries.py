@@ -28,7 +28,7 @@ from allegiance.kit import clock, zones
 from allegiance.kit.db import Database
 from allegiance.kit.migrate import alembic_config, grant_app_role, upgrade
 from tests.conftest import build_world
-from tests.integration.analytics_support import History, at, post
+from tests.integration.analytics_support import History, at, post, reference_purchases
 from tests.support import databases
 from tests.support.invariants import assert_ledger_invariants
 
@@ -77,7 +77,7 @@ def _rfm_equal(s: Any, tenant_id: str, program_id: str, begin: date | None,
     end = datetime.combine(end_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     rfm = clv_report.rfm_of(s, tenant_id, program_id, start=start, end=end,
                             calibration_end=end_day)
-    frame = clv_report.purchases(s, tenant_id, program_id, start=start, end=end)
+    frame = reference_purchases(s, tenant_id, program_id, start=start, end=end)
     expected = rfm_summary(frame["member"].to_numpy(),
                            frame["day"].to_numpy().astype("datetime64[D]"),
                            frame["amount"].to_numpy(), np.datetime64(end_day, "D"))
@@ -354,7 +354,7 @@ def _local_reports_equal(h: History, zone: str, monkeypatch: pytest.MonkeyPatch)
             assert analytics_sql.whole_local_days(zone, start, end)
             fast = clv_report.rfm_of(s, w.tenant_id, w.program_id, start=start, end=end,
                                      calibration_end=end_day)
-            frame = clv_report.purchases(s, w.tenant_id, w.program_id, start=start, end=end)
+            frame = reference_purchases(s, w.tenant_id, w.program_id, start=start, end=end)
             expected = rfm_summary(frame["member"].to_numpy(),
                                    frame["day"].to_numpy().astype("datetime64[D]"),
                                    frame["amount"].to_numpy(), np.datetime64(end_day, "D"))

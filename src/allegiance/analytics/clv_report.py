@@ -25,31 +25,12 @@ from allegiance.analytics.clv import (
     fit_gamma_gamma,
     predicted_clv,
 )
-from allegiance.analytics.common import Report, ReportInvalid, member_events, program_of
+from allegiance.analytics.common import Report, ReportInvalid, program_of
 from allegiance.kit import zones
-from allegiance.kit.money import currency_exponent
 
 COLUMNS = ["member", "x", "t_x", "T", "m_x", "historical", "p_alive", "expected_purchases",
            "expected_value"]
 WEEKS_PER_MONTH = 52 / 12
-
-
-def purchases(session: Session, tenant_id: str, program_id: str, *,
-              start: datetime | None, end: datetime) -> pl.DataFrame:
-    """(member, day in the program's time zone, amount in major units) of the purchases, in
-    Polars with ``zoneinfo``'s zones: the reference the tests compare :func:`rfm_of` with."""
-    program = program_of(session, tenant_id, program_id)
-    buys = member_events(session, tenant_id, program_id, kinds=("purchase",), start=start,
-                         end=end)
-    exponent = buys.select(
-        pl.col("currency").fill_null(program.base_currency)
-        .map_elements(currency_exponent, return_dtype=pl.Int64)
-    ).to_series() if buys.height else pl.Series([], dtype=pl.Int64)
-    return buys.select(
-        "member",
-        pl.col("at").dt.convert_time_zone(program.time_zone or "UTC").dt.date().alias("day"),
-        (pl.col("amount").cast(pl.Float64) / (10.0 ** exponent.cast(pl.Float64))).alias("amount"),
-    )
 
 
 _RFM_SCHEMA = {"member": pl.Utf8, "first": pl.Int64, "last": pl.Int64, "days": pl.Int64,
