@@ -47,9 +47,7 @@ def background(niceness: int | None = None) -> int:
         with contextlib.suppress(OSError):
             current = os.nice(target - current)
     for tid in _threads():
-        with contextlib.suppress(OSError):  # a thread may end meanwhile
-            if os.getpriority(os.PRIO_PROCESS, tid) < target:
-                os.setpriority(os.PRIO_PROCESS, tid, target)
+        _lower_thread(tid, target)
     _lower_autogroup(target)
     return current
 
@@ -84,10 +82,14 @@ def lower_this_thread(niceness: int | None = None) -> None:
     in the API's process (the import worker)."""
     target = get_settings().batch_nice if niceness is None else niceness
     if target > 0 and hasattr(os, "setpriority"):
-        with contextlib.suppress(OSError):
-            me = threading.get_native_id()
-            if os.getpriority(os.PRIO_PROCESS, me) < target:
-                os.setpriority(os.PRIO_PROCESS, me, target)
+        _lower_thread(threading.get_native_id(), target)
+
+
+def _lower_thread(tid: int, target: int) -> None:
+    """Raise thread ``tid``'s niceness to ``target``, never lower it (it may end meanwhile)."""
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
 
 
 def autogroup_nice() -> int | None:
