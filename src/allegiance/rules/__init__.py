@@ -2,7 +2,14 @@
 Polars (columnar), effects, limits, budgets, stacking and dry-run traces."""
 
 from allegiance.rules.columnar import to_polars
-from allegiance.rules.columnar_eval import FrameProgram, evaluate_frame, evaluate_frames
+from allegiance.rules.columnar_eval import (
+    AWARD_SCHEMA,
+    FrameProgram,
+    RuleAwards,
+    award_pieces,
+    evaluate_frame,
+    evaluate_frames,
+)
 from allegiance.rules.columnar_limits import MEMBER_KEY
 from allegiance.rules.domain import (
     Effect,
@@ -30,6 +37,7 @@ from allegiance.rules.service import (
 )
 
 __all__ = [
+    "AWARD_SCHEMA",
     "MEMBER_KEY",
     "Award",
     "CompiledProgram",
@@ -43,10 +51,12 @@ __all__ = [
     "Node",
     "Ratio",
     "Rule",
+    "RuleAwards",
     "RuleError",
     "RuleUsage",
     "Trace",
     "add_usage",
+    "award_pieces",
     "budget_account",
     "budgets_left",
     "compile_expression",

@@ -21,7 +21,7 @@ in parallel.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -117,13 +117,67 @@ def evaluate_frames(
     empty = pl.DataFrame(schema=AWARD_SCHEMA)
     if lines.height == 0:
         return [empty for _ in programs]
-    masked, plans = _masks(programs, _in_order(lines))
-    queries = []
-    for program, plan in zip(programs, plans, strict=True):
-        pieces = [piece for rule in plan.earning for piece in _rule_awards(
-            rule, plan, masked, program.time_zone, usage, budget_left)]
-        queries.append(pl.concat(pieces, how="vertical") if pieces else empty.lazy())
+    queries = [pl.concat([piece.labelled() for piece in pieces], how="vertical")
+               if pieces else empty.lazy()
+               for pieces in award_pieces(programs, lines, usage=usage,
+                                          budget_left=budget_left)]
     return pl.collect_all(queries)
+
+
+@dataclass(frozen=True)
+class RuleAwards:
+    """One rule's awards, lazily: ``_event, _line, effect, amount`` (the rule and what each
+    effect pays are known from ``rule``, so no row carries them: a caller that only sums,
+    as the simulation does, never materialises a text column per award)."""
+
+    rule: Rule
+    frame: pl.LazyFrame
+    effects: tuple[int, ...]  # the indices of the rule's effects whose rows it holds
+
+    @property
+    def paid(self) -> bool:
+        """Whether its rows pay a unit (a rule's paid effects are one piece, each unpaid
+        effect — tier credit, badge, coupon — a piece of its own)."""
+        return self.unit(self.effects[0]) is not None
+
+    def unit(self, effect: int) -> str | None:
+        spec = self.rule.effects[effect]
+        return spec.unit if spec.type in AWARD_TYPES else None
+
+    def by_effect(self, value: Callable[[int], object],
+                  dtype: pl.DataType | type[pl.DataType] = pl.Utf8) -> pl.Expr:
+        """A column with ``value(effect)`` for each row's effect (a constant when every
+        effect of the piece has the same)."""
+        values = {i: value(i) for i in self.effects}
+        if len(set(values.values())) == 1:
+            return pl.lit(next(iter(values.values())), dtype=dtype)
+        chosen: pl.Expr = pl.lit(None, dtype=dtype)
+        for index, one in values.items():
+            chosen = pl.when(pl.col("effect") == index).then(pl.lit(one, dtype=dtype)) \
+                .otherwise(chosen)
+        return chosen
+
+    def labelled(self) -> pl.LazyFrame:
+        """The awards frame's rows (``_event, _line, rule, effect, type, unit, amount``)."""
+        return self.frame.select(
+            "_event", "_line", pl.lit(self.rule.code).alias("rule"), "effect",
+            self.by_effect(lambda i: self.rule.effects[i].type).alias("type"),
+            self.by_effect(self.unit).alias("unit"), "amount")
+
+
+def award_pieces(
+    programs: Sequence[FrameProgram],
+    lines: pl.DataFrame,
+    *,
+    usage: Mapping[tuple[str, str, int, str], tuple[int, int]] | None = None,
+    budget_left: Mapping[str, int] | None = None,
+) -> list[list[RuleAwards]]:
+    """:func:`evaluate_frames`' awards per program as one lazy piece per earning rule and
+    kind (paid, then unpaid effects), not collected. ``lines`` must not be empty."""
+    masked, plans = _masks(programs, _in_order(lines))
+    return [[piece for rule in plan.earning for piece in _rule_awards(
+        rule, plan, masked, program.time_zone, usage or {}, budget_left or {})]
+        for program, plan in zip(programs, plans, strict=True)]
 
 
 def _in_order(lines: pl.DataFrame) -> pl.DataFrame:
@@ -271,29 +325,32 @@ def _effect_rows(rule: Rule, index: int, effect: Effect, rows: pl.LazyFrame,
     key = [pl.col(MEMBER_KEY)] if MEMBER_KEY in masked.columns else []
     return source.select(
         pl.col("_event").cast(pl.Int64), line.alias("_line"),
-        pl.lit(index, dtype=pl.Int64).alias("effect"), pl.lit(kind).alias("type"),
-        pl.lit(unit, dtype=pl.Utf8).alias("unit"), amount.cast(pl.Int64).alias("amount"),
+        pl.lit(index, dtype=pl.Int64).alias("effect"), amount.cast(pl.Int64).alias("amount"),
         pl.col("_member"), *key, pl.col("_at"),
     ), per_line
 
 
 def _rule_awards(rule: Rule, plan: _Plan, masked: pl.DataFrame, time_zone: str,
                  usage: Mapping[tuple[str, str, int, str], tuple[int, int]],
-                 budget_left: Mapping[str, int]) -> list[pl.LazyFrame]:
+                 budget_left: Mapping[str, int]) -> list[RuleAwards]:
+    """The rule's awards (``_event, _line, effect, amount``): its paid effects' cut by its
+    limits and budget, then each unpaid effect's."""
     mask = plan.mask(rule)
     rows = masked.lazy().filter(mask if rule.line_scope else mask & _FIRST_ROW)
     first = rows.filter(pl.col("_event").is_first_distinct()) if rule.line_scope else rows
     paid: list[tuple[pl.LazyFrame, bool]] = []
-    unpaid: list[pl.LazyFrame] = []
+    paid_effects: list[int] = []
+    unpaid: list[tuple[pl.LazyFrame, int]] = []
     for index, effect in enumerate(rule.effects):
         made = _effect_rows(rule, index, effect, rows, first, masked, plan)
         if made is None:
             continue
         if effect.type in AWARD_TYPES:
             paid.append(made)
+            paid_effects.append(index)
         else:
-            unpaid.append(made[0])
-    out: list[pl.LazyFrame] = []
+            unpaid.append((made[0], index))
+    out: list[tuple[pl.LazyFrame, tuple[int, ...]]] = []
     if paid:
         frame = paid[0][0] if len(paid) == 1 else pl.concat([p for p, _ in paid]).sort(
             "_event", pl.col("_line").fill_null(-1), "effect", maintain_order=True)
@@ -304,10 +361,11 @@ def _rule_awards(rule: Rule, plan: _Plan, masked: pl.DataFrame, time_zone: str,
                 frame = frame.drop("_member")
             frame = apply_limits(rule, frame, one_row_per_event=one_row, time_zone=time_zone,
                                  usage=usage, budget_left=budget_left)
-        out.append(frame.filter(pl.col("amount") > 0))
-    for frame in unpaid:
-        out.append(frame.filter((pl.col("amount") > 0) | pl.col("type").is_in(["badge",
-                                                                               "coupon"])))
-    return [frame.select(
-        "_event", "_line", pl.lit(rule.code).alias("rule"), "effect", "type", "unit", "amount",
-    ) for frame in out]
+        out.append((frame.filter(pl.col("amount") > 0), tuple(paid_effects)))
+    for frame, index in unpaid:
+        # Badges and coupons are awards at amount 0; other unpaid effects need an amount.
+        kept = frame if rule.effects[index].type in ("badge", "coupon") else frame.filter(
+            pl.col("amount") > 0)
+        out.append((kept, (index,)))
+    return [RuleAwards(rule, frame.select("_event", "_line", "effect", "amount"), effects)
+            for frame, effects in out]

@@ -3,7 +3,9 @@
 Input: a lazy frame of one rule's awards that pay a unit, in evaluation order (``_event``,
 then the event-level award before the lines, lines in order, effects in order: the order in
 which :func:`allegiance.rules.evaluate._cut` cuts an event's awards), with ``_member`` and
-``_at``. Output: the same rows with ``amount`` cut to what the rule's limits and budget allow.
+``_at``. Output: the same rows with ``amount`` cut to what the rule's limits and budget allow,
+without the columns that only group them (``_member``, the member key, ``_at``): what a limit
+sorts, it sorts narrow.
 
 Closed forms, with ``cum`` the running total of the amounts in the limit's (member, period)
 (plus what was used before these events):
@@ -65,7 +67,8 @@ def _used(usage: Usage, rule: Rule, index: int, which: int) -> pl.DataFrame | No
 def _keyed(frame: pl.LazyFrame, rule: Rule, limit: Limit, which: int, usage: Usage,
            time_zone: str) -> pl.LazyFrame:
     """``frame`` with one integer group key ``_g`` per (member, period) of the limit and the
-    earlier usage ``_used``, sorted by ``_g`` (stable: event order within a group)."""
+    earlier usage ``_used``, sorted by ``_g`` (stable: event order within a group), without
+    the columns that only made the key."""
     if MEMBER_KEY in frame.collect_schema().names():
         member = pl.col(MEMBER_KEY).cast(pl.Int64)
     else:
@@ -80,7 +83,9 @@ def _keyed(frame: pl.LazyFrame, rule: Rule, limit: Limit, which: int, usage: Usa
         keyed = keyed.with_columns(period_key_expr(limit.period, time_zone).alias("_pk")).join(
             used.lazy(), on=["_member", "_pk"], how="left", maintain_order="left",
         ).with_columns(pl.col("_used").fill_null(0))
-    return keyed.sort("_g", maintain_order=True)
+    grouping = [c for c in ("_member", MEMBER_KEY, "_at", "_pk")
+                if c in keyed.collect_schema().names()]
+    return keyed.drop(grouping).sort("_g", maintain_order=True)
 
 
 def _running(value: pl.Expr) -> pl.Expr:
@@ -111,15 +116,17 @@ def closed_form(rule: Rule, one_row_per_event: bool) -> bool:
 
 def apply_limits(rule: Rule, frame: pl.LazyFrame, *, one_row_per_event: bool,
                  time_zone: str, usage: Usage, budget_left: Mapping[str, int]) -> pl.LazyFrame:
-    """``frame`` (one rule's unit awards in evaluation order) with amounts cut; the rows
-    may come out in another order."""
-    columns = frame.collect_schema().names()
+    """``frame`` (one rule's unit awards in evaluation order) with amounts cut, without its
+    grouping columns; the rows may come out in another order."""
+    columns = [c for c in frame.collect_schema().names() if c not in ("_member", MEMBER_KEY,
+                                                                       "_at")]
     amount = pl.col("amount")
     if not closed_form(rule, one_row_per_event):
         return _by_event_totals(rule, frame, columns, time_zone, usage, budget_left)
     if not rule.limits and rule.budget is not None:
         budget = pl.lit(budget_left.get(rule.code, rule.budget), dtype=pl.Int64)
-        return frame.with_columns(_capped(amount, amount.cum_sum(), budget).alias("amount"))
+        return frame.with_columns(
+            _capped(amount, amount.cum_sum(), budget).alias("amount")).select(columns)
     limit = rule.limits[0]
     if limit.max is not None:
         keyed = _keyed(frame, rule, limit, 0, usage, time_zone)

@@ -80,14 +80,17 @@ def split_rules(baseline: rules.CompiledProgram,
             [r.code for r in earning_draft if r.code not in own])
 
 
+Pieces = list[rules.RuleAwards]
+
+
 def _evaluate_parts(baseline: Side, draft: Side, lines: pl.DataFrame
-                    ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(shared rules' awards, the baseline's own, the draft's own): the shared rules once
-    (with the baseline), each side's own rules with its program (every exclusive and
-    multiplier rule of a program shapes its rules' awards), all in one columnar pass that
-    matches each distinct rule once."""
+                    ) -> tuple[Pieces, Pieces, Pieces]:
+    """(shared rules' awards, the baseline's own, the draft's own), lazily, one piece per
+    rule: the shared rules once (with the baseline), each side's own rules with its program
+    (every exclusive and multiplier rule of a program shapes its rules' awards), from one
+    columnar pass that matches each distinct rule once."""
     shared, only_base, only_draft = split_rules(baseline.compiled, draft.compiled)
-    common, base, drafted = rules.evaluate_frames([
+    common, base, drafted = rules.award_pieces([
         rules.FrameProgram(baseline.compiled.rules, shared, baseline.time_zone),
         rules.FrameProgram(baseline.compiled.rules, only_base, baseline.time_zone),
         rules.FrameProgram(draft.compiled.rules, only_draft, draft.time_zone),
@@ -99,7 +102,11 @@ def evaluate_sides(baseline: Side, draft: Side,
                    lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The awards of both sides (``_event, _line, rule, effect, type, unit, amount``)."""
     common, base, drafted = _evaluate_parts(baseline, draft, lines)
-    return pl.concat([common, base]), pl.concat([common, drafted])
+    empty = pl.DataFrame(schema=rules.AWARD_SCHEMA).lazy()
+    base_side, draft_side = (pl.concat([empty, *(p.labelled() for p in pieces)])
+                             for pieces in (common + base, common + drafted))
+    base_awards, draft_awards = pl.collect_all([base_side, draft_side])
+    return base_awards, draft_awards
 
 
 @dataclass(frozen=True)
@@ -111,34 +118,46 @@ class _Sums:
     per_day: pl.DataFrame  # _day, _cost
 
 
-def _sum_queries(side: Side, awards: pl.DataFrame, members: pl.Series,
-                 days: pl.Series) -> list[pl.LazyFrame]:
-    """The three aggregates of ``awards`` valued with ``side``'s units, lazily (the filter,
-    the valuation and the member and day look-ups run inside the group-bys). ``members``
-    (integer codes, see :func:`compare`) and ``days`` are indexed by event."""
-    # A when/then chain over the program's few units (replace_strict is ~15x slower).
-    kind: pl.Expr = pl.lit(None, dtype=pl.Utf8)
-    value: pl.Expr = pl.lit(0.0, dtype=pl.Float64)
-    for code, unit in side.units.items():
-        here = pl.col("unit") == code
-        kind = pl.when(here).then(pl.lit(unit.kind)).otherwise(kind)
-        value = pl.when(here).then(pl.lit(float(unit.value_in_base))).otherwise(value)
-    paid = pl.col("unit").is_not_null() & (pl.col("amount") > 0)
-    valued = awards.lazy().filter(paid).select(
-        "_event", "rule", "unit", "amount", kind.alias("_kind"),
-        (pl.col("amount") * value).alias("_cost"),
-        pl.lit(members).gather(pl.col("_event")).alias("_member"),
-        pl.lit(days).gather(pl.col("_event")).alias("_day"),
-    )
-    points = pl.when(pl.col("_kind") == "points").then(pl.col("amount")).otherwise(0)
+def _valued(side: Side, piece: rules.RuleAwards) -> pl.LazyFrame:
+    """A paid piece's awards valued with ``side``'s units, narrow: ``_event, unit, amount,
+    _cost, _points`` (no text per row but the unit, a constant for the usual one-effect
+    rule)."""
+    def unit(index: int) -> Unit | None:
+        code = piece.unit(index)
+        return side.units.get(code) if code is not None else None
+
+    value = piece.by_effect(lambda i: float(u.value_in_base) if (u := unit(i)) else 0.0,
+                            pl.Float64)
+    is_points = piece.by_effect(lambda i: (u := unit(i)) is not None and u.kind == "points",
+                                pl.Boolean)
+    amount = pl.col("amount")
+    return piece.frame.filter(amount > 0).select(
+        "_event", piece.by_effect(piece.unit).alias("unit"), "amount",
+        (amount * value).alias("_cost"),
+        pl.when(is_points).then(amount).otherwise(0).alias("_points"))
+
+
+def _sums(rule_frames: list[tuple[str, pl.DataFrame]], members: pl.Series,
+          days: pl.Series) -> list[pl.LazyFrame]:
+    """The three aggregates of valued awards (``(rule, frame of _valued)``), lazily:
+    per rule and unit, per member, per day. ``members`` (integer codes, see
+    :func:`compare`) and ``days`` are indexed by event."""
+    if not rule_frames:
+        rule_frames = [("", _NO_AWARDS)]  # sums to no rule, no member, no day
+    per_rule = [frame.lazy().group_by("unit").agg(
+        pl.col("amount").sum().alias("issued"), pl.col("_cost").sum().alias("cost"),
+        pl.col("_event").n_unique().alias("events"), pl.len().alias("awards"),
+    ).select(pl.lit(rule).alias("rule"), pl.all()) for rule, frame in rule_frames]
+    rows = pl.concat([frame.lazy().select("_event", "amount", "_cost", "_points")
+                      for _, frame in rule_frames])
+    placed = rows.with_columns(pl.lit(members).gather(pl.col("_event")).alias("_member"),
+                               pl.lit(days).gather(pl.col("_event")).alias("_day"))
     return [
-        valued.group_by("rule", "unit").agg(
-            pl.col("amount").sum().alias("issued"), pl.col("_cost").sum().alias("cost"),
-            pl.col("_event").n_unique().alias("events"), pl.len().alias("awards")),
-        valued.group_by("_member").agg(
+        pl.concat(per_rule),
+        placed.group_by("_member").agg(
             pl.col("_cost").sum().alias("cost"), pl.col("amount").sum().alias("issued"),
-            points.sum().alias("points")),
-        valued.group_by("_day").agg(pl.col("_cost").sum()),
+            pl.col("_points").sum().alias("points")),
+        placed.group_by("_day").agg(pl.col("_cost").sum()),
     ]
 
 
@@ -153,38 +172,54 @@ def _combined(parts: list[list[pl.DataFrame]]) -> _Sums:
     )
 
 
-def _side_sums(baseline: Side, draft: Side, parts: tuple[pl.DataFrame, ...],
+def _side_sums(baseline: Side, draft: Side, parts: tuple[Pieces, Pieces, Pieces],
                members: pl.Series, days: pl.Series) -> tuple[_Sums, _Sums]:
-    """Both sides' sums; the shared rules' awards are summed once when both sides value
-    the units alike (the usual case: a draft changes rules, not units)."""
+    """Both sides' sums; the shared rules' awards are valued and summed once when both
+    sides value the units alike (the usual case: a draft changes rules, not units). The
+    rules' awards are computed here (their pieces are lazy), all in one parallel pass that
+    keeps only the narrow valued rows."""
     common, base, drafted = parts
     jobs = [(baseline, common), (baseline, base), (draft, drafted)]
     if baseline.units != draft.units:
         jobs.append((draft, common))
-    queries = [q for side, awards in jobs for q in _sum_queries(side, awards, members, days)]
+    paid = [[p for p in pieces if p.paid] for _, pieces in jobs]
+    valued = pl.collect_all([_valued(side, p) for (side, _), pieces in zip(jobs, paid,
+                                                                            strict=True)
+                             for p in pieces])
+    queries: list[pl.LazyFrame] = []
+    for pieces in paid:
+        taken, valued = valued[:len(pieces)], valued[len(pieces):]
+        queries.extend(_sums([(p.rule.code, frame) for p, frame in zip(pieces, taken,
+                                                                         strict=True)],
+                             members, days))
     done = pl.collect_all(queries)
     results = [done[i:i + 3] for i in range(0, len(done), 3)]
     draft_common = results[3] if len(results) > 3 else results[0]
     return _combined([results[0], results[1]]), _combined([draft_common, results[2]])
 
 
-def _metric_values(side: Side, ladder: tiers.Ladder, awards: pl.DataFrame,
+_NO_AWARDS = pl.DataFrame(schema={"_event": pl.Int64, "unit": pl.Utf8, "amount": pl.Int64,
+                                  "_cost": pl.Float64, "_points": pl.Int64})
+
+
+def _metric_values(side: Side, ladder: tiers.Ladder, pieces: Pieces,
                    per_member: pl.DataFrame, members: pl.Series) -> pl.DataFrame | None:
     """(_member, value) of the ladder's metric over the period, or None when the metric is
     not earned by events (reported metrics, certifications)."""
     if ladder.metric == POINTS_METRIC:
         return per_member.select("_member", pl.col("points").alias("value"))
-    effects = [(r.code, i) for r in side.compiled.rules for i, e in enumerate(r.effects)
-               if e.type == "tier_credit" and str(e.data.get("metric")) == ladder.metric]
+    effects = {(r.code, i) for r in side.compiled.rules for i, e in enumerate(r.effects)
+               if e.type == "tier_credit" and str(e.data.get("metric")) == ladder.metric}
     if ladder.metric not in ("spend", "count"):
         return None
-    if not effects:
+    credits = [piece.frame.filter(pl.col("effect").is_in(wanted)).select("_event", "amount")
+               for piece in pieces
+               if (wanted := [i for i in piece.effects if (piece.rule.code, i) in effects])]
+    if not credits:
         return pl.DataFrame(schema={"_member": members.dtype, "value": pl.Int64})
-    keys = pl.DataFrame({"rule": [c for c, _ in effects], "effect": [i for _, i in effects]},
-                        schema={"rule": pl.Utf8, "effect": pl.Int64})
-    credits = awards.filter(pl.col("type") == "tier_credit").join(keys, on=["rule", "effect"])
-    return credits.with_columns(members.gather(credits["_event"]).alias("_member")).group_by(
-        "_member").agg(pl.col("amount").sum().alias("value"))
+    return pl.concat(credits).with_columns(
+        pl.lit(members).gather(pl.col("_event")).alias("_member")).group_by("_member").agg(
+        pl.col("amount").sum().alias("value")).collect()
 
 
 def _levels(ladder: tiers.Ladder, values: pl.DataFrame, everyone: pl.Series) -> pl.DataFrame:
@@ -240,15 +275,16 @@ def compare(baseline: Side, draft: Side, lines: pl.DataFrame, *, top: int = 10,
     keyed = lines.with_columns(
         pl.lit(members).gather(pl.col("_event")).cast(pl.Int64).alias(rules.MEMBER_KEY))
     parts = _evaluate_parts(baseline, draft, keyed)
-    out.seconds["evaluate"] = time.perf_counter() - started
     days = events["_at"].dt.convert_time_zone(draft.time_zone).dt.date()
     base_sums, draft_sums = _side_sums(baseline, draft, parts, members, days)
+    # The rules' awards are computed while they are valued and summed.
+    out.seconds["evaluate"] = time.perf_counter() - started
     out.baseline = _totals(baseline, base_sums, liability, recorded)
     out.draft = _totals(draft, draft_sums, liability, recorded)
     out.rules = _per_rule(base_sums.per_rule, draft_sums.per_rule)
     out.top_earners = _top(base_sums.per_member, draft_sums.per_member, top, labels, names)
     out.daily = _daily(days, base_sums.per_day, draft_sums.per_day)
-    base_awards, draft_awards = pl.concat(parts[:2]), pl.concat([parts[0], parts[2]])
+    base_awards, draft_awards = parts[0] + parts[1], parts[0] + parts[2]
     _tiers(out, baseline, draft, base_awards, draft_awards, base_sums.per_member,
            draft_sums.per_member, members, everyone, top, labels, names)
     out.seconds["total"] = time.perf_counter() - started
@@ -299,8 +335,8 @@ def _daily(days: pl.Series, base: pl.DataFrame,
             "draft_cost": [round(float(v), 2) for v in joined["_cost_draft"]]}
 
 
-def _tiers(out: Comparison, baseline: Side, draft: Side, base_awards: pl.DataFrame,
-           draft_awards: pl.DataFrame, base_members: pl.DataFrame,
+def _tiers(out: Comparison, baseline: Side, draft: Side, base_awards: Pieces,
+           draft_awards: Pieces, base_members: pl.DataFrame,
            draft_members: pl.DataFrame, members: pl.Series, everyone: pl.Series, top: int,
            labels: Mapping[str, str], names: pl.DataFrame) -> None:
     base_ladders = {ladder.code: ladder for ladder in baseline.ladders}
