@@ -139,6 +139,8 @@ def main() -> None:
                 for i in range(args.n, 2 * args.n):
                     await request(i)
                 profile.disable()
+                if os.environ.get("PROFILE_OUT"):
+                    profile.dump_stats(os.environ["PROFILE_OUT"])
                 pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(*([] if os.environ.get("PROFILE_SORT") else ["allegiance"]), 40)
 
         asyncio.run(run())
