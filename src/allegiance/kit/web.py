@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +40,7 @@ from allegiance.kit.errors import (
     ValidationFailed,
 )
 from allegiance.kit.models import IdempotencyRecord
+from allegiance.kit.rows import RowInsert
 from allegiance.kit.settings import get_settings
 
 # Installed by the app factory: turns a bearer secret into a principal or raises.
@@ -167,9 +168,9 @@ class Ctx:
                     result = fn(session)
                     payload = _dump(result)
                     session.flush()
-                    # Core INSERT: one statement, no unit of work. A concurrent twin of this
-                    # request in another process fails here on the primary key.
-                    session.execute(insert(_idempotency_table), {
+                    # One INSERT through the driver, no unit of work. A concurrent twin of
+                    # this request in another process fails here on the primary key.
+                    _insert_record(session, {
                         "tenant_id": self.tenant_id, "key": key, "request_hash": fingerprint,
                         "method": self.request.method, "path": self.request.url.path,
                         "status_code": status_code, "response_body": payload,
@@ -198,6 +199,7 @@ class Ctx:
 
 
 _idempotency_table = cast(Table, IdempotencyRecord.__table__)
+_insert_record = RowInsert(_idempotency_table)
 # ``session.info`` key of the deferred audit rows (``allegiance.audit.service.DEFER``).
 AUDIT_DEFER = "audit_defer"
 

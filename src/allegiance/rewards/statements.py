@@ -5,17 +5,18 @@ redemption is the busiest write of the API after events.
 * :func:`lookup` reads the reward, the account's region and attributes, and the ids of the
   paying wallet and of the program's ``redeemed`` account in ONE statement (one round trip on
   PostgreSQL instead of four). Nothing is cached between requests.
-* :func:`insert_redemption` writes the redemption row as one Core ``INSERT`` (no ORM unit of
-  work); an ORM ``Redemption`` already loaded in the session is not touched (the row is new).
+* :func:`insert_redemption` writes the redemption row as one ``INSERT`` through the driver (no ORM
+  unit of work, see :mod:`allegiance.kit.rows`); an ORM ``Redemption`` already loaded in the session is not touched (the row is new).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, insert, literal, select
+from sqlalchemy import Row, Table, and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 
+from allegiance.kit.rows import RowInsert
 from allegiance.ledger.models import LedgerAccount
 from allegiance.members.models import Account
 from allegiance.rewards.models import Redemption, Reward
@@ -63,7 +64,7 @@ _LOCK_LIMIT = (
     .with_for_update()
 )
 
-_INSERT = insert(_redemption)
+_INSERT = RowInsert(_redemption)
 
 
 def lookup(session: Session, tenant_id: str, reward_id: str, account_id: str,
@@ -86,4 +87,4 @@ def lock_limit(session: Session, tenant_id: str, reward_id: str) -> tuple[int | 
 
 
 def insert_redemption(session: Session, values: dict[str, Any]) -> None:
-    session.execute(_INSERT, values)
+    _INSERT(session, values)
