@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from allegiance.kit import clock
 from allegiance.kit.auth import Principal, scope_allows
-from allegiance.kit.db import Database, is_unique_violation, retrying
+from allegiance.kit.db import Database, is_unique_violation, pipelined, retrying
 from allegiance.kit.errors import (
     Forbidden,
     IdempotencyInFlight,
@@ -130,16 +130,24 @@ class Ctx:
         if getattr(self.request.app.state, "audit_flush", None) is not None:
             session.info[AUDIT_DEFER] = []
 
-    def _audit(self, session: Session, payload: str) -> None:
+    def _audit(self, session: Session, payload: str,
+               first: Callable[[], None] | None = None) -> None:
         """Every write leaves at least one audit row: the route's own, or a generic one; then
-        the deferred rows are chained and written."""
+        the deferred rows are chained and written. ``first`` (a driver-level insert) runs
+        just before the chain, in the same PostgreSQL pipeline."""
         hook: AuditHook | None = getattr(self.request.app.state, "audit_hook", None)
         if hook is not None and not session.info.get("audit_rows"):
             hook(session, self, payload)
         flush: Callable[[Session], int] | None = getattr(
             self.request.app.state, "audit_flush", None)
-        if flush is not None:
-            session.flush()  # the feature's own rows first: the chain's lock comes last
+        if flush is None:
+            if first is not None:
+                first()
+            return
+        session.flush()  # the feature's own rows first: the chain's lock comes last
+        with pipelined(session):
+            if first is not None:
+                first()
             flush(session)
 
     def _write_once(
@@ -168,15 +176,15 @@ class Ctx:
                     result = fn(session)
                     payload = _dump(result)
                     session.flush()
-                    # One INSERT through the driver, no unit of work. A concurrent twin of
-                    # this request in another process fails here on the primary key.
-                    _insert_record(session, {
+                    # One INSERT through the driver, no unit of work (on PostgreSQL sent with
+                    # the audit chain's statement, one round trip). A concurrent twin of this
+                    # request in another process fails on the primary key.
+                    self._audit(session, payload, lambda: _insert_record(session, {
                         "tenant_id": self.tenant_id, "key": key, "request_hash": fingerprint,
                         "method": self.request.method, "path": self.request.url.path,
                         "status_code": status_code, "response_body": payload,
                         "created_at": now, "expires_at": now + retention,
-                    })
-                    self._audit(session, payload)
+                    }))
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise

@@ -12,7 +12,7 @@ from sqlalchemy.orm.util import identity_key
 
 from allegiance import audit, campaigns, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
-from allegiance.kit.db import add_unique
+from allegiance.kit.db import add_unique, pipelined
 from allegiance.kit.ids import new_id
 from allegiance.members.errors import AccountNotFound
 from allegiance.rewards import domain, statements
@@ -326,15 +326,17 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
     # Approved at once: the row and its event are written before the points are posted, so
     # the posting (which locks the program's redeemed account and the tenant's journal
     # number until the commit) is the last write; if it fails, the transaction rolls back.
+    # On PostgreSQL the two inserts go out with the posting, in one round trip.
     row.update(entry_id=new_id("txn"), status="approved", decided_at=now, decided_by="auto")
-    statements.insert_redemption(session, row)
-    outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
-    result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
-        program_id=program_id, kind="redeem",
-        lines=(ledger.Line(wallet_id, reward.unit_id, ledger.Side.DEBIT, points),
-               ledger.Line(redeemed_id, reward.unit_id, ledger.Side.CREDIT, points)),
-        source_type="redemption", source_id=row["id"], entry_key=f"redemption:{row['id']}",
-        actor=actor, entry_id=row["entry_id"]))
+    with pipelined(session):
+        statements.insert_redemption(session, row)
+        outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
+        result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
+            program_id=program_id, kind="redeem",
+            lines=(ledger.Line(wallet_id, reward.unit_id, ledger.Side.DEBIT, points),
+                   ledger.Line(redeemed_id, reward.unit_id, ledger.Side.CREDIT, points)),
+            source_type="redemption", source_id=row["id"],
+            entry_key=f"redemption:{row['id']}", actor=actor, entry_id=row["entry_id"]))
     if result.entry_id != row["entry_id"]:  # the entry key is new, so never in practice
         row["entry_id"] = result.entry_id
         session.execute(update(Redemption).where(
