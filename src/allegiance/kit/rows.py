@@ -12,6 +12,7 @@ default is applied.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,3 +61,44 @@ class RowInsert:
                     cursor.executemany(sql, params)
             finally:
                 cursor.close()
+
+
+class RowByKey:
+    """``RowByKey(table, columns, keys)(session, *key_values)``: some columns of the row whose
+    ``keys`` columns equal the values (a primary or unique key), or None; through the driver,
+    every value converted by its column type's own result processor (as Core returns it)."""
+
+    def __init__(self, table: Table, columns: Sequence[str], keys: Sequence[str]) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.keys = tuple(keys)
+        self.row = namedtuple(f"{table.name}_row", self.columns)  # type: ignore[misc]
+        self._prepared: dict[str, _Prepared] = {}
+
+    def _prepare(self, session: Session) -> _Prepared:
+        dialect = session.get_bind().dialect
+        found = self._prepared.get(dialect.name)
+        if found is None:
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            sql = (f"SELECT {', '.join(quote(self.table.c[c].name) for c in self.columns)} "
+                   f"FROM {quote(self.table.name)} WHERE "
+                   + " AND ".join(f"{quote(self.table.c[k].name)} = {mark}" for k in self.keys))
+            found = (sql, [(c, self.table.c[c].type._cached_result_processor(dialect, None))
+                           for c in self.columns])
+            self._prepared[dialect.name] = found
+        return found
+
+    def __call__(self, session: Session, *key_values: Any) -> Any:
+        sql, converters = self._prepare(session)
+        with driver_connection(session) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, key_values)
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+        if found is None:
+            return None
+        return self.row(*(value if convert is None else convert(value)
+                          for value, (_, convert) in zip(found, converters, strict=True)))

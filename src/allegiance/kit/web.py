@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import Table, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -40,7 +40,7 @@ from allegiance.kit.errors import (
     ValidationFailed,
 )
 from allegiance.kit.models import IdempotencyRecord
-from allegiance.kit.rows import RowInsert
+from allegiance.kit.rows import RowByKey, RowInsert
 from allegiance.kit.settings import get_settings
 
 # Installed by the app factory: turns a bearer secret into a principal or raises.
@@ -212,16 +212,14 @@ _insert_record = RowInsert(_idempotency_table)
 AUDIT_DEFER = "audit_defer"
 
 
-_STORED = select(
-    _idempotency_table.c.request_hash, _idempotency_table.c.status_code,
-    _idempotency_table.c.response_body, _idempotency_table.c.expires_at,
-).where(_idempotency_table.c.tenant_id == bindparam("tenant_id"),
-        _idempotency_table.c.key == bindparam("key"))
+# One SELECT through the driver, built once per dialect (see ``kit.rows``).
+_STORED = RowByKey(_idempotency_table, ("request_hash", "status_code", "response_body",
+                                        "expires_at"), ("tenant_id", "key"))
 
 
 def _stored(session: Session, tenant_id: str, key: str) -> Any:
-    """The stored answer of an Idempotency-Key (one Core SELECT, built once), or None."""
-    return session.execute(_STORED, {"tenant_id": tenant_id, "key": key}).first()
+    """The stored answer of an Idempotency-Key, or None."""
+    return _STORED(session, tenant_id, key)
 
 
 def _replayed(record: Any, fingerprint: str) -> Response:
