@@ -143,3 +143,40 @@ def test_isolation_scopes_and_validation(api: Api) -> None:
     _call(api, "PATCH", f"/rewards/{rw['id']}", {"cost": None}, 422)
     _call(api, "PATCH", f"/rewards/{rw['id']}", {"kind": "coupon"}, 422)
     assert_ledger_invariants(api.db)
+
+
+def test_a_redemption_reads_reward_account_and_wallets_in_one_statement(api: Api) -> None:
+    """The API's redemption looks its reward, account, paying wallet and the program's
+    redeemed account up in ONE statement (each lookup of its own was a round trip on
+    PostgreSQL and an ORM load), and the answer is the stored row."""
+    from sqlalchemy import event
+
+    pid, uid, acc = _setup(api)
+    reward = _call(api, "POST", f"/programs/{pid}/rewards",
+                   {"code": "mug", "name": "Mug", "kind": "physical", "unit_id": uid,
+                    "cost": 100}, 201)
+    # The first redemption creates the program's redeemed account; count the second.
+    _call(api, "POST", f"/programs/{pid}/redemptions",
+          {"reward_id": reward["id"], "account_id": acc}, 201, idempotency_key="first")
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(api.db.engine, "before_cursor_execute", record)
+    try:
+        red = _call(api, "POST", f"/programs/{pid}/redemptions",
+                    {"reward_id": reward["id"], "account_id": acc}, 201,
+                    idempotency_key="second")
+    finally:
+        event.remove(api.db.engine, "before_cursor_execute", record)
+    lookups = [s for s in seen if s.startswith("SELECT") and (
+        "FROM reward" in s or "FROM account" in s or "FROM ledger_account" in s)]
+    assert len(lookups) == 1, lookups
+    assert (red["status"], red["points"], red["quantity"]) == ("approved", 100, 1)
+    assert red["entry_id"] is not None and red["decided_by"] == "auto"
+    listed = _call(api, "GET", f"/programs/{pid}/redemptions?account_id={acc}")
+    assert {r["id"] for r in listed["items"]} >= {red["id"]}
+    stored = next(r for r in listed["items"] if r["id"] == red["id"])
+    assert stored == red
+    assert _available(api, pid, uid, acc) == 800

@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from allegiance.audit.models import AuditRecord
 from allegiance.kit import clock, sequences
 from allegiance.kit.db import driver_connection
 from allegiance.kit.ids import new_id
+from allegiance.kit.rows import RowInsert
 
 AUDIT_SEQUENCE = sequences.AUDIT
 
@@ -46,6 +47,7 @@ def _content(record: dict[str, Any]) -> str:
 # the tenant's audit-chain lock is taken last and held only for the commit.
 DEFER = "audit_defer"
 _audit_table = cast(Table, AuditRecord.__table__)
+_insert_rows = RowInsert(_audit_table)
 
 
 def record(
@@ -155,7 +157,7 @@ def _chain(session: Session, tenant_id: str, rows: list[AuditRecord]) -> None:
             "before": row.before, "after": row.after, "at": row.at, "hash": row.hash})
         seq += 1
     sequences.set_last_hash(session, tenant_id, AUDIT_SEQUENCE, previous_hash)
-    session.execute(insert(_audit_table), values)
+    _insert_rows(session, values)
 
 
 def history(

@@ -462,6 +462,20 @@ def driver_connection(session: Session) -> Iterator[Any]:
         raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
 
 
+@contextlib.contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the driver statements of the block go out in psycopg's pipeline mode:
+    statements whose results nobody reads yet (inserts) travel with the next one that is read
+    (``fetchone`` sends them all and waits once), so a few statements cost one round trip. An
+    error of any of them is raised at the latest when the block ends (the caller's unit of
+    work then rolls back). Elsewhere (SQLite, in-process) a no-op."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    with driver_connection(session) as conn, conn.pipeline():
+        yield
+
+
 def _set_tenant_setting(session: Session, _transaction: Any, connection: Any) -> None:
     tenancy.set_transaction_tenant(connection, session.info.get("tenant", tenancy.setting_for(None)))
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.kit import clock
 from allegiance.kit.ids import new_id
 from allegiance.kit.models import OutboxMessage
+from allegiance.kit.rows import RowInsert
 
 _outbox_table = cast(Table, OutboxMessage.__table__)
+_insert_message = RowInsert(_outbox_table)
 
 
 def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, Any],
@@ -21,8 +23,9 @@ def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, A
     must send a message once gives its own ``message_id`` (a second insert then fails)."""
     at = clock.now()
     message_id = message_id or new_id("msg")
-    # One Core INSERT now (no ORM unit of work: every write of the API emits one or more).
-    session.execute(insert(_outbox_table), {
+    # One INSERT through the driver now (no ORM unit of work, no Core execution: every write
+    # of the API emits one or more).
+    _insert_message(session, {
         "tenant_id": tenant_id, "id": message_id, "event_type": event_type, "payload": payload,
         "created_at": at, "available_at": at, "dispatched_at": None, "attempts": 0,
     })

@@ -24,14 +24,14 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from allegiance.kit import clock
 from allegiance.kit.auth import Principal, scope_allows
-from allegiance.kit.db import Database, is_unique_violation, retrying
+from allegiance.kit.db import Database, is_unique_violation, pipelined, retrying
 from allegiance.kit.errors import (
     Forbidden,
     IdempotencyInFlight,
@@ -40,6 +40,7 @@ from allegiance.kit.errors import (
     ValidationFailed,
 )
 from allegiance.kit.models import IdempotencyRecord
+from allegiance.kit.rows import RowByKey, RowInsert
 from allegiance.kit.settings import get_settings
 
 # Installed by the app factory: turns a bearer secret into a principal or raises.
@@ -129,16 +130,24 @@ class Ctx:
         if getattr(self.request.app.state, "audit_flush", None) is not None:
             session.info[AUDIT_DEFER] = []
 
-    def _audit(self, session: Session, payload: str) -> None:
+    def _audit(self, session: Session, payload: str,
+               first: Callable[[], None] | None = None) -> None:
         """Every write leaves at least one audit row: the route's own, or a generic one; then
-        the deferred rows are chained and written."""
+        the deferred rows are chained and written. ``first`` (a driver-level insert) runs
+        just before the chain, in the same PostgreSQL pipeline."""
         hook: AuditHook | None = getattr(self.request.app.state, "audit_hook", None)
         if hook is not None and not session.info.get("audit_rows"):
             hook(session, self, payload)
         flush: Callable[[Session], int] | None = getattr(
             self.request.app.state, "audit_flush", None)
-        if flush is not None:
-            session.flush()  # the feature's own rows first: the chain's lock comes last
+        if flush is None:
+            if first is not None:
+                first()
+            return
+        session.flush()  # the feature's own rows first: the chain's lock comes last
+        with pipelined(session):
+            if first is not None:
+                first()
             flush(session)
 
     def _write_once(
@@ -167,15 +176,15 @@ class Ctx:
                     result = fn(session)
                     payload = _dump(result)
                     session.flush()
-                    # Core INSERT: one statement, no unit of work. A concurrent twin of this
-                    # request in another process fails here on the primary key.
-                    session.execute(insert(_idempotency_table), {
+                    # One INSERT through the driver, no unit of work (on PostgreSQL sent with
+                    # the audit chain's statement, one round trip). A concurrent twin of this
+                    # request in another process fails on the primary key.
+                    self._audit(session, payload, lambda: _insert_record(session, {
                         "tenant_id": self.tenant_id, "key": key, "request_hash": fingerprint,
                         "method": self.request.method, "path": self.request.url.path,
                         "status_code": status_code, "response_body": payload,
                         "created_at": now, "expires_at": now + retention,
-                    })
-                    self._audit(session, payload)
+                    }))
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
@@ -198,20 +207,19 @@ class Ctx:
 
 
 _idempotency_table = cast(Table, IdempotencyRecord.__table__)
+_insert_record = RowInsert(_idempotency_table)
 # ``session.info`` key of the deferred audit rows (``allegiance.audit.service.DEFER``).
 AUDIT_DEFER = "audit_defer"
 
 
-_STORED = select(
-    _idempotency_table.c.request_hash, _idempotency_table.c.status_code,
-    _idempotency_table.c.response_body, _idempotency_table.c.expires_at,
-).where(_idempotency_table.c.tenant_id == bindparam("tenant_id"),
-        _idempotency_table.c.key == bindparam("key"))
+# One SELECT through the driver, built once per dialect (see ``kit.rows``).
+_STORED = RowByKey(_idempotency_table, ("request_hash", "status_code", "response_body",
+                                        "expires_at"), ("tenant_id", "key"))
 
 
 def _stored(session: Session, tenant_id: str, key: str) -> Any:
-    """The stored answer of an Idempotency-Key (one Core SELECT, built once), or None."""
-    return session.execute(_STORED, {"tenant_id": tenant_id, "key": key}).first()
+    """The stored answer of an Idempotency-Key, or None."""
+    return _STORED(session, tenant_id, key)
 
 
 def _replayed(record: Any, fingerprint: str) -> Response:

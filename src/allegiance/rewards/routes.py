@@ -114,10 +114,11 @@ def redeem(program_id: str, body: RedemptionCreate,
     ctx.check_program(program_id)
 
     def run(session: Session) -> RedemptionRead:
-        row = service.redeem(session, ctx.tenant_id, program_id, body.reward_id,
-                             body.account_id, quantity=body.quantity, user_id=body.user_id,
-                             cause=body.cause, shipping=body.shipping,
-                             pay_from=body.pay_from, actor=ctx.actor)
+        row = service.redeem_values(session, ctx.tenant_id, program_id, body.reward_id,
+                                    body.account_id, quantity=body.quantity,
+                                    user_id=body.user_id, cause=body.cause,
+                                    shipping=body.shipping, pay_from=body.pay_from,
+                                    actor=ctx.actor)
         return RedemptionRead.model_validate(row)
 
     return ctx.write(body, run, 201)

@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from allegiance import audit, campaigns, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
-from allegiance.kit.db import add_unique
+from allegiance.kit.db import add_unique, pipelined
 from allegiance.kit.ids import new_id
-from allegiance.rewards import domain
+from allegiance.members.errors import AccountNotFound
+from allegiance.rewards import domain, statements
 from allegiance.rewards.errors import (
     INELIGIBLE,
     BelowMinimum,
@@ -125,7 +127,8 @@ def update_reward(session: Session, tenant_id: str, reward_id: str,
     return reward
 
 
-def _offer(reward: Reward) -> domain.Offer:
+def _offer(reward: Any) -> domain.Offer:
+    """The eligibility facts of a reward (an ORM ``Reward`` or a row of its columns)."""
     return domain.Offer(
         status=reward.status, visible_from=reward.visible_from, visible_to=reward.visible_to,
         available_from=reward.available_from, available_to=reward.available_to,
@@ -193,7 +196,7 @@ def free_codes(session: Session, tenant_id: str, reward_id: str) -> int:
 
 # --- redemptions -----------------------------------------------------------------------------
 
-def _take_stock(session: Session, tenant_id: str, reward: Reward, quantity: int) -> None:
+def _take_stock(session: Session, tenant_id: str, reward: Any, quantity: int) -> None:
     """The one place stock goes down: a conditional update, so two redemptions can never
     both take the last item."""
     if reward.stock is None:
@@ -206,7 +209,9 @@ def _take_stock(session: Session, tenant_id: str, reward: Reward, quantity: int)
         .execution_options(synchronize_session=False))
     if getattr(result, "rowcount", 0) != 1:
         raise OutOfStock(f"reward {reward.code} is out of stock", field="quantity")
-    session.expire(reward, ["stock"])
+    loaded = session.identity_map.get(identity_key(Reward, (tenant_id, reward.id)))
+    if loaded is not None:  # a Reward this session holds reads its new stock
+        session.expire(loaded, ["stock"])
 
 
 def _give_back_stock(session: Session, tenant_id: str, reward_id: str, quantity: int) -> None:
@@ -217,11 +222,11 @@ def _give_back_stock(session: Session, tenant_id: str, reward_id: str, quantity:
         .execution_options(synchronize_session=False))
 
 
-def _used_in_period(session: Session, tenant_id: str, reward: Reward, account_id: str,
-                    now: datetime) -> int:
-    start = domain.period_start(now, reward.limit_period)
+def _used_in_period(session: Session, tenant_id: str, reward_id: str, period: str,
+                    account_id: str, now: datetime) -> int:
+    start = domain.period_start(now, period)
     query = select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
-        Redemption.tenant_id == tenant_id, Redemption.reward_id == reward.id,
+        Redemption.tenant_id == tenant_id, Redemption.reward_id == reward_id,
         Redemption.account_id == account_id,
         Redemption.status.not_in(("cancelled", "rejected")))
     if start is not None:
@@ -235,7 +240,21 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
            actor: str = "system") -> Redemption:
     """Redeem ``quantity`` of a reward from an account's wallet, or with ``pay_from="user"``
     from the wallet of its user ``user_id`` (an employee's own points): the points are posted
-    at once, or held until approval when the reward requires it."""
+    at once, or held until approval when the reward requires it. See :func:`redeem_values`."""
+    values = redeem_values(session, tenant_id, program_id, reward_id, account_id,
+                           quantity=quantity, user_id=user_id, cause=cause, shipping=shipping,
+                           pay_from=pay_from, actor=actor)
+    row = session.get(Redemption, (tenant_id, values["id"]))
+    assert row is not None  # written above, in this transaction
+    return row
+
+
+def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: str,
+                  account_id: str, *, quantity: int = 1, user_id: str | None = None,
+                  cause: str | None = None, shipping: dict[str, Any] | None = None,
+                  pay_from: str = "account", actor: str = "system") -> dict[str, Any]:
+    """:func:`redeem`, returning the new redemption's column values instead of an ORM row
+    (the API's path: the reads are one statement, the row one Core insert)."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidReward("quantity must be a positive integer", field="quantity")
     if pay_from not in ("account", "user"):
@@ -244,17 +263,20 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
             session, tenant_id, user_id).account_id != account_id):
         raise InvalidReward("paying from a user's wallet needs a user_id of the account",
                             field="user_id")
-    reward = get_reward(session, tenant_id, reward_id)
-    if reward.program_id != program_id:
+    owner_id = user_id if pay_from == "user" and user_id is not None else account_id
+    reward = statements.lookup(session, tenant_id, reward_id, account_id, pay_from, owner_id)
+    if reward is None or reward.program_id != program_id:
         raise RewardNotFound(f"reward {reward_id} not found", field="reward_id")
-    account = members.get_account(session, tenant_id, account_id)
+    if reward.account_found is None:
+        raise AccountNotFound(f"account {account_id} not found", field="account_id")
     now = clock.now()
     levels = (_member_tiers(session, tenant_id, program_id, account_id)
               if reward.eligible_tiers else set())
     mine = (campaigns.segment_codes(session, tenant_id, program_id, account_id)
             if reward.eligible_segments else [])
-    problem = domain.ineligibility(_offer(reward), now, account.region, levels,
-                                   _segment(account), mine)
+    segment = (reward.account_attributes or {}).get("segment")
+    problem = domain.ineligibility(_offer(reward), now, reward.account_region, levels,
+                                   segment if isinstance(segment, str) else None, mine)
     if problem is not None:
         raise INELIGIBLE[problem[0]](problem[1], field="reward_id")
     if reward.kind == "donation" and cause not in (reward.causes or []):
@@ -262,65 +284,73 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
     if reward.limit_per_member is not None:
         # Lock the reward first (the order every redemption path uses: reward, then the
         # ledger), so two concurrent redemptions cannot both pass the count.
-        session.refresh(reward, with_for_update=True)
-        used = _used_in_period(session, tenant_id, reward, account_id, now)
-        if used + quantity > reward.limit_per_member:
-            raise LimitReached(
-                f"at most {reward.limit_per_member} per member per {reward.limit_period}",
-                field="quantity")
+        limit, period = statements.lock_limit(session, tenant_id, reward.id)
+        if limit is not None:
+            used = _used_in_period(session, tenant_id, reward.id, period, account_id, now)
+            if used + quantity > limit:
+                raise LimitReached(f"at most {limit} per member per {period}",
+                                   field="quantity")
     points = reward.cost * quantity
-    owner_id = user_id if pay_from == "user" and user_id is not None else account_id
-    wallet = ledger.wallet(session, tenant_id, program_id, reward.unit_id, pay_from, owner_id)
-    if reward.min_balance is not None:
-        available = ledger.balance_of(wallet).available
-        if available < reward.min_balance:
-            raise BelowMinimum(f"needs an available balance of at least {reward.min_balance}",
-                               field="reward_id")
+    wallet_id = reward.wallet_id
+    if wallet_id is None or reward.min_balance is not None:
+        wallet = ledger.wallet(session, tenant_id, program_id, reward.unit_id, pay_from,
+                               owner_id)
+        wallet_id = wallet.id
+        if reward.min_balance is not None:
+            available = ledger.balance_of(wallet).available
+            if available < reward.min_balance:
+                raise BelowMinimum(
+                    f"needs an available balance of at least {reward.min_balance}",
+                    field="reward_id")
     _take_stock(session, tenant_id, reward, quantity)
-    redeemed = ledger.program_account(session, tenant_id, program_id, reward.unit_id,
-                                      "redeemed", normal="credit")
-    row = Redemption(
-        tenant_id=tenant_id, id=new_id("rdm"), program_id=program_id, reward_id=reward.id,
-        account_id=account_id, user_id=user_id, quantity=quantity, points=points,
-        status="requested", hold_id=None, entry_id=None, reversal_entry_id=None, code=None,
-        code_expires_at=None, code_used_at=None, shipping=shipping or {}, cause=cause,
-        reason=None, created_at=now, decided_at=None, decided_by=None, fulfilled_at=None)
-    session.add(row)
+    redeemed_id = reward.redeemed_id
+    if redeemed_id is None:
+        redeemed_id = ledger.program_account(session, tenant_id, program_id, reward.unit_id,
+                                             "redeemed", normal="credit").id
+    row: dict[str, Any] = {
+        "tenant_id": tenant_id, "id": new_id("rdm"), "program_id": program_id,
+        "reward_id": reward.id, "account_id": account_id, "user_id": user_id,
+        "quantity": quantity, "points": points, "status": "requested", "hold_id": None,
+        "entry_id": None, "reversal_entry_id": None, "code": None, "code_expires_at": None,
+        "code_used_at": None, "shipping": shipping or {}, "cause": cause, "reason": None,
+        "created_at": now, "decided_at": None, "decided_by": None, "fulfilled_at": None}
     if reward.requires_approval:
-        session.flush()
         hold, _ = ledger.create_hold(session, tenant_id, ledger.HoldRequest(
-            program_id=program_id, debit_account_id=wallet.id, credit_account_id=redeemed.id,
+            program_id=program_id, debit_account_id=wallet_id, credit_account_id=redeemed_id,
             unit_id=reward.unit_id, amount=points, kind="redemption",
-            source_type="redemption", source_id=row.id, hold_key=f"redemption:{row.id}"))
-        row.hold_id = hold.id
-        session.flush()
+            source_type="redemption", source_id=row["id"], hold_key=f"redemption:{row['id']}"))
+        row["hold_id"] = hold.id
+        statements.insert_redemption(session, row)
         outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
         return row
     # Approved at once: the row and its event are written before the points are posted, so
     # the posting (which locks the program's redeemed account and the tenant's journal
     # number until the commit) is the last write; if it fails, the transaction rolls back.
-    row.entry_id = new_id("txn")
-    row.status = "approved"
-    row.decided_at = now
-    row.decided_by = "auto"
-    session.flush()
-    outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
-    result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
-        program_id=program_id, kind="redeem",
-        lines=(ledger.Line(wallet.id, reward.unit_id, ledger.Side.DEBIT, points),
-               ledger.Line(redeemed.id, reward.unit_id, ledger.Side.CREDIT, points)),
-        source_type="redemption", source_id=row.id, entry_key=f"redemption:{row.id}",
-        actor=actor, entry_id=row.entry_id))
-    if result.entry_id != row.entry_id:  # the entry key is new, so never in practice
-        row.entry_id = result.entry_id
-        session.flush()
+    # On PostgreSQL the two inserts go out with the posting, in one round trip.
+    row.update(entry_id=new_id("txn"), status="approved", decided_at=now, decided_by="auto")
+    with pipelined(session):
+        statements.insert_redemption(session, row)
+        outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
+        result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
+            program_id=program_id, kind="redeem",
+            lines=(ledger.Line(wallet_id, reward.unit_id, ledger.Side.DEBIT, points),
+                   ledger.Line(redeemed_id, reward.unit_id, ledger.Side.CREDIT, points)),
+            source_type="redemption", source_id=row["id"],
+            entry_key=f"redemption:{row['id']}", actor=actor, entry_id=row["entry_id"]))
+    if result.entry_id != row["entry_id"]:  # the entry key is new, so never in practice
+        row["entry_id"] = result.entry_id
+        session.execute(update(Redemption).where(
+            Redemption.tenant_id == tenant_id, Redemption.id == row["id"])
+            .values(entry_id=result.entry_id).execution_options(synchronize_session=False))
     return row
 
 
-def _payload(row: Redemption) -> dict[str, Any]:
-    return {"redemption_id": row.id, "program_id": row.program_id, "reward_id": row.reward_id,
-            "account_id": row.account_id, "quantity": row.quantity, "points": row.points,
-            "status": row.status}
+def _payload(row: Redemption | dict[str, Any]) -> dict[str, Any]:
+    """The event payload of a redemption (an ORM row or its column values)."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    return {"redemption_id": get("id"), "program_id": get("program_id"),
+            "reward_id": get("reward_id"), "account_id": get("account_id"),
+            "quantity": get("quantity"), "points": get("points"), "status": get("status")}
 
 
 def get_redemption(session: Session, tenant_id: str, redemption_id: str) -> Redemption:

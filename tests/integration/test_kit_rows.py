@@ -1,0 +1,65 @@
+"""kit.rows: rows inserted and read through the driver are stored and returned exactly as
+Core stores and returns them (JSON, JSON null, UTC timestamps), on both engines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+
+from allegiance import tenants
+from allegiance.audit.models import AuditRecord
+from allegiance.kit import clock
+from allegiance.kit.db import Database
+from allegiance.kit.models import IdempotencyRecord
+from allegiance.kit.rows import RowByKey, RowInsert
+
+_audit = cast(Table, AuditRecord.__table__)
+_records = cast(Table, IdempotencyRecord.__table__)
+
+
+def _tenant(db: Database) -> str:
+    with db.transaction() as s:
+        return tenants.create_tenant(s, "Rows").id
+
+
+def _audit_row(tenant_id: str, row_id: str, seq: int, before: Any) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "id": row_id, "seq": seq, "actor": "t", "action": "a",
+            "object_type": "o", "object_id": "x", "before": before,
+            "after": {"n": 1, "nested": {"ü": [1, None]}}, "at": clock.now(), "hash": "h"}
+
+
+def test_row_insert_stores_what_core_stores(db: Database) -> None:
+    tenant_id = _tenant(db)
+    driver = _audit_row(tenant_id, "aud_driver", 1, None)
+    core = _audit_row(tenant_id, "aud_core", 2, None)
+    with db.transaction() as s:
+        RowInsert(_audit)(s, driver)
+        s.execute(insert(_audit), core)
+        RowInsert(_audit)(s, [_audit_row(tenant_id, "aud_m1", 3, {"a": 1}),
+                              _audit_row(tenant_id, "aud_m2", 4, [])])
+    with db.read() as s:
+        rows = {r.id: r for r in s.execute(select(_audit).where(_audit.c.tenant_id == tenant_id))}
+    assert set(rows) == {"aud_driver", "aud_core", "aud_m1", "aud_m2"}
+    for name in ("before", "after", "at", "actor", "seq"):
+        assert getattr(rows["aud_driver"], name) == {**driver}[name], name
+    assert rows["aud_driver"].before == rows["aud_core"].before
+    assert rows["aud_driver"].at.tzinfo is not None
+    assert (rows["aud_m1"].before, rows["aud_m2"].before) == ({"a": 1}, [])
+
+
+def test_row_by_key_reads_what_core_reads(db: Database) -> None:
+    tenant_id, now = _tenant(db), clock.now()
+    values = {"tenant_id": tenant_id, "key": "k-1", "request_hash": "f" * 64,
+              "method": "POST", "path": "/v1/x", "status_code": 201, "response_body": "{}",
+              "created_at": now, "expires_at": now + timedelta(days=1)}
+    read = RowByKey(_records, ("request_hash", "status_code", "expires_at"), ("tenant_id", "key"))
+    with db.transaction() as s:
+        RowInsert(_records)(s, values)
+        found = read(s, tenant_id, "k-1")
+        assert read(s, tenant_id, "k-2") is None
+        core = s.execute(select(_records.c.expires_at).where(_records.c.tenant_id == tenant_id, _records.c.key == "k-1")).scalar_one()
+    assert found.request_hash == "f" * 64 and found.status_code == 201
+    assert found.expires_at == core == values["expires_at"]
+    assert found.expires_at.tzinfo is not None and found.expires_at > now
