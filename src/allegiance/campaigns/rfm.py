@@ -157,11 +157,29 @@ def refresh_scores(session: Session, tenant_id: str,
                    program_id: str) -> tuple[RfmModel, pl.DataFrame]:
     """:func:`refresh`, also returning the scores (account_id, recency, frequency,
     monetary, …) it computed."""
+    model, buyers, last = read_inputs(session, tenant_id, program_id)
+    scored = rank_inputs(model, buyers, last, clock.now())
+    session.flush()
+    return model, scored
+
+
+def read_inputs(session: Session, tenant_id: str,
+                program_id: str) -> tuple[RfmModel, pl.DataFrame, int]:
+    """The database half of :func:`refresh_scores`: the model (created if missing), the
+    running inputs of today's window and today's day ordinal."""
     program = tenants.get_program(session, tenant_id, program_id)
     model = ensure_model(session, tenant_id, program_id)
-    now = clock.now()
-    last = today(program, now)
-    scored = current_scores(session, tenant_id, program_id, model)
+    last = today(program, clock.now())
+    first = last - model.window_days + 1
+    return model, engagement.rfm_inputs(session, tenant_id, program_id, first, last), last
+
+
+def rank_inputs(model: RfmModel, buyers: pl.DataFrame, last: int,
+                now: datetime) -> pl.DataFrame:
+    """The Polars half of :func:`refresh_scores` (no database work: it may run while the
+    session's connection writes on another thread): the buyers ranked, the breakpoints and
+    distribution set on ``model`` (written at the session's next flush)."""
+    scored = score_frame(buyers)
     points = {**breakpoints(scored), "first_day": last - model.window_days + 1,
               "last_day": last}
     if model.breakpoints != points:
@@ -173,8 +191,7 @@ def refresh_scores(session: Session, tenant_id: str,
     if model.scored != scored.height:
         model.scored = scored.height
     model.computed_at = model.updated_at = now
-    session.flush()
-    return model, scored
+    return scored
 
 
 def score_of(session: Session, tenant_id: str, program_id: str,

@@ -5,6 +5,7 @@ earning path as ``member.segments``."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -23,6 +24,7 @@ from sqlalchemy import (
     table,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
 from allegiance.kit.frames import insert_frame, read_frame
 from allegiance.kit.ids import new_id
+from allegiance.kit.writer import Writer, background_writes
 
 # The running counters the earning path keeps (read here by name, without importing events,
 # which imports this feature).
@@ -287,11 +290,7 @@ def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.Data
         elif name.startswith("member.attributes."):
             expr = _attribute(name, kind, _extracted(name) in raw.columns)
         elif name in domain.RFM_FIELDS:
-            r, f, m = (pl.col(c).fill_null(0).cast(pl.Int64) for c in ("_r", "_f", "_m"))
-            picked = {"member.rfm.recency": r, "member.rfm.frequency": f,
-                      "member.rfm.monetary": m}
-            expr = picked[name] if name in picked else pl.concat_str(
-                [r.cast(pl.Utf8), f.cast(pl.Utf8), m.cast(pl.Utf8)])
+            expr = _rfm_field(name)
         elif name.startswith("member.counters."):
             continue  # joined below
         else:
@@ -317,6 +316,14 @@ def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.Data
     return frame  # in no particular order (what _apply writes it sorts itself)
 
 
+def _rfm_field(name: str) -> pl.Expr:
+    """An RFM field from the score columns ``_r``, ``_f``, ``_m`` (0 without a score)."""
+    r, f, m = (pl.col(c).fill_null(0).cast(pl.Int64) for c in ("_r", "_f", "_m"))
+    picked = {"member.rfm.recency": r, "member.rfm.frequency": f, "member.rfm.monetary": m}
+    return picked[name] if name in picked else pl.concat_str(
+        [r.cast(pl.Utf8), f.cast(pl.Utf8), m.cast(pl.Utf8)])
+
+
 def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[int, int]:
     """Re-evaluate a segment over every active member at once; returns (entered, left)."""
     segment = get_segment(session, tenant_id, segment_id)
@@ -334,19 +341,40 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
            node: rules.Node, now: datetime) -> tuple[int, int]:
     """Store the members of ``segment`` among ``frame`` (the difference with those stored
     is written and announced)."""
-    inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
-        else pl.DataFrame(schema={"account_id": pl.Utf8})
     before = read_frame(session, "SELECT account_id FROM segment_member WHERE tenant_id = :t "
                                  "AND segment_id = :s", {"t": tenant_id, "s": segment.id},
                         {"account_id": pl.Utf8})
+    inside, entered, left = _changes(frame, node, before)
+    _write(session.connection(), tenant_id, segment.id, entered, left, now)
+    return _record(session, tenant_id, segment, inside, entered, left, now)
+
+
+def _changes(frame: pl.DataFrame, node: rules.Node,
+             before: pl.DataFrame) -> tuple[int, list[str], list[str]]:
+    """(members, entered, left) of the segment of ``node`` among ``frame`` against the
+    members stored ``before`` (Polars only)."""
+    inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
+        else pl.DataFrame(schema={"account_id": pl.Utf8})
     entered = inside.join(before, on="account_id", how="anti")["account_id"].sort().to_list()
     left = before.join(inside, on="account_id", how="anti")["account_id"].sort().to_list()
+    return inside.height, entered, left
+
+
+def _write(connection: Connection, tenant_id: str, segment_id: str, entered: list[str],
+           left: list[str], now: datetime) -> None:
+    """Delete the memberships ``left``, insert ``entered`` (on the connection only: this may
+    run on the writer's thread, see :func:`refresh_program`)."""
     for start in range(0, len(left), 500):
-        session.execute(delete(SegmentMember).where(
-            SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
-            SegmentMember.account_id.in_(left[start:start + 500])))
-    _insert_members(session, tenant_id, segment.id, entered, now)
-    segment.members = inside.height
+        connection.execute(delete(SEGMENT_MEMBER).where(
+            SEGMENT_MEMBER.c.tenant_id == tenant_id, SEGMENT_MEMBER.c.segment_id == segment_id,
+            SEGMENT_MEMBER.c.account_id.in_(left[start:start + 500])))
+    _insert_members(connection, tenant_id, segment_id, entered, now)
+
+
+def _record(session: Session, tenant_id: str, segment: Segment, members: int,
+            entered: list[str], left: list[str], now: datetime) -> tuple[int, int]:
+    """The segment's count and refresh time, and its changes announced and triggered."""
+    segment.members = members
     segment.refreshed_at = segment.updated_at = now
     session.flush()
     _announce(session, tenant_id, segment, "segment.entered", entered)
@@ -356,13 +384,13 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
     return len(entered), len(left)
 
 
-def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
-                    since: datetime) -> None:
+def _insert_members(connection: Connection, tenant_id: str, segment_id: str,
+                    accounts: list[str], since: datetime) -> None:
     """Store new members (in key order) without a statement per row (kit.frames)."""
     at = since.astimezone(UTC)
     stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f") \
-        if session.get_bind().dialect.name == "sqlite" else at.isoformat()  # the engine's form
-    insert_frame(session, "segment_member", pl.DataFrame({"account_id": accounts}).select(
+        if connection.dialect.name == "sqlite" else at.isoformat()  # the engine's form
+    insert_frame(connection, "segment_member", pl.DataFrame({"account_id": accounts}).select(
         pl.lit(tenant_id).alias("tenant_id"), pl.lit(segment_id).alias("segment_id"),
         pl.col("account_id").cast(pl.Utf8), pl.lit(stamp).alias("since")),
         ("text", "text", "text", "timestamptz"))
@@ -476,7 +504,12 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
 
 def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[str, int]:
     """Refresh the program's RFM scores (when it has an RFM model or a segment reads them),
-    then every segment from one frame of the members holding every field they read."""
+    then every segment from one frame of the members holding every field they read.
+
+    Everything is read first (RFM inputs, members, stored memberships); then the writes of
+    the segments that read no RFM score go to a second thread (:mod:`allegiance.kit.writer`)
+    while this one ranks the scores and evaluates the RFM segments, whose writes follow.
+    One transaction: a failure anywhere rolls every write back."""
     totals = {"segments": 0, "entered": 0, "left": 0}
     segments = list_segments(session, tenant_id, program_id)
     types, lists = _program_types(session, tenant_id, program_id)
@@ -488,22 +521,67 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
             raise InvalidSegment(f"segment {segment.code}: {exc}", field="condition") from exc
     used = {name: kind for name, kind in types.items()
             if any(name in node.fields() for _, node in nodes)}
-    if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None:
-        scores: pl.DataFrame | None = rfm.refresh_scores(session, tenant_id, program_id)[1]
-    else:
-        scores = None
-    if not nodes:
-        return totals
+    inputs = rfm.read_inputs(session, tenant_id, program_id) \
+        if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None \
+        else None
     now = clock.now()
-    frame = member_frame(session, tenant_id, program_id, used, now, scores=scores)
-    # in key order: a first refresh then appends each segment's members at the right end of
-    # the key's index (PostgreSQL's fast path, pages split 90/10 instead of half-empty)
-    for segment, node in sorted(nodes, key=lambda pair: pair[0].id):
-        entered, left = _apply(session, tenant_id, segment, frame, node, now)
+    if not nodes:
+        if inputs is not None:
+            rfm.rank_inputs(*inputs, now)
+            session.flush()
+        return totals
+    frame = member_frame(session, tenant_id, program_id,
+                         {n: k for n, k in used.items() if n not in domain.RFM_FIELDS}, now)
+    stored = _stored(session, tenant_id, [segment.id for segment, _ in nodes])
+    # in key order (segment id): a first refresh then appends each segment's members at the
+    # right end of its range of the key's index (pages split 90/10 instead of half-empty)
+    plain = sorted(((g, n) for g, n in nodes if not domain.uses_rfm(n.fields())),
+                   key=lambda pair: pair[0].id)
+    scored = sorted(((g, n) for g, n in nodes if domain.uses_rfm(n.fields())),
+                    key=lambda pair: pair[0].id)
+    changes: list[tuple[Segment, int, list[str], list[str]]] = []
+    connection = session.connection()
+    with background_writes() as writer:
+        _hand_over(writer, connection, tenant_id, frame, plain, stored, now, changes)
+        if inputs is not None:  # ranked while the writes above run
+            ranked = rfm.rank_inputs(*inputs, now)
+            if scored:
+                rfm_types = {n: k for n, k in used.items() if n in domain.RFM_FIELDS}
+                frame = frame.join(frame.select("account_id").join(
+                    _score_columns(session, tenant_id, program_id, ranked), on="account_id",
+                    how="left").select("account_id", *(
+                        _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
+                    on="account_id", how="left")
+        _hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
+    for segment, count, entered, left in changes:
+        _record(session, tenant_id, segment, count, entered, left, now)
         totals["segments"] += 1
-        totals["entered"] += entered
-        totals["left"] += left
+        totals["entered"] += len(entered)
+        totals["left"] += len(left)
+    session.flush()
     return totals
+
+
+def _stored(session: Session, tenant_id: str, segment_ids: list[str]) -> pl.DataFrame:
+    """(segment_id, account_id) of the segments' stored memberships, one read."""
+    marks = ", ".join(f":s{i}" for i in range(len(segment_ids)))
+    return read_frame(session, "SELECT segment_id, account_id FROM segment_member "
+                               f"WHERE tenant_id = :t AND segment_id IN ({marks})",
+                      {"t": tenant_id, **{f"s{i}": g for i, g in enumerate(segment_ids)}},
+                      {"segment_id": pl.Utf8, "account_id": pl.Utf8})
+
+
+def _hand_over(writer: Writer, connection: Connection, tenant_id: str, frame: pl.DataFrame,
+               nodes: list[tuple[Segment, rules.Node]], stored: pl.DataFrame, now: datetime,
+               changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
+    """Each segment's changes computed here and their writes handed to ``writer``."""
+    for segment, node in nodes:
+        before = stored.filter(pl.col("segment_id") == segment.id).select("account_id")
+        members, entered, left = _changes(frame, node, before)
+        changes.append((segment, members, entered, left))
+        # the id read here: the writer's thread must not touch the session's objects
+        writer.submit(functools.partial(_write, connection, tenant_id, segment.id, entered,
+                                        left, now))
 
 
 def segment_codes(session: Session, tenant_id: str, program_id: str,
