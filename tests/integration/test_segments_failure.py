@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from allegiance import campaigns, members
-from allegiance.campaigns import segments
+from allegiance.campaigns import memberships
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from tests.integration.events_support import Shop, definition
@@ -90,14 +90,14 @@ def test_a_failed_refresh_leaves_the_memberships_as_they_were(
                     "attributes": {"kind": "retailer" if acc in first["distributors"]
                                    else "distributor"}}, actor="test")
         # a write fails after two segments' writes were done
-        monkeypatch.setattr(segments, "_write", _failing_on(3, segments._write))
+        monkeypatch.setattr(memberships, "write", _failing_on(3, memberships.write))
         with pytest.raises(RuntimeError, match="boom"):
             _refresh(shop)
         assert stored(shop) == first
         monkeypatch.undo()
         # the computing fails while the (slowed) writes of earlier segments are in flight
-        monkeypatch.setattr(segments, "_write", _failing_on(0, segments._write, slow=0.3))
-        monkeypatch.setattr(segments, "_changes", _failing_on(3, segments._changes))
+        monkeypatch.setattr(memberships, "write", _failing_on(0, memberships.write, slow=0.3))
+        monkeypatch.setattr(memberships, "changes_of", _failing_on(3, memberships.changes_of))
         with pytest.raises(RuntimeError, match="boom"):
             _refresh(shop)
         assert not [t for t in threading.enumerate() if t.name.startswith("allegiance-writer")]

@@ -5,17 +5,16 @@ earning path as ``member.segments``."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 from sqlalchemy import (
     String,
-    Table,
     cast,
     column,
     delete,
@@ -24,19 +23,19 @@ from sqlalchemy import (
     table,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import definitions, members, rules, tenants
 from allegiance.campaigns import domain, rfm
 from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
+from allegiance.campaigns.memberships import changes_of, hand_over, stored_members, write
 from allegiance.campaigns.models import Segment, SegmentMember
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
-from allegiance.kit.frames import insert_frame, read_frame
+from allegiance.kit.frames import read_frame
 from allegiance.kit.ids import new_id
-from allegiance.kit.writer import Writer, background_writes
+from allegiance.kit.writer import background_writes
 
 # The running counters the earning path keeps (read here by name, without importing events,
 # which imports this feature).
@@ -45,7 +44,6 @@ _COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
 _DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
                               "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
 ANNOUNCE_MAX = 1000  # a refresh announces at most this many accounts one by one
-SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]
 
 
 def _program_types(session: Session, tenant_id: str,
@@ -344,31 +342,9 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
     before = read_frame(session, "SELECT account_id FROM segment_member WHERE tenant_id = :t "
                                  "AND segment_id = :s", {"t": tenant_id, "s": segment.id},
                         {"account_id": pl.Utf8})
-    inside, entered, left = _changes(frame, node, before)
-    _write(session.connection(), tenant_id, segment.id, entered, left, now)
+    inside, entered, left = changes_of(frame, node, before)
+    write(session.connection(), tenant_id, segment.id, entered, left, now)
     return _record(session, tenant_id, segment, inside, entered, left, now)
-
-
-def _changes(frame: pl.DataFrame, node: rules.Node,
-             before: pl.DataFrame) -> tuple[int, list[str], list[str]]:
-    """(members, entered, left) of the segment of ``node`` among ``frame`` against the
-    members stored ``before`` (Polars only)."""
-    inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
-        else pl.DataFrame(schema={"account_id": pl.Utf8})
-    entered = inside.join(before, on="account_id", how="anti")["account_id"].sort().to_list()
-    left = before.join(inside, on="account_id", how="anti")["account_id"].sort().to_list()
-    return inside.height, entered, left
-
-
-def _write(connection: Connection, tenant_id: str, segment_id: str, entered: list[str],
-           left: list[str], now: datetime) -> None:
-    """Delete the memberships ``left``, insert ``entered`` (on the connection only: this may
-    run on the writer's thread, see :func:`refresh_program`)."""
-    for start in range(0, len(left), 500):
-        connection.execute(delete(SEGMENT_MEMBER).where(
-            SEGMENT_MEMBER.c.tenant_id == tenant_id, SEGMENT_MEMBER.c.segment_id == segment_id,
-            SEGMENT_MEMBER.c.account_id.in_(left[start:start + 500])))
-    _insert_members(connection, tenant_id, segment_id, entered, now)
 
 
 def _record(session: Session, tenant_id: str, segment: Segment, members: int,
@@ -382,18 +358,6 @@ def _record(session: Session, tenant_id: str, segment: Segment, members: int,
     _trigger(session, tenant_id, segment, "segment.entered", entered, now)
     _trigger(session, tenant_id, segment, "segment.left", left, now)
     return len(entered), len(left)
-
-
-def _insert_members(connection: Connection, tenant_id: str, segment_id: str,
-                    accounts: list[str], since: datetime) -> None:
-    """Store new members (in key order) without a statement per row (kit.frames)."""
-    at = since.astimezone(UTC)
-    stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f") \
-        if connection.dialect.name == "sqlite" else at.isoformat()  # the engine's form
-    insert_frame(connection, "segment_member", pl.DataFrame({"account_id": accounts}).select(
-        pl.lit(tenant_id).alias("tenant_id"), pl.lit(segment_id).alias("segment_id"),
-        pl.col("account_id").cast(pl.Utf8), pl.lit(stamp).alias("since")),
-        ("text", "text", "text", "timestamptz"))
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
@@ -506,15 +470,16 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     """Refresh the program's RFM scores (when it has an RFM model or a segment reads them),
     then every segment from one frame of the members holding every field they read.
 
-    Everything is read first (RFM inputs, members, stored memberships); then the writes of
-    the segments that read no RFM score go to a second thread (:mod:`allegiance.kit.writer`)
-    while this one ranks the scores and evaluates the RFM segments, whose writes follow.
-    One transaction: a failure anywhere rolls every write back."""
+    Everything is read first (RFM inputs, then the members while a second thread ranks the
+    scores in Polars, then the stored memberships); then the writes of the segments that read
+    no RFM score go to a writer thread (:mod:`allegiance.kit.writer`, the database's insert
+    work overlapping Python's) while this one joins the scores and evaluates the RFM
+    segments, whose writes follow. One transaction: a failure anywhere rolls every write
+    back, and no write runs on after it."""
     totals = {"segments": 0, "entered": 0, "left": 0}
-    segments = list_segments(session, tenant_id, program_id)
     types, lists = _program_types(session, tenant_id, program_id)
     nodes: list[tuple[Segment, rules.Node]] = []
-    for segment in segments:
+    for segment in list_segments(session, tenant_id, program_id):
         try:
             nodes.append((segment, rules.compile_expression(segment.condition, types, lists)))
         except rules.ExpressionError as exc:
@@ -525,34 +490,16 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
         if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None \
         else None
     now = clock.now()
-    if not nodes:
-        if inputs is not None:
-            rfm.rank_inputs(*inputs, now)
-            session.flush()
-        return totals
-    frame = member_frame(session, tenant_id, program_id,
-                         {n: k for n, k in used.items() if n not in domain.RFM_FIELDS}, now)
-    stored = _stored(session, tenant_id, [segment.id for segment, _ in nodes])
-    # in key order (segment id): a first refresh then appends each segment's members at the
-    # right end of its range of the key's index (pages split 90/10 instead of half-empty)
-    plain = sorted(((g, n) for g, n in nodes if not domain.uses_rfm(n.fields())),
-                   key=lambda pair: pair[0].id)
-    scored = sorted(((g, n) for g, n in nodes if domain.uses_rfm(n.fields())),
-                    key=lambda pair: pair[0].id)
     changes: list[tuple[Segment, int, list[str], list[str]]] = []
-    connection = session.connection()
-    with background_writes() as writer:
-        _hand_over(writer, connection, tenant_id, frame, plain, stored, now, changes)
-        if inputs is not None:  # ranked while the writes above run
-            ranked = rfm.rank_inputs(*inputs, now)
-            if scored:
-                rfm_types = {n: k for n, k in used.items() if n in domain.RFM_FIELDS}
-                frame = frame.join(frame.select("account_id").join(
-                    _score_columns(session, tenant_id, program_id, ranked), on="account_id",
-                    how="left").select("account_id", *(
-                        _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
-                    on="account_id", how="left")
-        _hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="allegiance-rank") as pool:
+        # the scores ranked by a second thread (Polars only) while this one reads the members
+        ranking = None if inputs is None else pool.submit(
+            rfm.rank, inputs[1], inputs[2], inputs[0].window_days)
+        if nodes:
+            _refresh_segments(session, tenant_id, program_id, nodes, used, ranking, now,
+                              changes)
+        if inputs is not None and ranking is not None:
+            rfm.keep(inputs[0], ranking.result(), now)
     for segment, count, entered, left in changes:
         _record(session, tenant_id, segment, count, entered, left, now)
         totals["segments"] += 1
@@ -562,26 +509,33 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     return totals
 
 
-def _stored(session: Session, tenant_id: str, segment_ids: list[str]) -> pl.DataFrame:
-    """(segment_id, account_id) of the segments' stored memberships, one read."""
-    marks = ", ".join(f":s{i}" for i in range(len(segment_ids)))
-    return read_frame(session, "SELECT segment_id, account_id FROM segment_member "
-                               f"WHERE tenant_id = :t AND segment_id IN ({marks})",
-                      {"t": tenant_id, **{f"s{i}": g for i, g in enumerate(segment_ids)}},
-                      {"segment_id": pl.Utf8, "account_id": pl.Utf8})
-
-
-def _hand_over(writer: Writer, connection: Connection, tenant_id: str, frame: pl.DataFrame,
-               nodes: list[tuple[Segment, rules.Node]], stored: pl.DataFrame, now: datetime,
-               changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
-    """Each segment's changes computed here and their writes handed to ``writer``."""
-    for segment, node in nodes:
-        before = stored.filter(pl.col("segment_id") == segment.id).select("account_id")
-        members, entered, left = _changes(frame, node, before)
-        changes.append((segment, members, entered, left))
-        # the id read here: the writer's thread must not touch the session's objects
-        writer.submit(functools.partial(_write, connection, tenant_id, segment.id, entered,
-                                        left, now))
+def _refresh_segments(session: Session, tenant_id: str, program_id: str,
+                      nodes: list[tuple[Segment, rules.Node]], used: Mapping[str, str],
+                      ranking: Future[rfm.Ranked] | None, now: datetime,
+                      changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
+    """Read the members and the stored memberships, then hand each segment's writes to a
+    second thread: first the segments reading no RFM score (written while the scores are
+    joined), then the others."""
+    frame = member_frame(session, tenant_id, program_id,
+                         {n: k for n, k in used.items() if n not in domain.RFM_FIELDS}, now)
+    stored = stored_members(session, tenant_id, [segment.id for segment, _ in nodes])
+    # in key order (segment id): a first refresh then appends each segment's members at the
+    # right end of its range of the key's index (pages split 90/10 instead of half-empty)
+    plain = sorted(((g, n) for g, n in nodes if not domain.uses_rfm(n.fields())),
+                   key=lambda pair: pair[0].id)
+    scored = sorted(((g, n) for g, n in nodes if domain.uses_rfm(n.fields())),
+                    key=lambda pair: pair[0].id)
+    connection = session.connection()
+    with background_writes() as writer:
+        hand_over(writer, connection, tenant_id, frame, plain, stored, now, changes)
+        if scored and ranking is not None:
+            rfm_types = {n: k for n, k in used.items() if n in domain.RFM_FIELDS}
+            frame = frame.join(frame.select("account_id").join(
+                _score_columns(session, tenant_id, program_id, ranking.result().scored),
+                on="account_id", how="left").select("account_id", *(
+                    _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
+                on="account_id", how="left")
+        hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
 
 
 def segment_codes(session: Session, tenant_id: str, program_id: str,
