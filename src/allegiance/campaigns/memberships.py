@@ -55,22 +55,23 @@ def _insert_members(connection: Connection, tenant_id: str, segment_id: str,
         ("text", "text", "text", "timestamptz"))
 
 
-def stored_members(session: Session, tenant_id: str, segment_ids: list[str]) -> pl.DataFrame:
-    """(segment_id, account_id) of the segments' stored memberships, one read."""
-    marks = ", ".join(f":s{i}" for i in range(len(segment_ids)))
-    return read_frame(session, "SELECT segment_id, account_id FROM segment_member "
-                               f"WHERE tenant_id = :t AND segment_id IN ({marks})",
-                      {"t": tenant_id, **{f"s{i}": g for i, g in enumerate(segment_ids)}},
-                      {"segment_id": pl.Utf8, "account_id": pl.Utf8})
+def stored_members(session: Session, tenant_id: str,
+                   segment_ids: list[str]) -> dict[str, pl.DataFrame]:
+    """Per segment, the accounts of its stored memberships (a range of the key each: one read
+    of the pairs would carry the segment id along: ≈ 30 more bytes a row to build and parse)."""
+    return {segment_id: read_frame(
+        session, "SELECT account_id FROM segment_member WHERE tenant_id = :t "
+                 "AND segment_id = :s", {"t": tenant_id, "s": segment_id},
+        {"account_id": pl.Utf8}) for segment_id in segment_ids}
 
 
 def hand_over(writer: Writer, connection: Connection, tenant_id: str, frame: pl.DataFrame,
-              nodes: list[tuple[Segment, rules.Node]], stored: pl.DataFrame, now: datetime,
+              nodes: list[tuple[Segment, rules.Node]], stored: dict[str, pl.DataFrame],
+              now: datetime,
               changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
     """Each segment's changes computed here and their writes handed to ``writer``."""
     for segment, node in nodes:
-        before = stored.filter(pl.col("segment_id") == segment.id).select("account_id")
-        members, entered, left = changes_of(frame, node, before)
+        members, entered, left = changes_of(frame, node, stored[segment.id])
         changes.append((segment, members, entered, left))
         # the id read here: the writer's thread must not touch the session's objects
         writer.submit(functools.partial(write, connection, tenant_id, segment.id, entered,

@@ -471,7 +471,7 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     then every segment from one frame of the members holding every field they read.
 
     Everything is read first (RFM inputs, then the members while a second thread ranks the
-    scores in Polars, then the stored memberships); then the writes of the segments that read
+    scores in Polars, then each segment's stored memberships); then the writes of the segments that read
     no RFM score go to a writer thread (:mod:`allegiance.kit.writer`, the database's insert
     work overlapping Python's) while this one joins the scores and evaluates the RFM
     segments, whose writes follow. One transaction: a failure anywhere rolls every write
