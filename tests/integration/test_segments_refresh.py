@@ -160,6 +160,7 @@ def test_bulk_insert_with_values_to_escape(db: Database) -> None:
 @pytest.mark.parametrize("varying", [
     [f"acc {i:05d} é" for i in range(2000)],  # SQLite: one INSERT from json_each
     ['quote "', "back\\slash", "tab\t", "ctl\x01", "plain"],  # JSON would escape these
+    ["{brace}", "com,ma", " space ", "NULL", "", "\\\"", "plain"],  # array literal's marks
     list(range(-5, 3000, 7)),  # integers
     ["only"],  # one row
 ])

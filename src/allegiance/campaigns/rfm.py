@@ -157,24 +157,62 @@ def refresh_scores(session: Session, tenant_id: str,
                    program_id: str) -> tuple[RfmModel, pl.DataFrame]:
     """:func:`refresh`, also returning the scores (account_id, recency, frequency,
     monetary, …) it computed."""
-    program = tenants.get_program(session, tenant_id, program_id)
-    model = ensure_model(session, tenant_id, program_id)
-    now = clock.now()
-    last = today(program, now)
-    scored = current_scores(session, tenant_id, program_id, model)
-    points = {**breakpoints(scored), "first_day": last - model.window_days + 1,
-              "last_day": last}
-    if model.breakpoints != points:
-        model.breakpoints = points
-    counts = {dim: {str(k): v for k, v in sorted(one.items())}
-              for dim, one in distribution_of(scored).items()}
-    if model.distribution != counts:
-        model.distribution = counts
-    if model.scored != scored.height:
-        model.scored = scored.height
-    model.computed_at = model.updated_at = now
+    model, buyers, last = read_inputs(session, tenant_id, program_id)
+    scored = rank_inputs(model, buyers, last, clock.now())
     session.flush()
     return model, scored
+
+
+def read_inputs(session: Session, tenant_id: str,
+                program_id: str) -> tuple[RfmModel, pl.DataFrame, int]:
+    """The database half of :func:`refresh_scores`: the model (created if missing), the
+    running inputs of today's window and today's day ordinal."""
+    program = tenants.get_program(session, tenant_id, program_id)
+    model = ensure_model(session, tenant_id, program_id)
+    last = today(program, clock.now())
+    first = last - model.window_days + 1
+    return model, engagement.rfm_inputs(session, tenant_id, program_id, first, last), last
+
+
+def rank_inputs(model: RfmModel, buyers: pl.DataFrame, last: int,
+                now: datetime) -> pl.DataFrame:
+    """The Polars half of :func:`refresh_scores`: the buyers ranked, the breakpoints and the
+    distribution kept on ``model`` (written at the session's next flush)."""
+    ranked = rank(buyers, last, model.window_days)
+    keep(model, ranked, now)
+    return ranked.scored
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The buyers of a window ranked (:func:`score_frame`), their breakpoints and how many
+    hold each score."""
+
+    scored: pl.DataFrame
+    points: dict[str, object]
+    counts: dict[str, dict[str, int]]
+
+
+def rank(buyers: pl.DataFrame, last: int, window_days: int) -> Ranked:
+    """Rank the buyers (Polars only, no session: it may run on a thread of its own while the
+    session reads)."""
+    scored = score_frame(buyers)
+    points: dict[str, object] = {**breakpoints(scored), "first_day": last - window_days + 1,
+                                 "last_day": last}
+    counts = {dim: {str(k): v for k, v in sorted(one.items())}
+              for dim, one in distribution_of(scored).items()}
+    return Ranked(scored, points, counts)
+
+
+def keep(model: RfmModel, ranked: Ranked, now: datetime) -> None:
+    """Keep a ranking's breakpoints and distribution on the model (changed values only)."""
+    if model.breakpoints != ranked.points:
+        model.breakpoints = ranked.points
+    if model.distribution != ranked.counts:
+        model.distribution = ranked.counts
+    if model.scored != ranked.scored.height:
+        model.scored = ranked.scored.height
+    model.computed_at = model.updated_at = now
 
 
 def score_of(session: Session, tenant_id: str, program_id: str,

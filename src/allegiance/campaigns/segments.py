@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 from sqlalchemy import (
     String,
-    Table,
     cast,
     column,
     delete,
@@ -29,11 +29,13 @@ from sqlalchemy.orm import Session
 from allegiance import definitions, members, rules, tenants
 from allegiance.campaigns import domain, rfm
 from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
+from allegiance.campaigns.memberships import changes_of, hand_over, stored_members, write
 from allegiance.campaigns.models import Segment, SegmentMember
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
-from allegiance.kit.frames import insert_frame, read_frame
+from allegiance.kit.frames import read_frame
 from allegiance.kit.ids import new_id
+from allegiance.kit.writer import background_writes
 
 # The running counters the earning path keeps (read here by name, without importing events,
 # which imports this feature).
@@ -42,7 +44,6 @@ _COUNTERS = table("member_counter", column("tenant_id"), column("program_id"),
 _DTYPES: Mapping[str, Any] = {"int": pl.Int64, "float": pl.Float64, "str": pl.Utf8,
                               "bool": pl.Boolean, "list": pl.List(pl.Utf8)}
 ANNOUNCE_MAX = 1000  # a refresh announces at most this many accounts one by one
-SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]
 
 
 def _program_types(session: Session, tenant_id: str,
@@ -287,11 +288,7 @@ def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.Data
         elif name.startswith("member.attributes."):
             expr = _attribute(name, kind, _extracted(name) in raw.columns)
         elif name in domain.RFM_FIELDS:
-            r, f, m = (pl.col(c).fill_null(0).cast(pl.Int64) for c in ("_r", "_f", "_m"))
-            picked = {"member.rfm.recency": r, "member.rfm.frequency": f,
-                      "member.rfm.monetary": m}
-            expr = picked[name] if name in picked else pl.concat_str(
-                [r.cast(pl.Utf8), f.cast(pl.Utf8), m.cast(pl.Utf8)])
+            expr = _rfm_field(name)
         elif name.startswith("member.counters."):
             continue  # joined below
         else:
@@ -317,6 +314,14 @@ def _typed_frame(session: Session, tenant_id: str, program_id: str, raw: pl.Data
     return frame  # in no particular order (what _apply writes it sorts itself)
 
 
+def _rfm_field(name: str) -> pl.Expr:
+    """An RFM field from the score columns ``_r``, ``_f``, ``_m`` (0 without a score)."""
+    r, f, m = (pl.col(c).fill_null(0).cast(pl.Int64) for c in ("_r", "_f", "_m"))
+    picked = {"member.rfm.recency": r, "member.rfm.frequency": f, "member.rfm.monetary": m}
+    return picked[name] if name in picked else pl.concat_str(
+        [r.cast(pl.Utf8), f.cast(pl.Utf8), m.cast(pl.Utf8)])
+
+
 def refresh_segment(session: Session, tenant_id: str, segment_id: str) -> tuple[int, int]:
     """Re-evaluate a segment over every active member at once; returns (entered, left)."""
     segment = get_segment(session, tenant_id, segment_id)
@@ -334,19 +339,18 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
            node: rules.Node, now: datetime) -> tuple[int, int]:
     """Store the members of ``segment`` among ``frame`` (the difference with those stored
     is written and announced)."""
-    inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
-        else pl.DataFrame(schema={"account_id": pl.Utf8})
     before = read_frame(session, "SELECT account_id FROM segment_member WHERE tenant_id = :t "
                                  "AND segment_id = :s", {"t": tenant_id, "s": segment.id},
                         {"account_id": pl.Utf8})
-    entered = inside.join(before, on="account_id", how="anti")["account_id"].sort().to_list()
-    left = before.join(inside, on="account_id", how="anti")["account_id"].sort().to_list()
-    for start in range(0, len(left), 500):
-        session.execute(delete(SegmentMember).where(
-            SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
-            SegmentMember.account_id.in_(left[start:start + 500])))
-    _insert_members(session, tenant_id, segment.id, entered, now)
-    segment.members = inside.height
+    inside, entered, left = changes_of(frame, node, before)
+    write(session.connection(), tenant_id, segment.id, entered, left, now)
+    return _record(session, tenant_id, segment, inside, entered, left, now)
+
+
+def _record(session: Session, tenant_id: str, segment: Segment, members: int,
+            entered: list[str], left: list[str], now: datetime) -> tuple[int, int]:
+    """The segment's count and refresh time, and its changes announced and triggered."""
+    segment.members = members
     segment.refreshed_at = segment.updated_at = now
     session.flush()
     _announce(session, tenant_id, segment, "segment.entered", entered)
@@ -354,18 +358,6 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
     _trigger(session, tenant_id, segment, "segment.entered", entered, now)
     _trigger(session, tenant_id, segment, "segment.left", left, now)
     return len(entered), len(left)
-
-
-def _insert_members(session: Session, tenant_id: str, segment_id: str, accounts: list[str],
-                    since: datetime) -> None:
-    """Store new members (in key order) without a statement per row (kit.frames)."""
-    at = since.astimezone(UTC)
-    stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f") \
-        if session.get_bind().dialect.name == "sqlite" else at.isoformat()  # the engine's form
-    insert_frame(session, "segment_member", pl.DataFrame({"account_id": accounts}).select(
-        pl.lit(tenant_id).alias("tenant_id"), pl.lit(segment_id).alias("segment_id"),
-        pl.col("account_id").cast(pl.Utf8), pl.lit(stamp).alias("since")),
-        ("text", "text", "text", "timestamptz"))
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
@@ -476,34 +468,74 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
 
 def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[str, int]:
     """Refresh the program's RFM scores (when it has an RFM model or a segment reads them),
-    then every segment from one frame of the members holding every field they read."""
+    then every segment from one frame of the members holding every field they read.
+
+    Everything is read first (RFM inputs, then the members while a second thread ranks the
+    scores in Polars, then each segment's stored memberships); then the writes of the segments that read
+    no RFM score go to a writer thread (:mod:`allegiance.kit.writer`, the database's insert
+    work overlapping Python's) while this one joins the scores and evaluates the RFM
+    segments, whose writes follow. One transaction: a failure anywhere rolls every write
+    back, and no write runs on after it."""
     totals = {"segments": 0, "entered": 0, "left": 0}
-    segments = list_segments(session, tenant_id, program_id)
     types, lists = _program_types(session, tenant_id, program_id)
     nodes: list[tuple[Segment, rules.Node]] = []
-    for segment in segments:
+    for segment in list_segments(session, tenant_id, program_id):
         try:
             nodes.append((segment, rules.compile_expression(segment.condition, types, lists)))
         except rules.ExpressionError as exc:
             raise InvalidSegment(f"segment {segment.code}: {exc}", field="condition") from exc
     used = {name: kind for name, kind in types.items()
             if any(name in node.fields() for _, node in nodes)}
-    if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None:
-        scores: pl.DataFrame | None = rfm.refresh_scores(session, tenant_id, program_id)[1]
-    else:
-        scores = None
-    if not nodes:
-        return totals
+    inputs = rfm.read_inputs(session, tenant_id, program_id) \
+        if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None \
+        else None
     now = clock.now()
-    frame = member_frame(session, tenant_id, program_id, used, now, scores=scores)
-    # in key order: a first refresh then appends each segment's members at the right end of
-    # the key's index (PostgreSQL's fast path, pages split 90/10 instead of half-empty)
-    for segment, node in sorted(nodes, key=lambda pair: pair[0].id):
-        entered, left = _apply(session, tenant_id, segment, frame, node, now)
+    changes: list[tuple[Segment, int, list[str], list[str]]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="allegiance-rank") as pool:
+        # the scores ranked by a second thread (Polars only) while this one reads the members
+        ranking = None if inputs is None else pool.submit(
+            rfm.rank, inputs[1], inputs[2], inputs[0].window_days)
+        if nodes:
+            _refresh_segments(session, tenant_id, program_id, nodes, used, ranking, now,
+                              changes)
+        if inputs is not None and ranking is not None:
+            rfm.keep(inputs[0], ranking.result(), now)
+    for segment, count, entered, left in changes:
+        _record(session, tenant_id, segment, count, entered, left, now)
         totals["segments"] += 1
-        totals["entered"] += entered
-        totals["left"] += left
+        totals["entered"] += len(entered)
+        totals["left"] += len(left)
+    session.flush()
     return totals
+
+
+def _refresh_segments(session: Session, tenant_id: str, program_id: str,
+                      nodes: list[tuple[Segment, rules.Node]], used: Mapping[str, str],
+                      ranking: Future[rfm.Ranked] | None, now: datetime,
+                      changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
+    """Read the members and the stored memberships, then hand each segment's writes to a
+    second thread: first the segments reading no RFM score (written while the scores are
+    joined), then the others."""
+    frame = member_frame(session, tenant_id, program_id,
+                         {n: k for n, k in used.items() if n not in domain.RFM_FIELDS}, now)
+    stored = stored_members(session, tenant_id, [segment.id for segment, _ in nodes])
+    # in key order (segment id): a first refresh then appends each segment's members at the
+    # right end of its range of the key's index (pages split 90/10 instead of half-empty)
+    plain = sorted(((g, n) for g, n in nodes if not domain.uses_rfm(n.fields())),
+                   key=lambda pair: pair[0].id)
+    scored = sorted(((g, n) for g, n in nodes if domain.uses_rfm(n.fields())),
+                    key=lambda pair: pair[0].id)
+    connection = session.connection()
+    with background_writes() as writer:
+        hand_over(writer, connection, tenant_id, frame, plain, stored, now, changes)
+        if scored and ranking is not None:
+            rfm_types = {n: k for n, k in used.items() if n in domain.RFM_FIELDS}
+            frame = frame.join(frame.select("account_id").join(
+                _score_columns(session, tenant_id, program_id, ranking.result().scored),
+                on="account_id", how="left").select("account_id", *(
+                    _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
+                on="account_id", how="left")
+        hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
 
 
 def segment_codes(session: Session, tenant_id: str, program_id: str,
