@@ -18,7 +18,8 @@ from allegiance import campaigns, members
 from allegiance.campaigns import memberships
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from tests.integration.events_support import Shop, definition
+from tests.integration.events_support import Shop
+from tests.integration.segments_support import attribute_shop, stored
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
 CONDITIONS = {
@@ -30,21 +31,8 @@ CONDITIONS = {
 
 @pytest.fixture
 def shop(db: Database) -> Iterator[Shop]:
-    with clock.frozen(NOW):
-        doc = definition()
-        doc["member_attributes"] = {"kind": "str"}
-        yield Shop(db, doc)
-
-
-def stored(shop: Shop) -> dict[str, set[str]]:
-    with shop.db.read() as s:
-        out: dict[str, set[str]] = {}
-        for seg in campaigns.list_segments(s, shop.tenant_id, shop.program_id):
-            found = {m.account_id for m in campaigns.members_of(s, shop.tenant_id, seg.id,
-                                                                limit=10_000)}
-            assert seg.members == len(found)
-            out[seg.code] = found
-        return out
+    with attribute_shop(db, NOW) as made:
+        yield made
 
 
 def _refresh(shop: Shop) -> dict[str, int]:

@@ -21,6 +21,7 @@ from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.frames import insert_frame, insert_rows, read_frame
 from tests.integration.events_support import Shop, definition
+from tests.integration.segments_support import attribute_shop, stored
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
 REGIONS = ("ES", "ES-MD", "PT", "FR")
@@ -40,21 +41,8 @@ def holds(code: str, region: str | None, kind: str | None) -> bool:
 
 @pytest.fixture
 def shop(db: Database) -> Iterator[Shop]:
-    with clock.frozen(NOW):
-        doc = definition()
-        doc["member_attributes"] = {"kind": "str"}
-        yield Shop(db, doc)
-
-
-def stored(shop: Shop) -> dict[str, set[str]]:
-    with shop.db.read() as s:
-        out: dict[str, set[str]] = {}
-        for seg in campaigns.list_segments(s, shop.tenant_id, shop.program_id):
-            found = {m.account_id for m in campaigns.members_of(s, shop.tenant_id, seg.id,
-                                                                limit=10_000)}
-            assert seg.members == len(found)
-            out[seg.code] = found
-        return out
+    with attribute_shop(db, NOW) as made:
+        yield made
 
 
 def test_refresh_diff_follows_every_change(shop: Shop) -> None:

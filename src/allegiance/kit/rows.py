@@ -17,11 +17,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from allegiance.kit.db import driver_connection
 
 _Prepared = tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]
+
+
+def _dialect(session: Session) -> tuple[Dialect, Callable[[str], str], str]:
+    """The session's dialect, its identifier quoting and its parameter mark."""
+    dialect = session.get_bind().dialect
+    return dialect, dialect.identifier_preparer.quote, (
+        "?" if dialect.paramstyle == "qmark" else "%s")
 
 
 class RowInsert:
@@ -32,12 +40,10 @@ class RowInsert:
         self._prepared: dict[str, _Prepared] = {}
 
     def _prepare(self, session: Session) -> _Prepared:
-        dialect = session.get_bind().dialect
+        dialect, quote, mark = _dialect(session)
         found = self._prepared.get(dialect.name)
         if found is None:
-            quote = dialect.identifier_preparer.quote
             columns = list(self.table.columns)
-            mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = (f"INSERT INTO {quote(self.table.name)} "
                    f"({', '.join(quote(c.name) for c in columns)}) "
                    f"VALUES ({', '.join(mark for _ in columns)})")
@@ -76,11 +82,9 @@ class RowByKey:
         self._prepared: dict[str, _Prepared] = {}
 
     def _prepare(self, session: Session) -> _Prepared:
-        dialect = session.get_bind().dialect
+        dialect, quote, mark = _dialect(session)
         found = self._prepared.get(dialect.name)
         if found is None:
-            quote = dialect.identifier_preparer.quote
-            mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = (f"SELECT {', '.join(quote(self.table.c[c].name) for c in self.columns)} "
                    f"FROM {quote(self.table.name)} WHERE "
                    + " AND ".join(f"{quote(self.table.c[k].name)} = {mark}" for k in self.keys))

@@ -27,6 +27,16 @@ _redemption = cast(Table, Redemption.__table__)
 _wallet = cast(Table, LedgerAccount.__table__).alias("wallet")
 _redeemed = cast(Table, LedgerAccount.__table__).alias("redeemed")
 
+def _ledger_account(account: Any, owner_type: Any, owner_id: Any, purpose: str) -> Any:
+    """The join condition of the reward's unit's ledger account ``account`` (an alias) of
+    that owner and purpose."""
+    return and_(account.c.tenant_id == _reward.c.tenant_id,
+                account.c.program_id == _reward.c.program_id,
+                account.c.unit_id == _reward.c.unit_id,
+                account.c.owner_type == owner_type, account.c.owner_id == owner_id,
+                account.c.purpose == literal(purpose))
+
+
 _LOOKUP = (
     select(
         _reward,
@@ -40,20 +50,10 @@ _LOOKUP = (
         _reward
         .outerjoin(_account, and_(_account.c.tenant_id == _reward.c.tenant_id,
                                   _account.c.id == bindparam("account_id")))
-        .outerjoin(_wallet, and_(
-            _wallet.c.tenant_id == _reward.c.tenant_id,
-            _wallet.c.program_id == _reward.c.program_id,
-            _wallet.c.unit_id == _reward.c.unit_id,
-            _wallet.c.owner_type == bindparam("owner_type"),
-            _wallet.c.owner_id == bindparam("owner_id"),
-            _wallet.c.purpose == literal("wallet")))
-        .outerjoin(_redeemed, and_(
-            _redeemed.c.tenant_id == _reward.c.tenant_id,
-            _redeemed.c.program_id == _reward.c.program_id,
-            _redeemed.c.unit_id == _reward.c.unit_id,
-            _redeemed.c.owner_type == literal("program"),
-            _redeemed.c.owner_id == _reward.c.program_id,
-            _redeemed.c.purpose == literal("redeemed")))
+        .outerjoin(_wallet, _ledger_account(_wallet, bindparam("owner_type"),
+                                            bindparam("owner_id"), "wallet"))
+        .outerjoin(_redeemed, _ledger_account(_redeemed, literal("program"),
+                                              _reward.c.program_id, "redeemed"))
     )
     .where(_reward.c.tenant_id == bindparam("tenant_id"), _reward.c.id == bindparam("reward_id"))
 )
