@@ -23,6 +23,7 @@ from allegiance.members.enrolments import (
     reject_application,
     revoke_invitation,
 )
+from allegiance.members.errors import AccountNotFound
 from allegiance.members.merge import merge_accounts, transfer_as_user, user_may, wallet_relation
 from allegiance.members.models import (
     Account,
@@ -48,7 +49,7 @@ from allegiance.members.service import (
 )
 
 __all__ = [
-    "ROLES", "Account", "AccountExternalId", "Enrolment", "EnrolmentChange", "Invitation",
+    "ROLES", "Account", "AccountExternalId", "AccountNotFound", "Enrolment", "EnrolmentChange", "Invitation",
     "Relation", "User", "accept_invitation", "add_user", "ancestors", "approve_application",
     "change_enrolment_status", "create_account", "descendants", "enrol", "enrolment_history",
     "ensure_enrolled", "external_ids_of", "find_account", "get_account", "get_enrolment",

@@ -14,7 +14,6 @@ from allegiance import audit, campaigns, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, pipelined
 from allegiance.kit.ids import new_id
-from allegiance.members.errors import AccountNotFound
 from allegiance.rewards import domain, statements
 from allegiance.rewards.errors import (
     INELIGIBLE,
@@ -268,7 +267,7 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
     if reward is None or reward.program_id != program_id:
         raise RewardNotFound(f"reward {reward_id} not found", field="reward_id")
     if reward.account_found is None:
-        raise AccountNotFound(f"account {account_id} not found", field="account_id")
+        raise members.AccountNotFound(f"account {account_id} not found", field="account_id")
     now = clock.now()
     levels = (_member_tiers(session, tenant_id, program_id, account_id)
               if reward.eligible_tiers else set())

@@ -17,8 +17,8 @@ from sqlalchemy import Row, Table, and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from allegiance.kit.rows import RowInsert
-from allegiance.ledger.models import LedgerAccount
-from allegiance.members.models import Account
+from allegiance.ledger import LedgerAccount
+from allegiance.members import Account
 from allegiance.rewards.models import Redemption, Reward
 
 _reward = cast(Table, Reward.__table__)
