@@ -141,8 +141,9 @@ def _member_tiers(session: Session, tenant_id: str, program_id: str,
             if s.level is not None}
 
 
-def _segment(account: members.Account) -> str | None:
-    value = (account.attributes or {}).get("segment")
+def _segment(attributes: dict[str, Any] | None) -> str | None:
+    """The account's ``segment`` attribute, when it is a text."""
+    value = (attributes or {}).get("segment")
     return value if isinstance(value, str) else None
 
 
@@ -164,7 +165,7 @@ def list_rewards(session: Session, tenant_id: str, program_id: str, *,
         levels = _member_tiers(session, tenant_id, program_id, account_id)
         mine = campaigns.segment_codes(session, tenant_id, program_id, account_id)
         rows = [r for r in rows if domain.ineligibility(
-            _offer(r), now, account.region, levels, _segment(account), mine) is None]
+            _offer(r), now, account.region, levels, _segment(account.attributes), mine) is None]
     return rows[:limit + 1]
 
 
@@ -273,9 +274,8 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
               if reward.eligible_tiers else set())
     mine = (campaigns.segment_codes(session, tenant_id, program_id, account_id)
             if reward.eligible_segments else [])
-    segment = (reward.account_attributes or {}).get("segment")
     problem = domain.ineligibility(_offer(reward), now, reward.account_region, levels,
-                                   segment if isinstance(segment, str) else None, mine)
+                                   _segment(reward.account_attributes), mine)
     if problem is not None:
         raise INELIGIBLE[problem[0]](problem[1], field="reward_id")
     if reward.kind == "donation" and cause not in (reward.causes or []):
