@@ -40,7 +40,7 @@ def serve(
     console.print(f"Allegiance API on [bold]{base}[/] (database {redact(url)})")
     console.print(f"API docs: {base}/docs")
     uvicorn.run(
-        "allegiance.api.app:create_app",
+        "allegiance.api.app:serve_app",
         factory=True,
         host=host,
         port=port,
