@@ -2,17 +2,18 @@
 codes a member is in are ``member.segments`` to every rule), and campaigns — time-boxed earning
 rules for segments with budgets — added to the earning path while they run."""
 
+from allegiance.campaigns.memberships import segment_codes
 from allegiance.campaigns.models import Campaign, Segment, SegmentMember
 from allegiance.campaigns.rfm import get_model as rfm_model
 from allegiance.campaigns.segments import (
     create_segment,
     get_segment,
+    leave_all_segments,
     list_segments,
     members_of,
     refresh_account,
     refresh_program,
     refresh_segment,
-    segment_codes,
 )
 from allegiance.campaigns.service import (
     Preview,
@@ -34,6 +35,7 @@ __all__ = [
     "create_segment",
     "get_campaign",
     "get_segment",
+    "leave_all_segments",
     "list_campaigns",
     "list_segments",
     "members_of",

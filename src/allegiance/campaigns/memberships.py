@@ -1,7 +1,8 @@
 """Segment memberships written in bulk: the difference between a segment's members and
 those stored, and its writes (deletes, then inserts in key order through ``kit.frames``) —
 handed to a second thread by the segments job (``kit.writer``), so they touch the
-connection only, never the session's objects."""
+connection only, never the session's objects. Also one account's segment codes and which
+accounts were erased (an erased account is in no segment: ``segments.leave_all_segments``)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import functools
 from datetime import UTC, datetime
 
 import polars as pl
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from allegiance import rules
+from allegiance import members, rules
 from allegiance.campaigns.models import Segment, SegmentMember
 from allegiance.kit.frames import insert_frame, read_frame
 from allegiance.kit.writer import Writer
 
 SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]
+ERASED = "erased"  # an account's status after a GDPR erasure: in no segment, ever
 
 
 def changes_of(frame: pl.DataFrame, node: rules.Node,
@@ -76,3 +78,22 @@ def hand_over(writer: Writer, connection: Connection, tenant_id: str, frame: pl.
         # the id read here: the writer's thread must not touch the session's objects
         writer.submit(functools.partial(write, connection, tenant_id, segment.id, entered,
                                         left, now))
+
+
+def segment_codes(session: Session, tenant_id: str, program_id: str,
+                  account_id: str) -> list[str]:
+    """The codes of the program's segments the account is in (``member.segments``)."""
+    return list(session.scalars(select(Segment.code).join(SegmentMember, (
+        SegmentMember.tenant_id == Segment.tenant_id) & (SegmentMember.segment_id == Segment.id)
+    ).where(Segment.tenant_id == tenant_id, Segment.program_id == program_id,
+            SegmentMember.account_id == account_id).order_by(Segment.code)))
+
+
+def erased_among(session: Session, tenant_id: str, accounts: list[str]) -> set[str]:
+    """Those of ``accounts`` that were erased (memberships an older release left behind)."""
+    found: set[str] = set()
+    for start in range(0, len(accounts), 500):
+        found.update(session.scalars(select(members.Account.id).where(
+            members.Account.tenant_id == tenant_id, members.Account.status == ERASED,
+            members.Account.id.in_(accounts[start:start + 500]))))
+    return found

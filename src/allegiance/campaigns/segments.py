@@ -29,7 +29,14 @@ from sqlalchemy.orm import Session
 from allegiance import definitions, members, rules, tenants
 from allegiance.campaigns import domain, rfm
 from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
-from allegiance.campaigns.memberships import changes_of, hand_over, stored_members, write
+from allegiance.campaigns.memberships import (
+    ERASED,
+    changes_of,
+    erased_among,
+    hand_over,
+    stored_members,
+    write,
+)
 from allegiance.campaigns.models import Segment, SegmentMember
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
@@ -132,7 +139,7 @@ def member_frame(session: Session, tenant_id: str, program_id: str,
         & (members.Account.id == members.Enrolment.account_id))
     result = session.execute(query.where(
         members.Enrolment.tenant_id == tenant_id, members.Enrolment.program_id == program_id,
-        members.Enrolment.status == "active", *only))
+        members.Enrolment.status == "active", members.Account.status != ERASED, *only))
     raw_types: Mapping[str, Any] = {"account_id": pl.Utf8, "_tier": pl.Utf8, "_region": pl.Utf8,
                  "_enrolled": pl.Datetime("us", "UTC"), "_attributes": pl.Utf8}
     names = list(result.keys())
@@ -257,14 +264,19 @@ def _scanned_members(session: Session, tenant_id: str, program_id: str,
         extracted[_extracted(name)] = key  # the rest extracted by the database
         account_columns[_extracted(name)] = pl.Utf8
         sql.append(_json_text(dialect, key))
-    if len(sql) > 1:
-        accounts = read_frame(session, f"SELECT {', '.join(sql)} FROM account "
-                                       "WHERE tenant_id = :t", params, account_columns)
+    if len(sql) > 1:  # erased accounts are in no segment (see leave_all_segments)
+        accounts = read_frame(session, f"SELECT {', '.join(sql)} FROM account WHERE "
+                                       f"tenant_id = :t AND status <> '{ERASED}'", params,
+                              account_columns)
         if extracted:
             accounts = _exact_nested(session, tenant_id, accounts.with_columns(
                 _unquoted(c, wanted[f"member.attributes.{key}"])
                 for c, key in extracted.items()), extracted)
         raw = raw.join(accounts, on="account_id", how="inner")
+    else:  # only the erased ones read (few): their enrolments stay active
+        raw = raw.join(read_frame(session, "SELECT id FROM account WHERE tenant_id = :t AND "
+                                           f"status = '{ERASED}'", params,
+                                  {"account_id": pl.Utf8}), on="account_id", how="anti")
     if rfm_wanted:
         raw = raw.join(_score_columns(session, tenant_id, program_id, scores),
                        on="account_id", how="left")
@@ -392,6 +404,8 @@ def _trigger(session: Session, tenant_id: str, segment: Segment, kind: str,
     schema = version.compiled.activity_types.get(activity)
     if schema is None:
         return
+    erased = erased_among(session, tenant_id, accounts)  # they earn nothing
+    accounts = [a for a in accounts if a not in erased]
     from allegiance import events  # at run time: the earning path imports this module
 
     token = _triggering.set(True)
@@ -405,6 +419,32 @@ def _trigger(session: Session, tenant_id: str, segment: Segment, kind: str,
                 actor="segments")
     finally:
         _triggering.reset(token)
+
+
+def leave_all_segments(session: Session, tenant_id: str, account_id: str) -> list[str]:
+    """Take an account out of every segment of the tenant now, in the caller's transaction
+    (a GDPR erasure, ``privacy.erase_member``); returns the codes it left. Each is announced
+    (``segment.left``: ids and the code, nothing personal) but records no ``segment_left``
+    activity: an erased member earns nothing. Refreshes never put an erased account back
+    (:func:`member_frame` leaves them out), though its enrolments and purchases stay."""
+    segments = list(session.scalars(select(Segment).where(
+        Segment.tenant_id == tenant_id).order_by(Segment.id)))
+    held = set(session.scalars(select(SegmentMember.segment_id).where(  # a key probe each
+        SegmentMember.tenant_id == tenant_id,
+        SegmentMember.segment_id.in_([g.id for g in segments]),
+        SegmentMember.account_id == account_id))) if segments else set()
+    left: list[str] = []
+    for segment in segments:
+        if segment.id not in held:
+            continue
+        session.execute(delete(SegmentMember).where(
+            SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
+            SegmentMember.account_id == account_id))
+        _count(session, segment, -1)
+        _announce(session, tenant_id, segment, "segment.left", [account_id])
+        left.append(segment.code)
+    session.flush()
+    return sorted(left)
 
 
 def _count(session: Session, segment: Segment, delta: int) -> None:
@@ -536,15 +576,6 @@ def _refresh_segments(session: Session, tenant_id: str, program_id: str,
                     _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
                 on="account_id", how="left")
         hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
-
-
-def segment_codes(session: Session, tenant_id: str, program_id: str,
-                  account_id: str) -> list[str]:
-    """The codes of the program's segments the account is in (``member.segments``)."""
-    return list(session.scalars(select(Segment.code).join(SegmentMember, (
-        SegmentMember.tenant_id == Segment.tenant_id) & (SegmentMember.segment_id == Segment.id)
-    ).where(Segment.tenant_id == tenant_id, Segment.program_id == program_id,
-            SegmentMember.account_id == account_id).order_by(Segment.code)))
 
 
 def members_of(session: Session, tenant_id: str, segment_id: str, *, limit: int = 1000,

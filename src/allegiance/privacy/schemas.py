@@ -23,6 +23,7 @@ class ErasureRead(BaseModel):
     events: int
     outbox_messages: int
     message_id: str = Field(description="The outbox message of the member.erased event.")
+    segments: int = Field(0, description="The segments the member left (at once, for good).")
 
 
 class PersonalData(BaseModel):

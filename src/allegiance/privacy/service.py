@@ -3,7 +3,8 @@
 Erasure pseudonymises: the account and its users keep their ids, member number, wallets and
 ledger history (so balances, liability and the ledger's hash chain are untouched), while every
 personal value — names, e-mails, tax id, attributes, external ids, applications, shipping
-details, personal values in outbox payloads — is replaced or removed. The audit log never
+details, personal values in outbox payloads — is replaced or removed, and the account leaves
+every segment at once (no refresh puts it back; leaving earns nothing). The audit log never
 holds personal values of members (``audit.record`` redacts them on the way in), so its hash
 chain still verifies. One ``member.erased`` message goes to the outbox; erasing again is a
 409, so it is sent once.
@@ -17,7 +18,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, false, or_, select
 from sqlalchemy.orm import Session
 
-from allegiance import audit, engagement, events, ledger, members, referrals, rewards
+from allegiance import (
+    audit,
+    campaigns,
+    engagement,
+    events,
+    ledger,
+    members,
+    referrals,
+    rewards,
+)
 from allegiance.kit import clock, outbox
 from allegiance.kit.models import OutboxMessage
 from allegiance.privacy.domain import mentions, pseudonym, scrub
@@ -101,6 +111,7 @@ class ErasureReport:
     outbox_messages: int
     message_id: str
     other_rows: int = 0  # referral sign-ups and applications, survey answers, sponsors
+    segments: int = 0  # the segments it left (campaigns.leave_all_segments)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,12 +179,15 @@ def erase_member(session: Session, tenant_id: str, account_id: str, *, actor: st
             if cleaned != message.payload:
                 message.payload = cleaned
                 messages += 1
+    # out of every segment now, not at the next refresh (which never puts it back); leaving
+    # is announced (segment.left) but records no segment_left activity: nothing is earned
+    left = campaigns.leave_all_segments(session, tenant_id, account_id)
     session.flush()
     message_id = outbox.emit(session, tenant_id, ERASED_EVENT, {
         "account_id": account_id, "user_ids": sorted(ids - {account_id}),
         "erased_at": now.isoformat()})
     report = ErasureReport(account_id, len(users), external, len(invitations), len(redemptions),
-                           len(member_events), messages, message_id, others)
+                           len(member_events), messages, message_id, others, len(left))
     audit.record(session, tenant_id, actor=actor, action="account.erased",
                  object_type="account", object_id=account_id,
                  before={"status": before_status},
