@@ -344,3 +344,32 @@ def test_postgres_evaluation_reads_statuses_without_index_probes(pg_db: Database
     finally:
         event.remove(pg_db.engine, "before_cursor_execute", watch)
     assert seen == ["off"] and after == "on"
+
+
+def test_postgres_writes_and_their_triggers_plan_with_nested_loops(pg_db: Database) -> None:
+    """Nested loops are off for the evaluation (whole-table joins) but back on for the writes:
+    the row triggers they fire (liability by tier on `enrolment`) look one wallet up per row,
+    and without nested loops each lookup scans whole tables (a first run went quadratic)."""
+    t = Tiers(pg_db)
+    t.ladder({**SKINCEUTICALS, "primary": True})
+    shop = t.account()
+    with pg_db.transaction() as s:  # a metric the per-event path did not evaluate
+        tiers.repository.add_metric(s, t.tenant_id, t.program_id, "spend", shop,
+                                    domain.month_index(at(2026, 3), "UTC"), 5_000_000,
+                                    at(2026, 3))
+    seen: list[tuple[str, str]] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        for start in ("INSERT INTO tier_scratch", "INSERT INTO tier_status", "UPDATE enrolment"):
+            if statement.startswith(start):
+                row = cursor.connection.execute("SHOW enable_nestloop").fetchone()
+                seen.append((start, row[0]))
+
+    event.listen(pg_db.engine, "before_cursor_execute", watch)
+    try:
+        with pg_db.transaction() as s:
+            tiers.recalculate(s, t.tenant_id, t.program_id, at=at(2026, 3, 20))
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", watch)
+    assert seen == [("INSERT INTO tier_scratch", "off"), ("INSERT INTO tier_status", "on"),
+                    ("UPDATE enrolment", "on")]

@@ -528,6 +528,14 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
     )).one()
     evaluated, upgraded, downgraded, entering, moving = (int(v) for v in counts)
 
+    if postgres and (entering or moving):
+        # The writes fire row triggers (the liability-by-tier tracking on `enrolment`) whose
+        # lookups are single-row index probes: planned with nested loops off they turn into a
+        # scan of their tables per row, quadratic (a first run at 100,000 members took more
+        # than 15 minutes instead of seconds). Nested loops back on, and the scratch's real
+        # statistics, so the set-based writes below still get hash joins where they pay.
+        session.execute(text("ANALYZE tier_scratch"))
+        session.execute(text("SET LOCAL enable_nestloop = on"))
     code = _code_case(ladder, e.target_rank)
     at_status, at_change = literal(at, s.updated_at.type), literal(at, TierChange.at.type)
     change_cols = ["tenant_id", "ladder_id", "account_id", "seq", "program_id", "from_level",
