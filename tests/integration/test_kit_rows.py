@@ -3,20 +3,27 @@ Core stores and returns them (JSON, JSON null, UTC timestamps), on both engines.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import Table, insert, select
 
 from allegiance import tenants
 from allegiance.audit.models import AuditRecord
+from allegiance.engagement.models import Tally
+from allegiance.engagement.repository import TALLY_METRICS
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import IdempotencyRecord
-from allegiance.kit.rows import RowByKey, RowInsert
+from allegiance.kit.rows import CounterAdd, RowByKey, RowInsert
+from tests.integration.events_support import Shop
 
 _audit = cast(Table, AuditRecord.__table__)
 _records = cast(Table, IdempotencyRecord.__table__)
+_tallies = cast(Table, Tally.__table__)
 
 
 def _tenant(db: Database) -> str:
@@ -63,3 +70,43 @@ def test_row_by_key_reads_what_core_reads(db: Database) -> None:
     assert found.request_hash == "f" * 64 and found.status_code == 201
     assert found.expires_at == core == values["expires_at"]
     assert found.expires_at.tzinfo is not None and found.expires_at > now
+
+
+def test_counter_add_inserts_then_adds_and_returns_the_row_after(db: Database) -> None:
+    shop = Shop(db)
+    key = {"tenant_id": shop.tenant_id, "program_id": shop.program_id, "day": 740_000,
+           "account_id": shop.account()}
+    with pytest.raises(ValueError, match=r"engagement_tally\.challenges must be a key or"):
+        CounterAdd(_tallies, ("tenant_id", "program_id", "day", "account_id"),
+                   ("points", "sales", "purchases", "activities"))
+    add = CounterAdd(_tallies, ("tenant_id", "program_id", "day", "account_id"),
+                     TALLY_METRICS, returning=("purchases", "sales"))
+    with db.transaction() as s:
+        assert add(s, key, {"purchases": 1, "sales": 500}) == (1, 500)
+        assert add(s, key, {"points": 7, "sales": -200}) == (1, 300)
+    with db.read() as s:
+        row = s.execute(select(_tallies).where(*(_tallies.c[k] == v for k, v in key.items())))
+        stored = row.one()
+    assert (stored.points, stored.sales, stored.purchases, stored.activities) == (7, 300, 1, 0)
+    with db.transaction() as s, pytest.raises(ValueError, match="no counter bonus"):
+        add(s, key, {"bonus": 1})
+
+
+def test_counter_add_loses_no_update_under_concurrent_first_inserts(pg_db: Database) -> None:
+    """Threads adding to the same missing row at once: one inserts, the others add to it
+    (PostgreSQL, where writers run concurrently); every after-value is seen exactly once."""
+    shop = Shop(pg_db)
+    key = {"tenant_id": shop.tenant_id, "program_id": shop.program_id, "day": 740_001,
+           "account_id": shop.account()}
+    add = CounterAdd(_tallies, ("tenant_id", "program_id", "day", "account_id"),
+                     TALLY_METRICS, returning=("purchases",))
+    start = threading.Barrier(8)
+
+    def one() -> int:
+        start.wait()
+        with pg_db.transaction() as s:
+            return int(add(s, key, {"purchases": 1})[0])
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = sorted(pool.map(lambda _: one(), range(8)))
+    assert seen == list(range(1, 9))

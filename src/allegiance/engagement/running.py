@@ -17,16 +17,14 @@ inputs by what that day counted before and after (nothing while its purchases ar
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
-from sqlalchemy import case, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from allegiance.engagement import domain
 from allegiance.engagement.models import BoardTotal, RfmInput, RfmWindow
 from allegiance.kit.frames import read_frame
+from allegiance.kit.rows import DriverStatement, SqlDialect
 
 BOARD_KINDS = ("week", "month", "quarter", "year", "all")
 BOARD_METRICS = ("points", "sales", "purchases", "activities", "challenges")
@@ -34,9 +32,23 @@ _INPUT_SCHEMA = {"account_id": pl.Utf8, "last_day": pl.Int64, "purchases": pl.In
                  "spend": pl.Int64}
 
 
-def _insert(session: Session, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+def _board_sql(d: SqlDialect) -> str:
+    table, mark = d.quote(BoardTotal.__tablename__), d.mark
+    columns = ("tenant_id", "program_id", "kind", "account_id", "period_index", *BOARD_METRICS)
+    row = "(" + ", ".join(mark for _ in columns) + ")"
+    same = f"{table}.period_index = excluded.period_index"
+    later = f"excluded.period_index > {table}.period_index"
+    sets = [f"{m} = CASE WHEN {same} THEN {table}.{m} + excluded.{m} "
+            f"WHEN {later} THEN excluded.{m} ELSE {table}.{m} END" for m in BOARD_METRICS]
+    sets.append(f"period_index = CASE WHEN {later} THEN excluded.period_index "
+                f"ELSE {table}.period_index END")
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            + ", ".join(row for _ in BOARD_KINDS)
+            + " ON CONFLICT (tenant_id, program_id, kind, account_id) DO UPDATE SET "
+            + ", ".join(sets))
+
+
+_ADD_BOARD = DriverStatement(_board_sql)
 
 
 def add_board(session: Session, tenant_id: str, program_id: str, account_id: str, day: int,
@@ -44,30 +56,37 @@ def add_board(session: Session, tenant_id: str, program_id: str, account_id: str
     """Add a tally change of local day ``day`` to the account's board totals (one statement
     for the five kinds; a row of an older period starts the new period afresh; a change to a
     period older than the row's is not the board's concern)."""
-    stmt = _insert(session, BoardTotal).values([
-        {"tenant_id": tenant_id, "program_id": program_id, "kind": kind,
-         "account_id": account_id, "period_index": domain.period_of_day(kind, day),
-         **{m: deltas.get(m, 0) for m in BOARD_METRICS}} for kind in BOARD_KINDS])
-    new = stmt.excluded
-    same = BoardTotal.period_index == new.period_index
-    later = new.period_index > BoardTotal.period_index
-    values: dict[str, Any] = {
-        m: case((same, getattr(BoardTotal, m) + new[m]), (later, new[m]),
-                else_=getattr(BoardTotal, m)) for m in BOARD_METRICS}
-    values["period_index"] = case((later, new.period_index), else_=BoardTotal.period_index)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "program_id", "kind", "account_id"], set_=values))
+    metrics = [int(deltas.get(m, 0)) for m in BOARD_METRICS]
+    _ADD_BOARD(session, [value for kind in BOARD_KINDS
+                         for value in (tenant_id, program_id, kind, account_id,
+                                       domain.period_of_day(kind, day), *metrics)])
+
+
+_FIRST_DAY = DriverStatement(
+    lambda d: "SELECT first_day FROM engagement_rfm_window WHERE tenant_id = {m} AND "
+              "program_id = {m}{share}".format(m=d.mark, share=" FOR SHARE"
+                                               if d.name == "postgresql" else ""))
 
 
 def _first_day(session: Session, tenant_id: str, program_id: str) -> int | None:
     """The window's first day, the row held shared until commit on PostgreSQL (a refresh
     sliding the window waits for the events in flight, and they for it)."""
-    query = select(RfmWindow.first_day).where(RfmWindow.tenant_id == tenant_id,
-                                              RfmWindow.program_id == program_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    found = session.scalar(query)
-    return None if found is None else int(found)
+    found = _FIRST_DAY(session, (tenant_id, program_id), fetch=True)
+    return None if found is None else int(found[0])
+
+
+def _rfm_sql(d: SqlDialect) -> str:
+    t = "engagement_rfm_input"
+    return (f"INSERT INTO {t} (tenant_id, program_id, account_id, last_day, purchases, spend) "
+            f"VALUES ({', '.join(d.mark for _ in range(6))}) "
+            "ON CONFLICT (tenant_id, program_id, account_id) DO UPDATE SET "
+            f"purchases = {t}.purchases + excluded.purchases, "
+            f"spend = {t}.spend + excluded.spend, "
+            f"last_day = CASE WHEN excluded.last_day > {t}.last_day THEN excluded.last_day "
+            f"ELSE {t}.last_day END")
+
+
+_ADD_RFM = DriverStatement(_rfm_sql)
 
 
 def add_rfm(session: Session, tenant_id: str, program_id: str, account_id: str, day: int,
@@ -88,16 +107,7 @@ def add_rfm(session: Session, tenant_id: str, program_id: str, account_id: str, 
     key = (RfmInput.tenant_id == tenant_id, RfmInput.program_id == program_id,
            RfmInput.account_id == account_id)
     if p1 > 0:
-        stmt = _insert(session, RfmInput).values(
-            tenant_id=tenant_id, program_id=program_id, account_id=account_id, last_day=day,
-            purchases=change[0], spend=change[1])
-        new = stmt.excluded
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "program_id", "account_id"],
-            set_={"purchases": RfmInput.purchases + new.purchases,
-                  "spend": RfmInput.spend + new.spend,
-                  "last_day": case((new.last_day > RfmInput.last_day, new.last_day),
-                                   else_=RfmInput.last_day)}))
+        _ADD_RFM(session, (tenant_id, program_id, account_id, day, change[0], change[1]))
         return
     # the day no longer counts (its purchases were all returned)
     row = session.execute(select(RfmInput.last_day, RfmInput.purchases).where(*key)

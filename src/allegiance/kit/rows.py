@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
@@ -106,3 +106,87 @@ class RowByKey:
             return None
         return self.row(*(value if convert is None else convert(value)
                           for value, (_, convert) in zip(found, converters, strict=True)))
+
+
+class SqlDialect(NamedTuple):
+    """What a statement written by hand needs of the dialect: its name, identifier quoting
+    and the driver's parameter mark."""
+
+    name: str
+    quote: Callable[[str], str]
+    mark: str
+
+
+class DriverStatement:
+    """``DriverStatement(build)(session, params, fetch=False)``: a statement written once per
+    dialect by ``build(SqlDialect)`` and run
+    with positional ``params`` through the driver inside the session's transaction; returns
+    the first row when ``fetch`` (None when there is none). For hot statements whose SQL
+    SQLAlchemy would otherwise rebuild or re-process on every call."""
+
+    def __init__(self, build: Callable[[SqlDialect], str]) -> None:
+        self._build = build
+        self._prepared: dict[str, str] = {}
+
+    def sql(self, session: Session) -> str:
+        dialect, quote, mark = _dialect(session)
+        found = self._prepared.get(dialect.name)
+        if found is None:
+            found = self._build(SqlDialect(dialect.name, quote, mark))
+            self._prepared[dialect.name] = found
+        return found
+
+    def __call__(self, session: Session, params: Sequence[Any], fetch: bool = False) -> Any:
+        sql = self.sql(session)
+        with driver_connection(session) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                return cursor.fetchone() if fetch else None
+            finally:
+                cursor.close()
+
+
+class CounterAdd:
+    """``CounterAdd(table, keys, counters, returning)(session, key_values, deltas)``: add
+    ``deltas`` to the counter columns of the row at ``key_values`` (the table's primary or a
+    unique key), inserting the row when it is missing, in one atomic statement
+    (``INSERT … ON CONFLICT … DO UPDATE``, SQLite ≥ 3.35 and PostgreSQL): concurrent adders
+    never lose an update and never meet a duplicate key. Returns the ``returning`` columns of
+    the row after the change (a tuple; empty when none are asked). Counters not in ``deltas``
+    add 0; every other column of the table must be nullable or have a server default."""
+
+    def __init__(self, table: Table, keys: Sequence[str], counters: Sequence[str],
+                 returning: Sequence[str] = ()) -> None:
+        self.table = table
+        self.keys = tuple(keys)
+        self.counters = tuple(counters)
+        self.returning = tuple(returning)
+        missing = [c.key for c in table.columns if c.key not in (*self.keys, *self.counters)
+                   and not c.nullable and c.server_default is None]
+        if missing:  # the INSERT names only keys and counters: nothing else may be required
+            raise ValueError(f"{table.name}.{missing[0]} must be a key or a counter")
+        self._statement = DriverStatement(self._build)
+
+    def _build(self, d: SqlDialect) -> str:
+        quote, mark = d.quote, d.mark
+        table = quote(self.table.name)
+        names = [quote(self.table.c[c].name) for c in (*self.keys, *self.counters)]
+        adds = ", ".join(f"{name} = {table}.{name} + excluded.{name}"
+                         for name in names[len(self.keys):])
+        sql = (f"INSERT INTO {table} ({', '.join(names)}) "
+               f"VALUES ({', '.join(mark for _ in names)}) "
+               f"ON CONFLICT ({', '.join(names[:len(self.keys)])}) DO UPDATE SET {adds}")
+        if self.returning:
+            sql += " RETURNING " + ", ".join(quote(self.table.c[c].name) for c in self.returning)
+        return sql
+
+    def __call__(self, session: Session, key_values: dict[str, Any],
+                 deltas: dict[str, int]) -> tuple[Any, ...]:
+        unknown = set(deltas) - set(self.counters)
+        if unknown:
+            raise ValueError(f"{self.table.name} has no counter {sorted(unknown)[0]}")
+        params = (*(key_values[k] for k in self.keys),
+                  *(int(deltas.get(c, 0)) for c in self.counters))
+        found = self._statement(session, params, fetch=bool(self.returning))
+        return tuple(found or ())
