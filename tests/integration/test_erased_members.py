@@ -4,8 +4,8 @@ refuses it with ``409 account_erased`` naming the field that named it, and write
 events (per event, matched from the unmatched queue, and the rows of a bulk import, where
 the good rows still apply), re-enrolment (enrol, invitation, automatic), partner claims,
 referral codes and sign-ups (and its code pays it no commission), survey answers and
-member-event check-ins. A return of a purchase made before the erasure still reverses what
-that purchase earned."""
+member-event check-ins; a tier recalculation places it on no free level. A return of a
+purchase made before the erasure still reverses what that purchase earned."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from allegiance import (
     privacy,
     referrals,
     tenants,
+    tiers,
 )
 from allegiance.engagement import leavers
 from allegiance.kit import clock
@@ -259,3 +260,24 @@ def test_an_erased_member_signs_up_nowhere_answers_nothing_and_attends_for_nothi
     refused(in_session(m, engagement.invite, gala.id, [gone]), "account_ids")
     assert counts(m) == before
     assert m.wallet(gone).posted == EARNED and m.wallet(referrer).posted == 0
+
+
+def test_a_recalculation_places_no_erased_member_on_a_free_level(m: Money) -> None:
+    """A ladder whose lowest level is free places every enrolled member on it; the erased
+    member's enrolment is closed, so it is placed nowhere."""
+    gone, kept = m.account(), m.account()
+    for account_id in (gone, kept):
+        with m.db.transaction() as s:
+            members.enrol(s, m.tenant_id, m.program_id, account_id, actor="ops")
+    erase(m, gone)
+    with m.db.transaction() as s:
+        tiers.create_ladder(s, m.tenant_id, m.program_id, {
+            "code": "club", "name": "Club", "metric": "spend", "primary": True,
+            "period": {"kind": "calendar_year"},
+            "levels": [{"code": "member", "name": "Member", "threshold": 0},
+                       {"code": "silver", "name": "Silver", "threshold": 100_000}]})
+        tiers.recalculate(s, m.tenant_id, m.program_id)
+    with m.db.read() as s:
+        placed = {a: [t.level for t in tiers.status(s, m.tenant_id, m.program_id, a)]
+                  for a in (gone, kept)}
+    assert placed == {gone: [None], kept: ["member"]}
