@@ -2,9 +2,9 @@
 PostgreSQL): the members pages, the CSV export and the member counts exclude it at once, it
 earns nothing for leaving (no ``segment_left`` activity through the earning path, only the
 ``segment.left`` webhook), and no later refresh — of the whole program, of one segment or of
-the account after an event of its own — puts it back, neither into a segment read from a
-field erasure keeps (the region) nor into an RFM segment (its purchases stay in the tallies
-the scores are ranked from)."""
+the account alone (an event of its own is refused) — puts it back, neither into a segment
+read from a field erasure keeps (the region) nor into an RFM segment (its purchases stay in
+the tallies the scores are ranked from)."""
 
 from __future__ import annotations
 
@@ -83,8 +83,10 @@ def test_erasure_leaves_every_segment_at_once_and_for_good(shop: Shop) -> None:
                 assert campaigns.refresh_segment(s, shop.tenant_id, segment.id) == (0, 0)
         assert (again["entered"], again["left"]) == (0, 0)
         assert stored(shop) == {"spain": kept, "buyers": kept}
-        # an event naming the erased account re-evaluates it alone: it does not re-enter
-        shop.event(external_id="after", account_id=gone, amount=5000)
+        # an event naming the erased account is refused (it earns nothing, so nothing
+        # re-evaluates it); re-evaluating it alone does not put it back either
+        with pytest.raises(members.AccountErased):
+            shop.event(external_id="after", account_id=gone, amount=5000)
         with shop.db.transaction() as s:
             assert campaigns.refresh_account(s, shop.tenant_id, shop.program_id,
                                              gone) == ([], [])

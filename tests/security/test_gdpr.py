@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from allegiance import audit, tenants
+from allegiance import audit, definitions, members, tenants
 from allegiance.kit.models import OutboxMessage
 from allegiance.registry import metadata
 from tests.api.conftest import Api
+from tests.integration.events_support import EPOCH, definition
 from tests.support import figures
 from tests.support.invariants import assert_ledger_invariants
 
@@ -144,3 +145,61 @@ def test_erasure_is_tenant_scoped_and_admin_only(api: Api) -> None:
     r = api.client.get(f"/v1/accounts/{account['id']}/personal-data",
                        headers=api.headers(reader))
     assert r.status_code == 403
+
+
+PURCHASE = {"external_id": "INV-1", "member_number": "M-ERASE", "channel": "pos",
+            "occurred_at": "2026-03-01T10:00:00+00:00",
+            "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": 1500}]}
+
+
+def _count(api: Api, table: str) -> int:
+    with api.db.read() as s:
+        return int(s.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+def test_an_erased_member_s_events_are_refused_and_its_earlier_purchases_return(
+        api: Api) -> None:
+    """After erasure an event naming the member is a 409 ``account_erased`` naming the field
+    that named it, with nothing written (no event, no unmatched row, no points, no enrolment);
+    a return of a purchase made before the erasure still reverses what it earned."""
+    with api.db.transaction() as s:
+        version = definitions.apply(s, api.tenant_id, definition(), actor="test",
+                                    effective_from=EPOCH)
+        acc = members.create_account(s, api.tenant_id, name="Gone Ltd",
+                                     member_number="M-ERASE").id
+    pid = version.program_id
+    key = api.key_with(["integration"])
+    before = api.client.post(f"/v1/programs/{pid}/events", json=PURCHASE,
+                             headers=api.headers(key))
+    assert before.status_code == 201, before.text
+    earned = before.json()["balances"][0]["available"]
+    assert earned == 40  # 30 base + 2 x 5 genuine
+    erased = _call(api, "POST", f"/accounts/{acc}/erase", {"reason": "DSR-2"})
+    assert erased["enrolments"] == 1
+
+    counts = {t: _count(api, t) for t in ("event", "journal_entry", "enrolment_change")}
+    for body, field in (({**PURCHASE, "external_id": "INV-2"}, "member_number"),
+                        ({**PURCHASE, "external_id": "INV-3", "member_number": None,
+                          "account_id": acc}, "account_id")):
+        r = api.client.post(f"/v1/programs/{pid}/events", json=body, headers=api.headers(key))
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "account_erased"
+        assert r.json()["error"]["field"] == field
+    activity = {"external_id": "ACT-1", "account_id": acc, "kind": "activity",
+                "activity_type": "newsletter_opt_in", "occurred_at": "2026-03-02T10:00:00Z"}
+    r = api.client.post(f"/v1/programs/{pid}/events", json=activity, headers=api.headers(key))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "account_erased"
+    assert {t: _count(api, t) for t in counts} == counts  # nothing written
+    # a replay of the purchase made before the erasure answers with the stored event
+    replay = api.client.post(f"/v1/programs/{pid}/events", json=PURCHASE,
+                             headers=api.headers(key))
+    assert replay.status_code == 200 and replay.json()["id"] == before.json()["id"]
+
+    ret = api.client.post(f"/v1/programs/{pid}/returns", json={
+        "external_id": "RET-1", "original_external_id": "INV-1",
+        "lines": [{"line_no": 1, "quantity": 1}]}, headers=api.headers(key))
+    assert ret.status_code == 201, ret.text
+    assert ret.json()["balances"][0]["available"] == earned - 15 - 5
+    enrolments = _call(api, "GET", f"/programs/{pid}/enrolments?account_id={acc}")
+    assert [e["status"] for e in enrolments["items"]] == ["closed"]
+    assert_ledger_invariants(api.db)

@@ -97,7 +97,8 @@ def test_unknown_roles_may_do_nothing() -> None:
 
 
 def test_enrolment_transitions_exhaustively() -> None:
-    allowed = {("applied", "active"), ("applied", "rejected"), ("invited", "active"),
+    allowed = {("applied", "active"), ("applied", "rejected"), ("applied", "closed"),
+               ("invited", "active"), ("invited", "closed"),
                ("active", "suspended"), ("active", "closed"), ("suspended", "active"),
                ("suspended", "closed")}
     for a, b in itertools.product(STATUSES, STATUSES):

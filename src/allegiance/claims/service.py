@@ -95,6 +95,7 @@ def submit(session: Session, tenant_id: str, program_id: str, *, account_id: str
     member) is stored as ``duplicate`` of the first and never earns."""
     program = tenants.get_program(session, tenant_id, program_id)
     account = members.get_account(session, tenant_id, account_id)
+    members.refuse_erased(account, "account_id")  # an erased member claims nothing
     if user_id is not None and members.get_user(session, tenant_id, user_id).account_id \
             != account.id:
         raise InvalidClaim("the user belongs to another account", field="user_id")
@@ -191,7 +192,9 @@ def _pending(session: Session, tenant_id: str, claim_id: str, actor: str) -> Sal
 
 def approve(session: Session, tenant_id: str, claim_id: str, *, actor: str) -> SalesClaim:
     """Approve: the claim becomes a purchase event (source ``claim``) and earns through the
-    rules in force at the invoice date; a ``user_id`` lets rules pay the rep (SPIFF)."""
+    rules in force at the invoice date; a ``user_id`` lets rules pay the rep (SPIFF). A claim
+    of a member erased since it was submitted is refused like its event (``409
+    account_erased``; the claim stays submitted for a rejection)."""
     claim = _pending(session, tenant_id, claim_id, actor)
     result = events.ingest(session, tenant_id, claim.program_id, events.EventData(
         external_id=claim.id, kind="purchase", source="claim", account_id=claim.account_id,

@@ -1,5 +1,6 @@
 """The leavers' survey: a survey with ``audience: leavers`` is sent to every account whose
-enrolment in its program closes after the survey was created — one invitation per survey and
+enrolment in its program closes after the survey was created (an erased account never: its
+erasure closes its enrolments, and nothing may contact it) — one invitation per survey and
 account (the outbox message ``survey.invited`` carries it to the integrator's mailer). Only an
 invited account may answer it, even with its enrolment closed; its NPS is reported apart from
 the members' (``leavers`` in the NPS report)."""
@@ -20,18 +21,24 @@ from allegiance.kit.db import Database
 
 
 def _pending(session: Session, survey: Survey, limit: int) -> list[tuple[str, str]]:
-    """(account, enrolment) pairs of enrolments closed since the survey exists, not yet sent."""
-    change, enrolment = members.EnrolmentChange, members.Enrolment
+    """(account, enrolment) pairs of enrolments closed since the survey exists, not yet sent:
+    members that left (closed from active or suspended; not a withdrawn application or
+    invitation), never an erased account (its erasure closes its enrolments; nothing may
+    contact it)."""
+    change, enrolment, account = members.EnrolmentChange, members.Enrolment, members.Account
     rows = session.execute(
         select(enrolment.account_id, enrolment.id)
         .join(change, and_(change.tenant_id == enrolment.tenant_id,
                            change.enrolment_id == enrolment.id))
+        .join(account, and_(account.tenant_id == enrolment.tenant_id,
+                            account.id == enrolment.account_id))
         .outerjoin(SurveyInvitation, and_(
             SurveyInvitation.tenant_id == enrolment.tenant_id,
             SurveyInvitation.survey_id == survey.id,
             SurveyInvitation.account_id == enrolment.account_id))
         .where(enrolment.tenant_id == survey.tenant_id,
                enrolment.program_id == survey.program_id, change.to_status == "closed",
+               change.from_status.in_(("active", "suspended")), account.status != "erased",
                change.at >= survey.created_at, SurveyInvitation.account_id.is_(None))
         .order_by(enrolment.account_id).limit(limit)).all()
     seen: dict[str, str] = {}

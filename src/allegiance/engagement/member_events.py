@@ -98,7 +98,8 @@ def invite(session: Session, tenant_id: str, member_event_id: str,
     now = clock.now()
     added = 0
     for account_id in sorted(set(account_ids)):
-        members.get_account(session, tenant_id, account_id)
+        members.refuse_erased(members.get_account(session, tenant_id, account_id),
+                              "account_ids")
         row = _attendee(session, tenant_id, event.id, account_id)
         if row is None:
             session.add(Attendee(tenant_id=tenant_id, member_event_id=event.id,
@@ -128,7 +129,7 @@ def register(session: Session, tenant_id: str, member_event_id: str,
     event = get_event(session, tenant_id, member_event_id, lock=True)
     if event.status != "open":
         raise InvalidTransition(f"the event is {event.status}", field="member_event_id")
-    members.get_account(session, tenant_id, account_id)
+    members.refuse_erased(members.get_account(session, tenant_id, account_id), "account_id")
     row = _attendee(session, tenant_id, event.id, account_id)
     if row is not None and row.status in TAKING_SEATS:
         return row
@@ -174,6 +175,8 @@ def check_in(session: Session, tenant_id: str, member_event_id: str, account_id:
         return row
     if row is None or row.status != "registered":
         raise InvalidTransition("only a registered account checks in", field="account_id")
+    # registered before its erasure: an erased member attends for nothing
+    members.refuse_erased(members.get_account(session, tenant_id, account_id), "account_id")
     now = clock.now()
     row.status, row.checked_in_at = "attended", now
     program = tenants.get_program(session, tenant_id, event.program_id)

@@ -73,7 +73,8 @@ def pick(session: Session, tenant_id: str, menu_id: str, account_id: str, reward
         raise InvalidMenu("the menu is retired", field="menu_id")
     if reward_id not in menu.reward_ids:
         raise InvalidMenu("the reward is not on this menu", field="reward_id")
-    members.get_account(session, tenant_id, account_id)
+    # a bonus pick is a gift of points: an erased member gets none
+    members.refuse_erased(members.get_account(session, tenant_id, account_id), "account_id")
     program = tenants.get_program(session, tenant_id, menu.program_id)
     now = clock.now()
     index = domain.period_index(menu.period, now, program.time_zone)

@@ -112,6 +112,7 @@ def submit(session: Session, tenant_id: str, survey_id: str, account_id: str,
     if survey.status != "open":
         raise SurveyClosed("the survey is closed", field="survey_id")
     account = members.get_account(session, tenant_id, account_id)
+    members.refuse_erased(account, "account_id")  # no answers, no reward
     if user_id is not None and members.get_user(session, tenant_id, user_id).account_id \
             != account_id:
         raise InvalidAnswers("the user belongs to another account", field="user_id")

@@ -14,9 +14,9 @@ Per-event (never bulk):
   time span, member counters, pending earnings still pending, active challenges, segments or
   a computed RFM model, tier ladders with roll-up or required metrics;
 - the event: an invalid one (the service gives the error), one matched by external id or a
-  user, a reseller report, another currency, an account not found, merged or without an
-  active enrolment, an activity of the academy (``course`` attribute), an external id seen
-  earlier in the chunk;
+  user, a reseller report, another currency, an account not found, merged, erased (the
+  service refuses it: an error of that row) or without an active enrolment, an activity of
+  the academy (``course`` attribute), an external id seen earlier in the chunk;
 - the member: one whose tier could move inside the segment (its ladder value — every stored
   month plus the segment's credits — reaches a higher level, or an order reaches a direct
   placement level): all its remaining events of the chunk.
@@ -237,7 +237,9 @@ def _mark_bulk(session: Session, tenant_id: str, context: _Context, work: list[_
         for row in session.scalars(select(members.Account).where(
                 members.Account.tenant_id == tenant_id, members.Account.id.in_(part))):
             by_id[row.id] = row
-    matched = {a.id: a for a in [*by_number.values(), *by_id.values()] if not a.merged_into_id}
+    # merged and erased accounts stay on the per-event path (which redirects or refuses them)
+    matched = {a.id: a for a in [*by_number.values(), *by_id.values()]
+               if not a.merged_into_id and a.status != "erased"}
     active: set[str] = set()
     for part in _chunks(sorted(matched)):
         active.update(session.scalars(select(members.Enrolment.account_id).where(
@@ -274,7 +276,7 @@ def _mark_bulk(session: Session, tenant_id: str, context: _Context, work: list[_
             continue
         data = item.data
         account = _account_of(data, by_id, by_number)
-        if account is None or account.merged_into_id or account.id not in active:
+        if account is None or account.id not in matched or account.id not in active:
             continue
         item.account_id = account.id
         item.bulk = True

@@ -1,5 +1,6 @@
 """Ingest purchases and activities: dedupe by (program, source, external id), match the
-account (or queue the event as unmatched, never dropped), evaluate the rules in force at the
+account (or queue the event as unmatched, never dropped; refuse it when the account was
+erased), evaluate the rules in force at the
 event's time under locked limits and budgets, and write the earnings: one journal entry per
 event, holds for pending earnings, tier credits, badges and coupons."""
 
@@ -105,6 +106,15 @@ def _find(session: Session, tenant_id: str, key: Mapping[str, Any]) -> members.A
         return None
 
 
+def _key_field(data: EventData) -> str:
+    """The field of the event that names its account (for errors about that account)."""
+    if data.account_id is not None:
+        return "account_id"
+    if data.account_external_id is not None:
+        return "account_external_id"
+    return "member_number" if data.member_number is not None else "user_id"
+
+
 def user_of(session: Session, tenant_id: str, user_id: str | None) -> members.User | None:
     if user_id is None:
         return None
@@ -185,6 +195,10 @@ def prepare(session: Session, tenant_id: str, program: tenants.Program,
                                field="account_id")
         key = {"account_id": user.account_id}
     account = _find(session, tenant_id, key)
+    if account is not None:
+        # an erased member earns nothing: the event is refused (nothing written), not queued
+        # as unmatched (the account is known); its returns still work (events.returns)
+        members.refuse_erased(account, _key_field(data))
     line_amounts = [domain.line_amount(line) for line in data.lines]
     amount = data.amount if data.amount is not None else sum(line_amounts)
     if amount > MAX_AMOUNT:
@@ -298,6 +312,7 @@ def match(
     account = _find(session, tenant_id, {"account_id": account_id})
     if account is None:
         raise InvalidEvent(f"account {account_id} not found", field="account_id")
+    members.refuse_erased(account, "account_id")
     program = tenants.get_program(session, tenant_id, event.program_id)
     _enrol(session, tenant_id, program.id, account.id, actor)
     traces = process(session, tenant_id, program, event, account, actor=actor)

@@ -107,9 +107,10 @@ def may_transfer(role: str, from_relation: Relation, to_relation: Relation) -> b
 # ---------------------------------------------------------------------------------------------
 # Enrolments
 
+# An application or an invitation not taken up may be withdrawn (closed), as an erasure does.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "applied": frozenset({"active", "rejected"}),
-    "invited": frozenset({"active"}),
+    "applied": frozenset({"active", "rejected", "closed"}),
+    "invited": frozenset({"active", "closed"}),
     "active": frozenset({"suspended", "closed"}),
     "suspended": frozenset({"active", "closed"}),
     "closed": frozenset(),

@@ -172,6 +172,22 @@ def change_enrolment_status(
     return enrolment
 
 
+ENDED = ("closed", "rejected")
+
+
+def end_enrolments(session: Session, tenant_id: str, account_id: str, *, actor: str,
+                   reason: str) -> list[Enrolment]:
+    """Close every enrolment of the account that has not ended (applied, invited, active or
+    suspended), each through :func:`change_enrolment_status` — history row, audit record and
+    ``enrolment.status_changed`` message with the reason, like any other change. Returns the
+    enrolments closed. (Used by the GDPR erasure with reason ``erased``.)"""
+    rows = list(session.scalars(select(Enrolment).where(
+        Enrolment.tenant_id == tenant_id, Enrolment.account_id == account_id,
+        Enrolment.status.not_in(ENDED)).order_by(Enrolment.id)))
+    return [change_enrolment_status(session, tenant_id, row.id, "closed", actor=actor,
+                                    reason=reason) for row in rows]
+
+
 def approve_application(
     session: Session, tenant_id: str, enrolment_id: str, *, actor: str, reason: str | None = None
 ) -> Enrolment:

@@ -47,6 +47,12 @@ class AccountNotActive(Conflict):
     code = "account_not_active"
 
 
+class AccountErased(AccountNotActive):
+    """The account was erased (GDPR): it earns nothing, changes nothing and joins nothing."""
+
+    code = "account_erased"
+
+
 class UserNotActive(Forbidden):
     code = "user_not_active"
 

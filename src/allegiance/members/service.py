@@ -18,6 +18,7 @@ from allegiance.kit.ids import new_id
 from allegiance.kit.pagination import Page, check_limit, decode_cursor, page_of
 from allegiance.members import domain
 from allegiance.members.errors import (
+    AccountErased,
     AccountNotActive,
     AccountNotFound,
     DuplicateEmail,
@@ -86,9 +87,18 @@ def _active_account(session: Session, tenant_id: str, account_id: str, field: st
     account = session.get(Account, (tenant_id, account_id))
     if account is None:
         raise AccountNotFound(f"account {account_id} not found", field=field)
+    refuse_erased(account, field)
     if account.status != "active":
         raise AccountNotActive(f"account {account_id} is {account.status}", field=field)
     return account
+
+
+def refuse_erased(account: Account, field: str) -> None:
+    """Raise :class:`AccountErased` (409 ``account_erased``, naming ``field``) when the account
+    was erased: an erased member earns nothing, changes nothing and joins no program again."""
+    if account.status == "erased":
+        raise AccountErased(f"account {account.id} was erased: it earns and joins nothing",
+                            field=field)
 
 
 def _member_number_taken(session: Session, tenant_id: str, number: str) -> bool:

@@ -24,6 +24,7 @@ class ErasureRead(BaseModel):
     outbox_messages: int
     message_id: str = Field(description="The outbox message of the member.erased event.")
     segments: int = Field(0, description="The segments the member left (at once, for good).")
+    enrolments: int = Field(0, description="The enrolments closed (reason `erased`).")
 
 
 class PersonalData(BaseModel):

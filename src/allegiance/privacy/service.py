@@ -4,7 +4,10 @@ Erasure pseudonymises: the account and its users keep their ids, member number, 
 ledger history (so balances, liability and the ledger's hash chain are untouched), while every
 personal value — names, e-mails, tax id, attributes, external ids, applications, shipping
 details, personal values in outbox payloads — is replaced or removed, and the account leaves
-every segment at once (no refresh puts it back; leaving earns nothing). The audit log never
+every segment at once (no refresh puts it back; leaving earns nothing). Its enrolments close
+(reason ``erased``; no leavers' survey), and from then on it earns nothing and joins nothing:
+events naming it are refused (``409 account_erased``) and so are enrolments, invitations,
+claims, referral sign-ups and codes, survey answers and check-ins. The audit log never
 holds personal values of members (``audit.record`` redacts them on the way in), so its hash
 chain still verifies. One ``member.erased`` message goes to the outbox; erasing again is a
 409, so it is sent once.
@@ -34,6 +37,7 @@ from allegiance.privacy.domain import mentions, pseudonym, scrub
 from allegiance.privacy.errors import AlreadyErased
 
 ERASED_EVENT = "member.erased"
+ERASED_REASON = "erased"  # the reason of the enrolment changes an erasure makes
 
 
 def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -112,6 +116,7 @@ class ErasureReport:
     message_id: str
     other_rows: int = 0  # referral sign-ups and applications, survey answers, sponsors
     segments: int = 0  # the segments it left (campaigns.leave_all_segments)
+    enrolments: int = 0  # the enrolments it closed (members.end_enrolments)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +158,10 @@ def erase_member(session: Session, tenant_id: str, account_id: str, *, actor: st
             members.Enrolment.tenant_id == tenant_id,
             members.Enrolment.account_id == account_id)):
         enrolment.application = {}
+    # every enrolment ends (closed, reason "erased": history, audit and the usual webhook);
+    # the leavers' survey is never sent to an erased account (engagement.leavers)
+    ended = members.end_enrolments(session, tenant_id, account_id, actor=actor,
+                                   reason=ERASED_REASON)
     invitations = list(session.scalars(select(members.Invitation).where(
         members.Invitation.tenant_id == tenant_id,
         or_(members.Invitation.account_id == account_id,
@@ -187,7 +196,8 @@ def erase_member(session: Session, tenant_id: str, account_id: str, *, actor: st
         "account_id": account_id, "user_ids": sorted(ids - {account_id}),
         "erased_at": now.isoformat()})
     report = ErasureReport(account_id, len(users), external, len(invitations), len(redemptions),
-                           len(member_events), messages, message_id, others, len(left))
+                           len(member_events), messages, message_id, others, len(left),
+                           len(ended))
     audit.record(session, tenant_id, actor=actor, action="account.erased",
                  object_type="account", object_id=account_id,
                  before={"status": before_status},

@@ -4,7 +4,9 @@ A plan pays from the program account ``referral:<plan code>`` into members' wall
 reward is a hold released at its lock date (pending → payable by the ledger's release job);
 a refund of the new member's purchase gives back exactly the commission of the refunded part
 (a smaller hold while pending, a partial reversal once payable), and a new member whose every
-attributed purchase was refunded before anything became payable voids the referral.
+attributed purchase was refunded before anything became payable voids the referral. An erased
+member gets no code, signs up nowhere, and its code pays it nothing: no sign-up through it
+(``409 account_erased`` on ``code``), no commission on its referred members' purchases.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def issue_code(session: Session, tenant_id: str, plan_id: str, account_id: str, 
     """A member's code in a plan (the same one on every call); an affiliate plan records an
     application for review instead of an active code."""
     plan = get_plan(session, tenant_id, plan_id)
-    members.get_account(session, tenant_id, account_id)
+    members.refuse_erased(members.get_account(session, tenant_id, account_id), "account_id")
     existing = session.scalars(select(ReferralCode).where(
         ReferralCode.tenant_id == tenant_id, ReferralCode.plan_id == plan.id,
         ReferralCode.account_id == account_id)).first()
@@ -200,7 +202,10 @@ def signup(session: Session, tenant_id: str, program_id: str, *, code: str,
     if row.status != "active":
         raise CodeNotActive(f"the code is {row.status}", field="code")
     referrer = members.get_account(session, tenant_id, row.account_id)
+    # an erased member's code pays its owner nothing, and an erased member signs up nowhere
+    members.refuse_erased(referrer, "code")
     referred = members.get_account(session, tenant_id, account_id)
+    members.refuse_erased(referred, "account_id")
     who = _identity(referred, email, tax_id, device_hash)
     reason = domain.self_referral(_identity(referrer), who) \
         or _duplicate(session, tenant_id, plan.id, who)
@@ -294,7 +299,8 @@ def attribute(session: Session, tenant_id: str, event_id: str, *,
         Referral.status == "qualified"))
     for referral in list(referrals):
         plan = get_plan(session, tenant_id, referral.plan_id)
-        if plan.program_id != event.program_id or plan.commission_unit_id is None \
+        if _erased(session, tenant_id, referral.referrer_account_id) \
+                or plan.program_id != event.program_id or plan.commission_unit_id is None \
                 or not domain.in_window(referral.signed_up_at, plan.window_days,
                                         event.occurred_at):
             continue
@@ -314,6 +320,11 @@ def attribute(session: Session, tenant_id: str, event_id: str, *,
                                actor=actor))
     reconcile(session, tenant_id, event.id, actor=actor)
     return out
+
+
+def _erased(session: Session, tenant_id: str, account_id: str) -> bool:
+    """An erased referrer earns no commission (its pending rewards stay as they are)."""
+    return members.get_account(session, tenant_id, account_id).status == "erased"
 
 
 def event_lines(session: Session, tenant_id: str,
