@@ -118,7 +118,7 @@ def redeem(program_id: str, body: RedemptionCreate,
                                     body.account_id, quantity=body.quantity,
                                     user_id=body.user_id, cause=body.cause,
                                     shipping=body.shipping, pay_from=body.pay_from,
-                                    actor=ctx.actor)
+                                    actor=ctx.actor, post_last=True)
         return RedemptionRead.model_validate(row)
 
     return ctx.write(body, run, 201)
