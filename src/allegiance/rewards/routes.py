@@ -121,7 +121,7 @@ def redeem(program_id: str, body: RedemptionCreate,
                                     actor=ctx.actor, post_last=True)
         return RedemptionRead.model_validate(row)
 
-    return ctx.write(body, run, 201)
+    return ctx.write(body, run, 201, queued=True)
 
 
 @router.get("/programs/{program_id}/redemptions", response_model=RedemptionPage,
