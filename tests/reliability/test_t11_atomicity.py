@@ -133,6 +133,22 @@ def _fail_once_done(original: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _fail_once_answered(original: Callable[..., Any]) -> Callable[..., Any]:
+    """For a write sent now and answered later (``send_one_postgres``): send it, and when its
+    answer is read, read it and fail: the write must be rolled back with everything else."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        answer = original(*args, **kwargs)
+
+        def failing() -> Any:
+            answer()
+            raise InjectedFault(f"fault right after the answer of {original.__name__}")
+
+        return failing
+
+    return wrapper
+
+
 def _fail_after_legs(original: Callable[..., Any], legs: int) -> Callable[..., Any]:
     """Apply the counter deltas of the first ``legs`` accounts (in lock order), then fail."""
 
@@ -159,7 +175,8 @@ def _fault_points(
     """
     points: list[tuple[str, Any, str, Callable[[Callable[..., Any]], Any]]] = []
     if one_round_trip:
-        points.append(("ledger_post_one done", repository, "post_one_postgres", _fail_once_done))
+        points.append(("ledger_post_one done", repository, "send_one_postgres",
+                       _fail_once_answered))
     else:
         points.extend(
             (f"counters written for {n} of 6 legs", repository, "apply_deltas",

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -112,7 +112,45 @@ def make_engine(url: str, *, busy_timeout: float = 5.0, echo: bool = False,
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, echo=echo, pool_size=20, max_overflow=80, pool_pre_ping=True)
+    # LIFO: the busy few connections are reused (a pooled connection rarely idles), and a
+    # connection is pinged on checkout only after it idled (see ``_ping_if_idle``): a ping per
+    # checkout cost every transaction a round trip.
+    engine = create_engine(url, echo=echo, pool_size=20, max_overflow=80, pool_use_lifo=True)
+    _ping_if_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle longer than this is pinged before use.
+PING_AFTER_IDLE = 1.0
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Replace dead pooled connections (a restarted server) without a round trip per checkout.
+
+    A connection the driver already knows broken is replaced at once; one that sat in the pool
+    longer than :data:`PING_AFTER_IDLE` seconds is pinged first and replaced if the ping fails
+    (the pool then tries another: SQLAlchemy's ``DisconnectionError`` protocol, as
+    ``pool_pre_ping`` does). A connection back from a transaction less than that ago is used as
+    is: if the server died in between, the transaction fails as one in flight at the crash
+    does (nothing of it is written; clients retry, with their ``Idempotency-Key``), and the
+    broken connection is discarded, not pooled again."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if getattr(dbapi_connection, "broken", False) or dbapi_connection.closed:
+            raise DisconnectionError("the connection is closed")
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # the ping's implicit BEGIN: the checkout starts clean
+        except Exception as exc:
+            raise DisconnectionError(f"ping failed: {exc}") from exc
 
 
 class Database:
@@ -477,7 +515,13 @@ def pipelined(session: Session) -> Iterator[None]:
 
 
 def _set_tenant_setting(session: Session, _transaction: Any, connection: Any) -> None:
-    tenancy.set_transaction_tenant(connection, session.info.get("tenant", tenancy.setting_for(None)))
+    tenancy.set_transaction_tenant(connection, session.info.get("tenant", tenancy.setting_for(None)),
+                                   session.info.pop(BEGIN_READ, None))
+
+
+# ``session.info`` key of the read that goes out with the transaction's BEGIN (PostgreSQL;
+# see ``kit.placement.read_with_begin``).
+BEGIN_READ = "begin_read"
 
 
 def add_unique(session: Session, row: Any, duplicate: Exception) -> None:

@@ -81,8 +81,9 @@ class RowByKey:
         self.row = namedtuple(f"{table.name}_row", self.columns)  # type: ignore[misc]
         self._prepared: dict[str, _Prepared] = {}
 
-    def _prepare(self, session: Session) -> _Prepared:
-        dialect, quote, mark = _dialect(session)
+    def _prepare(self, dialect: Dialect) -> _Prepared:
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         found = self._prepared.get(dialect.name)
         if found is None:
             sql = (f"SELECT {', '.join(quote(self.table.c[c].name) for c in self.columns)} "
@@ -94,14 +95,19 @@ class RowByKey:
         return found
 
     def __call__(self, session: Session, *key_values: Any) -> Any:
-        sql, converters = self._prepare(session)
         with driver_connection(session) as conn:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(sql, key_values)
-                found = cursor.fetchone()
-            finally:
-                cursor.close()
+            return self.read(conn, session.get_bind().dialect, *key_values)
+
+    def read(self, conn: Any, dialect: Dialect, *key_values: Any) -> Any:
+        """The same, on the session's DBAPI connection ``conn`` of that ``dialect`` (for
+        ``kit.placement.read_with_begin``: the read that goes out with ``BEGIN``)."""
+        sql, converters = self._prepare(dialect)
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql, key_values)
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
         if found is None:
             return None
         return self.row(*(value if convert is None else convert(value)

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # rotation takes effect at once in the process that made it, within this bound in the
     # others (0: read the key on every request).
     api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
+    # Queued API writes (redemptions) of one tenant that one server process lets into the
+    # database at once (0: no limit). A tenant's postings serialise on its journal number
+    # anyway; more of them waiting on that row lock in PostgreSQL cost CPU (wake-ups,
+    # lock-manager contention) and no throughput. The others wait in the process.
+    api_tenant_writers: int = Field(2, ge=0, le=1000)
     # Requests per minute per signed-in portal user, in bursts of a sixth (0 disables it).
     portal_rate_limit_per_minute: int = 600
     # Where uploaded import files and their error reports are kept.

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -57,18 +58,25 @@ def setting_for(tenant_id: str | None) -> str:
     return chosen if chosen else SYSTEM
 
 
-def set_transaction_tenant(connection: Connection, value: str) -> None:
+def set_transaction_tenant(connection: Connection, value: str,
+                           then: Callable[[Any], None] | None = None) -> None:
     """``SET LOCAL allegiance.tenant_id`` (lasts until the transaction ends).
 
     It goes to the driver in pipeline mode, so psycopg sends the transaction's ``BEGIN`` and
-    this statement in one round trip (every transaction pays for it)."""
+    this statement in one round trip (every transaction pays for it); ``then`` (given the
+    driver connection: a statement of the transaction's own, see ``kit.placement.read_with_begin``)
+    runs in the same pipeline, so its answer comes back in that round trip too."""
     driver = connection.connection.driver_connection
     if driver is None or not hasattr(driver, "pipeline"):
         connection.execute(text("SELECT set_config(:name, :value, true)"),
                            {"name": SETTING, "value": value})
+        if then is not None:
+            then(driver)
         return
     with driver.pipeline(), driver.cursor() as cursor:
         cursor.execute("SELECT set_config(%s, %s, true)", (SETTING, value))
+        if then is not None:
+            then(driver)
 
 
 def _identifier(name: str) -> str:

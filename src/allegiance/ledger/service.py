@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -184,18 +184,30 @@ def get_account(session: Session, tenant_id: str, account_id: str) -> LedgerAcco
 
 def post_entry(session: Session, tenant_id: str, request: EntryRequest) -> EntryResult:
     """Post one balanced entry. A repeated ``entry_key`` returns the first entry (created=False)."""
+    return post_entry_sent(session, tenant_id, request)()
+
+
+def post_entry_sent(session: Session, tenant_id: str,
+                    request: EntryRequest) -> Callable[[], EntryResult]:
+    """:func:`post_entry` in two steps: this sends the posting, the function it returns reads
+    the outcome (and raises what :func:`post_entry` raises; until then the transaction must
+    not commit). On PostgreSQL inside a pipeline (``kit.db.pipelined``) the posting then
+    shares the round trip of the statements sent after it, up to the next answer read: the
+    tenant's journal number it locks is held for less. Elsewhere it is posted at once."""
     if session.get_bind().dialect.name == "postgresql":
-        return _post_one_postgres(session, tenant_id, request)
+        return _send_one_postgres(session, tenant_id, request)
     result = post_entries(session, tenant_id, [request])[0]
     if isinstance(result, AllegianceError):
         raise result
-    return result
+    return lambda: result
 
 
-def _post_one_postgres(session: Session, tenant_id: str, request: EntryRequest) -> EntryResult:
+def _send_one_postgres(session: Session, tenant_id: str,
+                       request: EntryRequest) -> Callable[[], EntryResult]:
     """The same entry as :func:`post_entries` writes, by the database function
     ``ledger_post_one`` in one round trip (key check, account checks, counters in id order,
-    journal number, hash chain, rows); lots, where a wallet's unit expires, follow here."""
+    journal number, hash chain, rows); lots, where a wallet's unit expires, follow when the
+    answer is read."""
     try:
         check_lines(request.lines)
     except EntryProblem as exc:
@@ -206,22 +218,38 @@ def _post_one_postgres(session: Session, tenant_id: str, request: EntryRequest) 
         raise InvalidEntry("entries cannot be dated in the future", field="effective_at")
     lines = request.lines
     entry_id = request.entry_id or new_id("txn")
-    try:
-        status, found_id, seq, detail, lots = repo.post_one_postgres(session, (
-            tenant_id, entry_id, request.program_id, request.kind, request.source_type,
-            request.source_id, request.entry_key, request.reverses_entry_id, request.hold_id,
-            request.memo, json.dumps(dict(request.meta)), request.actor, effective_at,
-            effective_at.isoformat(), now, [line.account_id for line in lines],
-            [line.unit_id for line in lines], [line.side.value for line in lines],
-            [line.amount for line in lines], [line.reverses_line_no for line in lines],
-            sorted(request.unchecked), JOURNAL_SEQUENCE,
-        ))
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            raise Conflict("an entry with this key is being written", field="entry_key") from exc
-        raise
-    if status == "exists":
-        return EntryResult(str(found_id), int(seq), created=False)
+    answer = repo.send_one_postgres(session, (
+        tenant_id, entry_id, request.program_id, request.kind, request.source_type,
+        request.source_id, request.entry_key, request.reverses_entry_id, request.hold_id,
+        request.memo, json.dumps(dict(request.meta)), request.actor, effective_at,
+        effective_at.isoformat(), now, [line.account_id for line in lines],
+        [line.unit_id for line in lines], [line.side.value for line in lines],
+        [line.amount for line in lines], [line.reverses_line_no for line in lines],
+        sorted(request.unchecked), JOURNAL_SEQUENCE,
+    ))
+
+    def outcome() -> EntryResult:
+        try:
+            status, found_id, seq, detail, lots = answer()
+        except IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise Conflict("an entry with this key is being written",
+                               field="entry_key") from exc
+            raise
+        if status == "exists":
+            return EntryResult(str(found_id), int(seq), created=False)
+        _raise_refused(lines, status, detail)
+        result = EntryResult(entry_id, int(seq), created=True)
+        if lots:
+            infos = repo.account_infos(session, tenant_id, {line.account_id for line in lines})
+            _track_lots(session, tenant_id, [request], [result], infos, now)
+        return result
+
+    return outcome
+
+
+def _raise_refused(lines: Sequence[Line], status: str, detail: Any) -> None:
+    """The error of a ``ledger_post_one`` answer other than ok / exists."""
     if status == "missing":
         index = int(detail)
         raise AccountNotFound(f"ledger account {lines[index].account_id} not found",
@@ -239,11 +267,6 @@ def _post_one_postgres(session: Session, tenant_id: str, request: EntryRequest) 
     if status == "overdrawn":
         raise InsufficientFunds(f"ledger account {detail} has not enough available balance",
                                 field="postings", account_id=str(detail))
-    result = EntryResult(entry_id, int(seq), created=True)
-    if lots:
-        infos = repo.account_infos(session, tenant_id, {line.account_id for line in lines})
-        _track_lots(session, tenant_id, [request], [result], infos, now)
-    return result
 
 
 def post_entries(

@@ -11,7 +11,7 @@ stored exactly as Core stores them) and driver errors wrapped as SQLAlchemy's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -380,8 +380,29 @@ def post_one_postgres(session: Session, args: Sequence[Any]) -> tuple[Any, ...]:
     """Call ``ledger_post_one`` (migration 0013): one entry in one round trip. The
     transaction's ``BEGIN`` already went out with its tenant setting
     (``kit.tenancy.set_transaction_tenant``, pipelined)."""
-    with _driver(session) as conn, conn.cursor() as cursor:
-        cursor.execute(_PG_POST_ONE, args, prepare=True)
-        row = cursor.fetchone()
-    assert row is not None
-    return tuple(row)
+    return send_one_postgres(session, args)()
+
+
+def send_one_postgres(session: Session, args: Sequence[Any]) -> Callable[[], tuple[Any, ...]]:
+    """Send the ``ledger_post_one`` call without waiting for it; returns the function that
+    reads its answer. In a PostgreSQL pipeline (``kit.db.pipelined``) the call travels with
+    the next statement whose answer is read, so statements sent after it share its round
+    trip; outside one, reading the answer waits for it."""
+    with _driver(session) as conn:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(_PG_POST_ONE, args, prepare=True)
+        except BaseException:
+            cursor.close()
+            raise
+
+    def answer() -> tuple[Any, ...]:
+        with _driver(session):
+            try:
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        assert row is not None
+        return tuple(row)
+
+    return answer

@@ -118,10 +118,10 @@ def redeem(program_id: str, body: RedemptionCreate,
                                     body.account_id, quantity=body.quantity,
                                     user_id=body.user_id, cause=body.cause,
                                     shipping=body.shipping, pay_from=body.pay_from,
-                                    actor=ctx.actor)
+                                    actor=ctx.actor, post_last=True)
         return RedemptionRead.model_validate(row)
 
-    return ctx.write(body, run, 201)
+    return ctx.write(body, run, 201, queued=True)
 
 
 @router.get("/programs/{program_id}/redemptions", response_model=RedemptionPage,

@@ -3,6 +3,7 @@ a redemption awaits approval, refunds through the ledger, e-gift code pools and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,9 @@ from sqlalchemy.orm.util import identity_key
 from allegiance import audit, campaigns, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, pipelined
+from allegiance.kit.errors import Conflict
 from allegiance.kit.ids import new_id
+from allegiance.kit.placement import last_write
 from allegiance.rewards import domain, statements
 from allegiance.rewards.errors import (
     INELIGIBLE,
@@ -209,9 +212,7 @@ def _take_stock(session: Session, tenant_id: str, reward: Any, quantity: int) ->
         .execution_options(synchronize_session=False))
     if getattr(result, "rowcount", 0) != 1:
         raise OutOfStock(f"reward {reward.code} is out of stock", field="quantity")
-    loaded = session.identity_map.get(identity_key(Reward, (tenant_id, reward.id)))
-    if loaded is not None:  # a Reward this session holds reads its new stock
-        session.expire(loaded, ["stock"])
+    _expire_stock(session, tenant_id, reward.id)
 
 
 def _give_back_stock(session: Session, tenant_id: str, reward_id: str, quantity: int) -> None:
@@ -252,9 +253,16 @@ def redeem(session: Session, tenant_id: str, program_id: str, reward_id: str, ac
 def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: str,
                   account_id: str, *, quantity: int = 1, user_id: str | None = None,
                   cause: str | None = None, shipping: dict[str, Any] | None = None,
-                  pay_from: str = "account", actor: str = "system") -> dict[str, Any]:
+                  pay_from: str = "account", actor: str = "system",
+                  post_last: bool = False) -> dict[str, Any]:
     """:func:`redeem`, returning the new redemption's column values instead of an ORM row
-    (the API's path: the reads are one statement, the row one Core insert)."""
+    (the API's path: the reads are one statement, the row one Core insert).
+
+    ``post_last`` (the API): an approved-at-once redemption's writes — the stock taken, the
+    row, its event and the posting — are left to the end of the unit of work
+    (``kit.placement.last_write``), which sends them with its idempotency record and audit chain in
+    one round trip; their refusals (out of stock, overdrawn) are raised from there and roll
+    the unit back. The caller must not read the wallet's balance before then."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidReward("quantity must be a positive integer", field="quantity")
     if pay_from not in ("account", "user"):
@@ -301,7 +309,13 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
                 raise BelowMinimum(
                     f"needs an available balance of at least {reward.min_balance}",
                     field="reward_id")
-    _take_stock(session, tenant_id, reward, quantity)
+    deferred = post_last and not reward.requires_approval
+    if not deferred:
+        _take_stock(session, tenant_id, reward, quantity)
+    elif reward.stock is not None and reward.stock < quantity:
+        # Refused at once on the stock just read; the conditional update sent at the end
+        # decides the rest (it never oversells).
+        raise OutOfStock(f"reward {reward.code} is out of stock", field="quantity")
     redeemed_id = reward.redeemed_id
     if redeemed_id is None:
         redeemed_id = ledger.program_account(session, tenant_id, program_id, reward.unit_id,
@@ -327,21 +341,53 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
     # number until the commit) is the last write; if it fails, the transaction rolls back.
     # On PostgreSQL the two inserts go out with the posting, in one round trip.
     row.update(entry_id=new_id("txn"), status="approved", decided_at=now, decided_by="auto")
+    entry = ledger.EntryRequest(
+        program_id=program_id, kind="redeem",
+        lines=(ledger.Line(wallet_id, reward.unit_id, ledger.Side.DEBIT, points),
+               ledger.Line(redeemed_id, reward.unit_id, ledger.Side.CREDIT, points)),
+        source_type="redemption", source_id=row["id"],
+        entry_key=f"redemption:{row['id']}", actor=actor, entry_id=row["entry_id"])
+    if deferred:
+        last_write(session, lambda: _send_approved(session, tenant_id, reward, quantity, row,
+                                                   entry))
+        return row
     with pipelined(session):
         statements.insert_redemption(session, row)
         outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
-        result = ledger.post_entry(session, tenant_id, ledger.EntryRequest(
-            program_id=program_id, kind="redeem",
-            lines=(ledger.Line(wallet_id, reward.unit_id, ledger.Side.DEBIT, points),
-                   ledger.Line(redeemed_id, reward.unit_id, ledger.Side.CREDIT, points)),
-            source_type="redemption", source_id=row["id"],
-            entry_key=f"redemption:{row['id']}", actor=actor, entry_id=row["entry_id"]))
+        result = ledger.post_entry(session, tenant_id, entry)
     if result.entry_id != row["entry_id"]:  # the entry key is new, so never in practice
         row["entry_id"] = result.entry_id
         session.execute(update(Redemption).where(
             Redemption.tenant_id == tenant_id, Redemption.id == row["id"])
             .values(entry_id=result.entry_id).execution_options(synchronize_session=False))
     return row
+
+
+def _send_approved(session: Session, tenant_id: str, reward: Any, quantity: int,
+                   row: dict[str, Any], entry: ledger.EntryRequest) -> Callable[[], None]:
+    """Send an approved-at-once redemption's writes in the lock order of every redemption
+    path (the reward's stock, then the ledger); returns the check of their answers."""
+    stock = (statements.send_take_stock(session, tenant_id, reward.id, quantity)
+             if reward.stock is not None else None)
+    statements.insert_redemption(session, row)
+    outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
+    posted = ledger.post_entry_sent(session, tenant_id, entry)
+
+    def check() -> None:
+        if stock is not None:
+            if not stock():
+                raise OutOfStock(f"reward {reward.code} is out of stock", field="quantity")
+            _expire_stock(session, tenant_id, reward.id)
+        if posted().entry_id != row["entry_id"]:  # the entry key is new: never in practice
+            raise Conflict("the redemption's ledger entry exists already", field="reward_id")
+
+    return check
+
+
+def _expire_stock(session: Session, tenant_id: str, reward_id: str) -> None:
+    loaded = session.identity_map.get(identity_key(Reward, (tenant_id, reward_id)))
+    if loaded is not None:  # a Reward this session holds reads its new stock
+        session.expire(loaded, ["stock"])
 
 
 def _payload(row: Redemption | dict[str, Any]) -> dict[str, Any]:

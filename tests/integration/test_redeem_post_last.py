@@ -1,0 +1,127 @@
+"""The API's redemption path (``redeem_values(post_last=True)``): the stock taken, the
+row, its event and the posting are left to the end of the unit of work (``kit.placement.last_write``)
+and go out there with the idempotency record and the audit chain (one PostgreSQL pipeline).
+Its refusals come from the end of the unit of work and leave nothing written; a unit of work
+that does not collect last writes gets them at once. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from allegiance import ledger
+from allegiance.kit import clock
+from allegiance.kit.errors import AllegianceError
+from allegiance.kit.placement import collect_last_writes, read_with_begin, send_last_writes
+from allegiance.kit.rows import RowByKey
+from allegiance.rewards.models import Redemption, Reward
+from allegiance.rewards.service import redeem_values
+from tests.conftest import World
+from tests.integration.test_rewards import account, balance, reward
+from tests.support.invariants import assert_ledger_invariants
+
+NOW = datetime(2026, 5, 17, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def w(world: World) -> Iterator[World]:
+    with clock.frozen(NOW):
+        yield world
+
+
+def _redeem_deferred(w: World, reward_id: str, account_id: str,
+                     before_end: Any = None) -> dict[str, Any]:
+    """One unit of work as ``kit.web.Ctx`` runs it: collect, redeem, (``before_end``), send
+    the last writes and check them, commit."""
+    with w.db.transaction() as s:
+        collect_last_writes(s)
+        row = redeem_values(s, w.tenant_id, w.program_id, reward_id, account_id,
+                                    post_last=True)
+        # nothing of the redemption is written before the end of the unit of work
+        assert s.scalar(select(func.count()).select_from(Redemption)) == 0
+        if before_end is not None:
+            before_end(s)
+        send_last_writes(s)()
+    return row
+
+
+def _count(w: World) -> int:
+    with w.db.read(w.tenant_id) as s:
+        return int(s.scalar(select(func.count()).select_from(Redemption)) or 0)
+
+
+def _stock(w: World, reward_id: str) -> int | None:
+    with w.db.read(w.tenant_id) as s:
+        return s.scalar(select(Reward.stock).where(Reward.id == reward_id))
+
+
+def test_the_deferred_redemption_is_written_and_posted_at_the_end(w: World) -> None:
+    acc = account(w, balance=500)
+    rid = reward(w, cost=100, stock=3)
+    row = _redeem_deferred(w, rid, acc)
+    assert row["status"] == "approved" and row["entry_id"]
+    with w.db.read(w.tenant_id) as s:
+        stored = s.get(Redemption, (w.tenant_id, row["id"]))
+        assert stored is not None and stored.entry_id == row["entry_id"]
+        entry = ledger.get_entry(s, w.tenant_id, row["entry_id"])
+        assert entry.source_id == row["id"]
+    assert balance(w, acc).available == 400
+    assert _stock(w, rid) == 2
+    assert_ledger_invariants(w.db)
+
+
+def test_overdrawn_at_the_end_leaves_nothing_written(w: World) -> None:
+    acc = account(w, balance=50)
+    rid = reward(w, cost=100, stock=3)
+    with pytest.raises(AllegianceError) as caught:
+        _redeem_deferred(w, rid, acc)
+    assert caught.value.code == "insufficient_funds"
+    assert _count(w) == 0 and _stock(w, rid) == 3
+    assert balance(w, acc).available == 50
+    assert_ledger_invariants(w.db)
+
+
+def test_stock_gone_between_the_lookup_and_the_end_is_refused(w: World) -> None:
+    """The stock read by the lookup only refuses early; the conditional update sent at the
+    end decides (here another write took the last one in between)."""
+    acc = account(w, balance=500)
+    rid = reward(w, cost=100, stock=1)
+
+    def take_the_last(s: Any) -> None:
+        s.execute(update(Reward).where(Reward.id == rid).values(stock=0))
+
+    with pytest.raises(AllegianceError) as caught:
+        _redeem_deferred(w, rid, acc, take_the_last)
+    assert caught.value.code == "out_of_stock"
+    assert _count(w) == 0 and _stock(w, rid) == 1  # the whole unit rolled back
+    assert balance(w, acc).available == 500
+    with pytest.raises(AllegianceError) as early:  # stock 0 read: refused at once
+        with w.db.transaction() as s:
+            s.execute(update(Reward).where(Reward.id == rid).values(stock=0))
+        _redeem_deferred(w, rid, acc)
+    assert early.value.code == "out_of_stock"
+    assert_ledger_invariants(w.db)
+
+
+def test_without_a_collector_the_writes_happen_at_once(w: World) -> None:
+    acc = account(w, balance=500)
+    rid = reward(w, cost=100)
+    with w.db.transaction() as s:
+        row = redeem_values(s, w.tenant_id, w.program_id, rid, acc, post_last=True)
+        assert s.get(Redemption, (w.tenant_id, row["id"])) is not None
+    assert balance(w, acc).available == 400
+
+
+def test_read_with_begin_reads_in_a_fresh_and_in_a_begun_transaction(w: World) -> None:
+    by_id = RowByKey(Reward.__table__, ("code", "stock"), ("tenant_id", "id"))  # type: ignore[arg-type]
+    rid = reward(w, code="cap", stock=7)
+    with w.db.transaction(w.tenant_id) as s:
+        dialect = s.get_bind().dialect
+        first = read_with_begin(s, lambda conn: by_id.read(conn, dialect, w.tenant_id, rid))
+        again = read_with_begin(s, lambda conn: by_id.read(conn, dialect, w.tenant_id, rid))
+        missing = read_with_begin(s, lambda conn: by_id.read(conn, dialect, w.tenant_id, "x"))
+    assert (first.code, first.stock) == ("cap", 7) and again == first and missing is None
