@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
@@ -23,13 +23,34 @@ from sqlalchemy.orm import Session
 from allegiance.kit.db import driver_connection
 
 _Prepared = tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]
+_T = TypeVar("_T")
 
 
-def _dialect(session: Session) -> tuple[Dialect, Callable[[str], str], str]:
-    """The session's dialect, its identifier quoting and its parameter mark."""
-    dialect = session.get_bind().dialect
-    return dialect, dialect.identifier_preparer.quote, (
-        "?" if dialect.paramstyle == "qmark" else "%s")
+class SqlDialect(NamedTuple):
+    """What a statement written by hand needs of the dialect: its name, identifier quoting,
+    the driver's parameter mark, and the dialect itself (for the column types' converters)."""
+
+    name: str
+    quote: Callable[[str], str]
+    mark: str
+    dialect: Dialect
+
+
+class _PerDialect(Generic[_T]):
+    """``build(SqlDialect)`` made once per dialect (a statement, its converters)."""
+
+    def __init__(self, build: Callable[[SqlDialect], _T]) -> None:
+        self._build = build
+        self._made: dict[str, _T] = {}
+
+    def __call__(self, dialect: Dialect) -> _T:
+        found = self._made.get(dialect.name)
+        if found is None:
+            found = self._build(SqlDialect(dialect.name, dialect.identifier_preparer.quote,
+                                           "?" if dialect.paramstyle == "qmark" else "%s",
+                                           dialect))
+            self._made[dialect.name] = found
+        return found
 
 
 class RowInsert:
@@ -37,22 +58,17 @@ class RowInsert:
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self._prepared: dict[str, _Prepared] = {}
+        self._prepare = _PerDialect(self._build)
 
-    def _prepare(self, session: Session) -> _Prepared:
-        dialect, quote, mark = _dialect(session)
-        found = self._prepared.get(dialect.name)
-        if found is None:
-            columns = list(self.table.columns)
-            sql = (f"INSERT INTO {quote(self.table.name)} "
-                   f"({', '.join(quote(c.name) for c in columns)}) "
-                   f"VALUES ({', '.join(mark for _ in columns)})")
-            found = (sql, [(c.key, c.type._cached_bind_processor(dialect)) for c in columns])
-            self._prepared[dialect.name] = found
-        return found
+    def _build(self, d: SqlDialect) -> _Prepared:
+        columns = list(self.table.columns)
+        sql = (f"INSERT INTO {d.quote(self.table.name)} "
+               f"({', '.join(d.quote(c.name) for c in columns)}) "
+               f"VALUES ({', '.join(d.mark for _ in columns)})")
+        return sql, [(c.key, c.type._cached_bind_processor(d.dialect)) for c in columns]
 
     def __call__(self, session: Session, rows: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
-        sql, converters = self._prepare(session)
+        sql, converters = self._prepare(session.get_bind().dialect)
         many = [rows] if isinstance(rows, dict) else list(rows)
         params = [tuple(row[key] if convert is None else convert(row[key])
                         for key, convert in converters) for row in many]
@@ -79,20 +95,14 @@ class RowByKey:
         self.columns = tuple(columns)
         self.keys = tuple(keys)
         self.row = namedtuple(f"{table.name}_row", self.columns)  # type: ignore[misc]
-        self._prepared: dict[str, _Prepared] = {}
+        self._prepare = _PerDialect(self._build)
 
-    def _prepare(self, dialect: Dialect) -> _Prepared:
-        quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        found = self._prepared.get(dialect.name)
-        if found is None:
-            sql = (f"SELECT {', '.join(quote(self.table.c[c].name) for c in self.columns)} "
-                   f"FROM {quote(self.table.name)} WHERE "
-                   + " AND ".join(f"{quote(self.table.c[k].name)} = {mark}" for k in self.keys))
-            found = (sql, [(c, self.table.c[c].type._cached_result_processor(dialect, None))
-                           for c in self.columns])
-            self._prepared[dialect.name] = found
-        return found
+    def _build(self, d: SqlDialect) -> _Prepared:
+        sql = (f"SELECT {', '.join(d.quote(self.table.c[c].name) for c in self.columns)} "
+               f"FROM {d.quote(self.table.name)} WHERE "
+               + " AND ".join(f"{d.quote(self.table.c[k].name)} = {d.mark}" for k in self.keys))
+        return sql, [(c, self.table.c[c].type._cached_result_processor(d.dialect, None))
+                     for c in self.columns]
 
     def __call__(self, session: Session, *key_values: Any) -> Any:
         with driver_connection(session) as conn:
@@ -114,43 +124,62 @@ class RowByKey:
                           for value, (_, convert) in zip(found, converters, strict=True)))
 
 
-class SqlDialect(NamedTuple):
-    """What a statement written by hand needs of the dialect: its name, identifier quoting
-    and the driver's parameter mark."""
-
-    name: str
-    quote: Callable[[str], str]
-    mark: str
-
-
 class DriverStatement:
     """``DriverStatement(build)(session, params, fetch=False)``: a statement written once per
-    dialect by ``build(SqlDialect)`` and run
-    with positional ``params`` through the driver inside the session's transaction; returns
-    the first row when ``fetch`` (None when there is none). For hot statements whose SQL
-    SQLAlchemy would otherwise rebuild or re-process on every call."""
+    dialect by ``build(SqlDialect)`` and run with positional ``params`` through the driver
+    inside the session's transaction; returns the first row when ``fetch`` (None when there is
+    none). For hot statements whose SQL SQLAlchemy would otherwise rebuild or re-process on
+    every call. ``prepare``: on PostgreSQL, a server-side prepared statement."""
 
-    def __init__(self, build: Callable[[SqlDialect], str]) -> None:
-        self._build = build
-        self._prepared: dict[str, str] = {}
+    def __init__(self, build: Callable[[SqlDialect], str], *, prepare: bool = False) -> None:
+        self._sql = _PerDialect(build)
+        self._prepare = prepare
 
     def sql(self, session: Session) -> str:
-        dialect, quote, mark = _dialect(session)
-        found = self._prepared.get(dialect.name)
-        if found is None:
-            found = self._build(SqlDialect(dialect.name, quote, mark))
-            self._prepared[dialect.name] = found
-        return found
+        return self._sql(session.get_bind().dialect)
+
+    def _execute(self, session: Session, cursor: Any, params: Sequence[Any]) -> bool:
+        """Execute on ``cursor``; True on PostgreSQL (whose answer may be read later)."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+        options = {"prepare": True} if postgres and self._prepare else {}
+        cursor.execute(self.sql(session), tuple(params), **options)
+        return postgres
 
     def __call__(self, session: Session, params: Sequence[Any], fetch: bool = False) -> Any:
-        sql = self.sql(session)
         with driver_connection(session) as conn:
             cursor = conn.cursor()
             try:
-                cursor.execute(sql, tuple(params))
+                self._execute(session, cursor, params)
                 return cursor.fetchone() if fetch else None
             finally:
                 cursor.close()
+
+    def send(self, session: Session, params: Sequence[Any]) -> Callable[[], Any]:
+        """Send the statement without waiting for it; the function returned reads its first
+        row (None when there is none). In a PostgreSQL pipeline (``kit.db.pipelined``) it
+        travels with the next statement whose answer is read, so the statements sent after it
+        share its round trip. On SQLite it runs to its end at once (a statement left open
+        there would keep the group's COMMIT from running if a later write failed)."""
+        with driver_connection(session) as conn:
+            cursor = conn.cursor()
+            try:
+                later = self._execute(session, cursor, params)
+                if not later:
+                    row = cursor.fetchone()
+                    cursor.close()
+                    return lambda: row
+            except BaseException:
+                cursor.close()
+                raise
+
+        def answer() -> Any:
+            with driver_connection(session):
+                try:
+                    return cursor.fetchone()
+                finally:
+                    cursor.close()
+
+        return answer
 
 
 class CounterAdd:

@@ -26,7 +26,6 @@ from allegiance.ledger.models import (
 from allegiance.ledger.writes import account_rows as account_rows
 from allegiance.ledger.writes import apply_deltas as apply_deltas
 from allegiance.ledger.writes import existing_entries_by_key as existing_entries_by_key
-from allegiance.ledger.writes import post_one_postgres as post_one_postgres
 from allegiance.ledger.writes import send_one_postgres as send_one_postgres
 from allegiance.ledger.writes import write_journal as write_journal
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from allegiance.kit import sequences
 from allegiance.kit.db import driver_connection as _driver
+from allegiance.kit.rows import DriverStatement
 from allegiance.ledger.models import JournalEntry, LedgerAccount, Posting
 
 if TYPE_CHECKING:
@@ -370,39 +371,24 @@ def existing_entries_by_key(
     raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
 
 
-_PG_POST_ONE = (
-    "SELECT status, entry_id, seq, detail, lots FROM ledger_post_one("
-    + ", ".join(["%s"] * 10) + ", %s::json, " + ", ".join(["%s"] * 11) + ")"
-)
-
-
-def post_one_postgres(session: Session, args: Sequence[Any]) -> tuple[Any, ...]:
-    """Call ``ledger_post_one`` (migration 0013): one entry in one round trip. The
-    transaction's ``BEGIN`` already went out with its tenant setting
-    (``kit.tenancy.set_transaction_tenant``, pipelined)."""
-    return send_one_postgres(session, args)()
+# PostgreSQL only (the function is PostgreSQL's; SQLite posts through ``write_journal``).
+_PG_POST_ONE = DriverStatement(
+    lambda d: "SELECT status, entry_id, seq, detail, lots FROM ledger_post_one("
+              + ", ".join(["%s"] * 10) + ", %s::json, " + ", ".join(["%s"] * 11) + ")",
+    prepare=True)
 
 
 def send_one_postgres(session: Session, args: Sequence[Any]) -> Callable[[], tuple[Any, ...]]:
-    """Send the ``ledger_post_one`` call without waiting for it; returns the function that
-    reads its answer. In a PostgreSQL pipeline (``kit.db.pipelined``) the call travels with
-    the next statement whose answer is read, so statements sent after it share its round
-    trip; outside one, reading the answer waits for it."""
-    with _driver(session) as conn:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(_PG_POST_ONE, args, prepare=True)
-        except BaseException:
-            cursor.close()
-            raise
+    """Call ``ledger_post_one`` (migration 0013: one entry in one statement) without waiting
+    for it; returns the function that reads its answer. The transaction's ``BEGIN`` already
+    went out with its tenant setting (``kit.tenancy.set_transaction_tenant``, pipelined); in a
+    PostgreSQL pipeline (``kit.db.pipelined``) the call travels with the next statement whose
+    answer is read, so statements sent after it share its round trip."""
+    answer = _PG_POST_ONE.send(session, args)
 
-    def answer() -> tuple[Any, ...]:
-        with _driver(session):
-            try:
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        assert row is not None
-        return tuple(row)
+    def row() -> tuple[Any, ...]:
+        found = answer()
+        assert found is not None
+        return tuple(found)
 
-    return answer
+    return row

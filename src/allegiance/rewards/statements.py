@@ -17,8 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 
-from allegiance.kit.db import driver_connection
-from allegiance.kit.rows import RowInsert
+from allegiance.kit.rows import DriverStatement, RowInsert
 from allegiance.ledger import LedgerAccount
 from allegiance.members import Account
 from allegiance.rewards.models import Redemption, Reward
@@ -92,38 +91,15 @@ def insert_redemption(session: Session, values: dict[str, Any]) -> None:
     _INSERT(session, values)
 
 
-_TAKE_STOCK = ("UPDATE reward SET stock = stock - {m} WHERE tenant_id = {m} AND id = {m} "
-               "AND stock IS NOT NULL AND stock >= {m} RETURNING stock")
+_TAKE_STOCK = DriverStatement(lambda d: (
+    f"UPDATE reward SET stock = stock - {d.mark} WHERE tenant_id = {d.mark} AND id = {d.mark} "
+    f"AND stock IS NOT NULL AND stock >= {d.mark} RETURNING stock"))
 
 
 def send_take_stock(session: Session, tenant_id: str, reward_id: str,
                     quantity: int) -> Callable[[], bool]:
     """Send the conditional stock update (``service._take_stock``'s, through the driver)
-    without waiting for it; the function returned tells whether it took the stock (False: out
-    of stock). In a PostgreSQL pipeline it travels with the statements sent after it; on
-    SQLite it runs to its end at once (a statement left open there would keep the group's
-    COMMIT from running if a later write of the unit failed)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    with driver_connection(session) as conn:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(_TAKE_STOCK.format(m="%s" if postgres else "?"),
-                           (quantity, tenant_id, reward_id, quantity))
-            if not postgres:
-                done = cursor.fetchone() is not None
-                return lambda: done
-        except BaseException:
-            cursor.close()
-            raise
-        finally:
-            if not postgres:
-                cursor.close()
-
-    def taken() -> bool:
-        with driver_connection(session):
-            try:
-                return cursor.fetchone() is not None
-            finally:
-                cursor.close()
-
-    return taken
+    without waiting for it (``DriverStatement.send``); the function returned tells whether it
+    took the stock (False: out of stock)."""
+    answer = _TAKE_STOCK.send(session, (quantity, tenant_id, reward_id, quantity))
+    return lambda: answer() is not None
