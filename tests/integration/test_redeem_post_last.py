@@ -12,14 +12,23 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from allegiance import ledger
 from allegiance.kit import clock
+from allegiance.kit.db import RETRYABLE
 from allegiance.kit.errors import AllegianceError
-from allegiance.kit.placement import collect_last_writes, read_with_begin, send_last_writes
+from allegiance.kit.placement import (
+    collect_last_writes,
+    finish_last_writes,
+    last_write,
+    read_with_begin,
+)
 from allegiance.kit.rows import RowByKey
+from allegiance.ledger import Lot
 from allegiance.rewards.models import Redemption, Reward
 from allegiance.rewards.service import redeem_values
+from allegiance.tenants import Unit
 from tests.conftest import World
 from tests.integration.test_rewards import account, balance, reward
 from tests.support.invariants import assert_ledger_invariants
@@ -34,9 +43,9 @@ def w(world: World) -> Iterator[World]:
 
 
 def _redeem_deferred(w: World, reward_id: str, account_id: str,
-                     before_end: Any = None) -> dict[str, Any]:
+                     before_end: Any = None, after_end: Any = None) -> dict[str, Any]:
     """One unit of work as ``kit.web.Ctx`` runs it: collect, redeem, (``before_end``), send
-    the last writes and check them, commit."""
+    the last writes and check them, (``after_end``), commit."""
     with w.db.transaction() as s:
         collect_last_writes(s)
         row = redeem_values(s, w.tenant_id, w.program_id, reward_id, account_id,
@@ -45,7 +54,9 @@ def _redeem_deferred(w: World, reward_id: str, account_id: str,
         assert s.scalar(select(func.count()).select_from(Redemption)) == 0
         if before_end is not None:
             before_end(s)
-        send_last_writes(s)()
+        finish_last_writes(s)
+        if after_end is not None:
+            after_end()
     return row
 
 
@@ -105,6 +116,106 @@ def test_stock_gone_between_the_lookup_and_the_end_is_refused(w: World) -> None:
         _redeem_deferred(w, rid, acc)
     assert early.value.code == "out_of_stock"
     assert_ledger_invariants(w.db)
+
+
+def test_a_final_redemption_commits_in_the_pipeline_on_postgres(w: World) -> None:
+    """The unit's unit never expires, so every refusal is raised in the database and
+    PostgreSQL's COMMIT goes out with the writes: another connection sees the redemption
+    before the unit of work's own end. SQLite commits at the end as before."""
+    acc = account(w, balance=500)
+    rid = reward(w, cost=100, stock=3)
+    seen: list[int] = []
+    row = _redeem_deferred(w, rid, acc, after_end=lambda: seen.append(_count(w)))
+    assert seen == [1 if _postgres(w) else 0]
+    with w.db.read(w.tenant_id) as s:
+        assert s.get(Redemption, (w.tenant_id, row["id"])) is not None
+    assert balance(w, acc).available == 400 and _stock(w, rid) == 2
+    assert_ledger_invariants(w.db)
+
+
+def test_a_unit_that_expires_commits_after_its_lots_are_written(w: World) -> None:
+    """A wallet of an expiring unit keeps lots, written once the posting's answer is read:
+    that redemption is not final, COMMIT comes at the end, and the lot is consumed."""
+    with w.db.transaction() as s:
+        s.execute(update(Unit).where(Unit.tenant_id == w.tenant_id, Unit.id == w.unit_id)
+                  .values(expiry_policy={"kind": "after_months", "months": 24}))
+    acc = account(w, balance=500)
+    rid = reward(w, cost=100, stock=3)
+    seen: list[int] = []
+    _redeem_deferred(w, rid, acc, after_end=lambda: seen.append(_count(w)))
+    assert seen == [0]
+    with w.db.read(w.tenant_id) as s:
+        assert list(s.scalars(select(Lot.remaining))) == [400]
+    assert balance(w, acc).available == 400
+    assert_ledger_invariants(w.db)
+
+
+def test_a_final_posting_that_would_keep_lots_is_run_again(w: World) -> None:
+    """``ledger_post_final`` chosen on a unit policy that changed since it was read (the unit
+    expires now): the database refuses with a serialization failure, nothing is written, and
+    ``kit.db.retrying`` runs the unit of work again."""
+    if not _postgres(w):
+        pytest.skip("the final posting is PostgreSQL's")
+    with w.db.transaction() as s:
+        s.execute(update(Unit).where(Unit.tenant_id == w.tenant_id, Unit.id == w.unit_id)
+                  .values(expiry_policy={"kind": "after_months", "months": 24}))
+    acc = account(w, balance=500)
+    with pytest.raises(OperationalError) as caught, w.db.transaction(w.tenant_id) as s:
+        wallet = ledger.wallet(s, w.tenant_id, w.program_id, w.unit_id, "account", acc)
+        ledger.post_entry_final(s, w.tenant_id, ledger.EntryRequest(
+            program_id=w.program_id, kind="redeem",
+            lines=(ledger.Line(wallet.id, w.unit_id, ledger.Side.DEBIT, 100),
+                   ledger.Line(w.redeemed_id, w.unit_id, ledger.Side.CREDIT, 100))))()
+    assert getattr(caught.value.orig, "sqlstate", None) in RETRYABLE
+    assert balance(w, acc).available == 500
+    assert_ledger_invariants(w.db)
+
+
+def test_final_ledger_refusals_are_the_ledgers_errors(w: World) -> None:
+    """Every refusal of a final posting comes out of the end of the unit of work as the
+    error ``ledger.post_entry`` raises, with nothing written: overdrawn, a missing account,
+    a repeated entry key."""
+    acc = account(w, balance=50)
+    with w.db.transaction(w.tenant_id) as s:
+        wallet = ledger.wallet(s, w.tenant_id, w.program_id, w.unit_id, "account", acc).id
+    def post(lines: tuple[ledger.Line, ...], key: str | None = None) -> None:
+        request = ledger.EntryRequest(program_id=w.program_id, kind="redeem", lines=lines,
+                                      entry_key=key)
+        with w.db.transaction(w.tenant_id) as s:
+            collect_last_writes(s)
+            last_write(s, lambda: _checked(ledger.post_entry_final(s, w.tenant_id, request)),
+                       refused=lambda reason, detail: ledger.refusal(request, reason, detail))
+            finish_last_writes(s)
+
+    def pay(amount: int, account_id: str = wallet) -> tuple[ledger.Line, ...]:
+        return (ledger.Line(account_id, w.unit_id, ledger.Side.DEBIT, amount),
+                ledger.Line(w.redeemed_id, w.unit_id, ledger.Side.CREDIT, amount))
+
+    codes = []
+    for lines, key in ((pay(80), None), (pay(10, "lac_missing"), None)):
+        with pytest.raises(AllegianceError) as caught:
+            post(lines, key)
+        codes.append((caught.value.code, caught.value.field))
+    post(pay(10), "once")
+    with pytest.raises(AllegianceError) as again:
+        post(pay(10), "once")
+    codes.append((again.value.code, again.value.field))
+    assert codes == [("insufficient_funds", "postings"),
+                     ("ledger_account_not_found", "postings[0].account_id"),
+                     ("conflict", "entry_key")]
+    assert balance(w, acc).available == 40
+    assert_ledger_invariants(w.db)
+
+
+def _checked(posted: Any) -> Any:
+    """The check of a last write: read the posting's answer."""
+    def check() -> None:
+        posted()
+    return check
+
+
+def _postgres(w: World) -> bool:
+    return w.db.engine.dialect.name == "postgresql"
 
 
 def test_without_a_collector_the_writes_happen_at_once(w: World) -> None:

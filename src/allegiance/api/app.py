@@ -120,7 +120,7 @@ def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None 
     app.state.cached_principal = cached_principal
     app.state.scope_policy = access.required_scope
     app.state.audit_hook = audit_write
-    app.state.audit_flush = audit.write_pending
+    app.state.audit_flush = audit.send_pending
     errors.install(app)
     origins = cors_origins(settings)
     if origins:

@@ -9,10 +9,10 @@ from allegiance.audit.service import (
     record,
     record_request,
     redact,
+    send_pending,
     verify,
     write_pending,
 )
 
-__all__ = ["PERSONAL_FIELDS", "AuditRecord", "ChainCheck", "history", "page", "record", "record_request",
-           "redact",
-           "verify", "write_pending"]
+__all__ = ["PERSONAL_FIELDS", "AuditRecord", "ChainCheck", "history", "page", "record",
+           "record_request", "redact", "send_pending", "verify", "write_pending"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -11,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from allegiance.audit.models import AuditRecord
 from allegiance.kit import clock, sequences
-from allegiance.kit.db import driver_connection
 from allegiance.kit.ids import new_id
-from allegiance.kit.rows import RowInsert
+from allegiance.kit.rows import DriverStatement, RowInsert
 
 AUDIT_SEQUENCE = sequences.AUDIT
 
@@ -74,73 +74,88 @@ def record(
     if pending is not None and not session.in_nested_transaction():
         pending.append(row)
         return row
-    _chain(session, tenant_id, [row])
+    _chain(session, tenant_id, [row])()
     return row
 
 
 def write_pending(session: Session) -> int:
     """Number, chain and insert the deferred audit rows of the unit of work (one sequence
     update, one multi-row insert, one hash update per tenant); returns how many."""
+    return send_pending(session)()
+
+
+def send_pending(session: Session) -> Callable[[], int]:
+    """:func:`write_pending` in two steps: this sends the rows; the function returned reads
+    the answers (each row's number and hash) and returns how many. On PostgreSQL the usual
+    single row is one statement that is not waited for: in a pipeline (``kit.db.pipelined``)
+    it travels with the next statement read, or with the unit of work's COMMIT."""
     pending: list[AuditRecord] | None = session.info.pop(DEFER, None)
     if not pending:
-        return 0
+        return lambda: 0
     by_tenant: dict[str, list[AuditRecord]] = {}
     for row in pending:
         by_tenant.setdefault(row.tenant_id, []).append(row)
-    for tenant_id in sorted(by_tenant):
-        _chain(session, tenant_id, by_tenant[tenant_id])
-    return len(pending)
+    answers = [_chain(session, tenant_id, by_tenant[tenant_id]) for tenant_id in sorted(by_tenant)]
+    count = len(pending)
+
+    def written() -> int:
+        for answer in answers:
+            answer()
+        return count
+
+    return written
 
 
-# One round trip on PostgreSQL for the usual single row: the sequence's number and hash move
-# on in the UPDATE (the hash computed by the database, over exactly the text ``verify``
-# hashes: the row's canonical JSON ends with its "seq" key) and the row is inserted from it.
-_PG_ONE = """
+# One statement on PostgreSQL for the usual single row: the sequence's number and hash move
+# on in the upsert (created at its first use; the hash computed by the database, over exactly
+# the text ``verify`` hashes: the row's canonical JSON ends with its "seq" key) and the row
+# is inserted from it. It always answers one row, so nothing waits for its answer.
+_PG_ONE = DriverStatement(lambda d: """
 WITH s AS (
-  UPDATE sequence SET last_value = last_value + 1,
+  INSERT INTO sequence AS q (tenant_id, name, last_value, last_hash)
+  VALUES (%s, %s, 1, encode(sha256(convert_to(chr(10) || %s || '1}', 'UTF8')), 'hex'))
+  ON CONFLICT (tenant_id, name) DO UPDATE SET last_value = q.last_value + 1,
     last_hash = encode(sha256(convert_to(
-      last_hash || chr(10) || %(prefix)s || (last_value + 1)::text || '}', 'UTF8')), 'hex')
-  WHERE tenant_id = %(t)s AND name = %(name)s
+      q.last_hash || chr(10) || %s || (q.last_value + 1)::text || '}', 'UTF8')),
+      'hex')
   RETURNING last_value, last_hash)
 INSERT INTO audit_log (tenant_id, id, seq, actor, action, object_type, object_id, "before",
                        "after", at, hash)
-SELECT %(t)s, %(id)s, s.last_value, %(actor)s, %(action)s, %(object_type)s, %(object_id)s,
-       %(before)s::json, %(after)s::json, %(at)s, s.last_hash FROM s
+SELECT %s, %s, s.last_value, %s, %s, %s, %s, %s::json, %s::json, %s, s.last_hash FROM s
 RETURNING seq, hash
-"""
+""")
 
 
-def _chain_one_postgres(session: Session, tenant_id: str, row: AuditRecord) -> bool:
-    """The single-row chain step in one statement; False when the tenant's audit sequence
-    does not exist yet (the general path creates it)."""
+def _send_one_postgres(session: Session, tenant_id: str,
+                       row: AuditRecord) -> Callable[[], None] | None:
+    """The single-row chain step in one statement, sent; None when the row's text does not
+    end as the statement assumes (the general path chains it)."""
     content = _content({
         "seq": 0, "actor": row.actor, "action": row.action, "object_type": row.object_type,
         "object_id": row.object_id, "before": row.before, "after": row.after,
         "at": row.at.isoformat(),
     })
     if not content.endswith(',"seq":0}'):
-        return False
-    with driver_connection(session) as conn:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(_PG_ONE, {
-                "prefix": content[:-2], "t": tenant_id, "name": AUDIT_SEQUENCE, "id": row.id,
-                "actor": row.actor, "action": row.action, "object_type": row.object_type,
-                "object_id": row.object_id, "before": json.dumps(row.before),
-                "after": json.dumps(row.after), "at": row.at})
-            found = cursor.fetchone()
-        finally:
-            cursor.close()
-    if found is None:
-        return False
-    row.seq, row.hash = int(found[0]), str(found[1])
-    return True
+        return None
+    answer = _PG_ONE.send(session, (
+        tenant_id, AUDIT_SEQUENCE, content[:-2], content[:-2], tenant_id, row.id, row.actor, row.action,
+        row.object_type, row.object_id, json.dumps(row.before), json.dumps(row.after), row.at))
+
+    def numbered() -> None:
+        found = answer()
+        assert found is not None  # the upsert always yields the sequence's row
+        row.seq, row.hash = int(found[0]), str(found[1])
+
+    return numbered
 
 
-def _chain(session: Session, tenant_id: str, rows: list[AuditRecord]) -> None:
-    if (len(rows) == 1 and session.get_bind().dialect.name == "postgresql"
-            and _chain_one_postgres(session, tenant_id, rows[0])):
-        return
+def _chain(session: Session, tenant_id: str, rows: list[AuditRecord]) -> Callable[[], None]:
+    """Chain ``rows``; the function returned reads the answer of a single row sent to
+    PostgreSQL unread (a no-op otherwise)."""
+    if len(rows) == 1 and session.get_bind().dialect.name == "postgresql":
+        sent = _send_one_postgres(session, tenant_id, rows[0])
+        if sent is not None:
+            return sent
     seq, previous_hash = sequences.reserve(session, tenant_id, AUDIT_SEQUENCE, len(rows))
     values = []
     for row in rows:
@@ -158,6 +173,7 @@ def _chain(session: Session, tenant_id: str, rows: list[AuditRecord]) -> None:
         seq += 1
     sequences.set_last_hash(session, tenant_id, AUDIT_SEQUENCE, previous_hash)
     _insert_rows(session, values)
+    return lambda: None
 
 
 def history(

@@ -216,6 +216,7 @@ class Database:
             return
         with self._sqlite_writer():
             session = self._open(self._sessions, tenant_id)
+            session.info[OWNS_COMMIT] = True
             with _unit_of_work(session):
                 yield session
         _run_on_commit(session)
@@ -522,6 +523,10 @@ def _set_tenant_setting(session: Session, _transaction: Any, connection: Any) ->
 # ``session.info`` key of the read that goes out with the transaction's BEGIN (PostgreSQL;
 # see ``kit.placement.read_with_begin``).
 BEGIN_READ = "begin_read"
+
+# ``session.info`` flag of a unit of work that owns its transaction (not one inside a group
+# commit's): it may send its COMMIT itself, early (``kit.placement.SentWrites.commit_early``).
+OWNS_COMMIT = "owns_commit"
 
 
 def add_unique(session: Session, row: Any, duplicate: Exception) -> None:

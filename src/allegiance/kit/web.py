@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from allegiance.kit import clock
 from allegiance.kit.auth import Principal, scope_allows
-from allegiance.kit.db import Database, is_unique_violation, pipelined, retrying
+from allegiance.kit.db import Database, is_unique_violation, retrying
 from allegiance.kit.errors import (
     Forbidden,
     IdempotencyInFlight,
@@ -40,7 +40,7 @@ from allegiance.kit.errors import (
     ValidationFailed,
 )
 from allegiance.kit.models import IdempotencyRecord
-from allegiance.kit.placement import collect_last_writes, read_with_begin, send_last_writes
+from allegiance.kit.placement import collect_last_writes, finish_last_writes, read_with_begin
 from allegiance.kit.rows import RowByKey, RowInsert
 from allegiance.kit.settings import get_settings
 
@@ -156,22 +156,19 @@ class Ctx:
         in one PostgreSQL pipeline (one round trip): ``first`` (a driver-level insert: the
         idempotency record), the feature's last writes (the posting, which locks the tenant's
         journal number), the deferred audit rows chained (which lock the tenant's audit
-        sequence). The last writes' answers are checked once the chain's answer came back;
-        COMMIT follows, so both tenant-wide locks are held for one round trip and the
-        commit."""
+        sequence). When every last write is final (its refusals raised in the database,
+        ``kit.placement.last_write``), COMMIT goes out in the same pipeline and the answers
+        are read after it: the tenant-wide locks are held only while the database runs the
+        statements and the commit. Otherwise the answers are checked first and COMMIT
+        follows (a second round trip)."""
         hook: AuditHook | None = getattr(self.request.app.state, "audit_hook", None)
         if hook is not None and not session.info.get("audit_rows"):
             hook(session, self, payload)
-        flush: Callable[[Session], int] | None = getattr(
+        flush: Callable[[Session], Callable[[], int]] | None = getattr(
             self.request.app.state, "audit_flush", None)
         session.flush()  # the feature's own rows first: the tenant-wide locks come last
-        with pipelined(session):
-            if first is not None:
-                first()
-            check = send_last_writes(session)
-            if flush is not None:
-                flush(session)
-            check()
+        finish_last_writes(session, first=first,
+                           more=(lambda: flush(session)) if flush is not None else None)
 
     def _write_once(
         self,

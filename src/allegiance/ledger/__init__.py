@@ -39,12 +39,11 @@ from allegiance.ledger.service import (
     get_account,
     get_entry,
     post_entries,
-    post_entry,
-    post_entry_sent,
     program_account,
     receivable,
     wallet,
 )
+from allegiance.ledger.single import post_entry, post_entry_final, post_entry_sent, refusal
 from allegiance.ledger.writer import BatchWriter
 
 __all__ = [
@@ -78,12 +77,14 @@ __all__ = [
     "notify_expiring",
     "post_entries",
     "post_entry",
+    "post_entry_final",
     "post_entry_sent",
     "post_hold",
     "program_account",
     "receivable",
     "recompute_aging",
     "reconcile",
+    "refusal",
     "release_due_holds",
     "request_adjustment",
     "reverse_entry",

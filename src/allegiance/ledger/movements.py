@@ -26,10 +26,10 @@ from allegiance.ledger.service import (
     EntryResult,
     get_account,
     get_entry,
-    post_entry,
     program_account,
     receivable,
 )
+from allegiance.ledger.single import post_entry
 
 
 def reverse_entry(

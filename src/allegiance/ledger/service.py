@@ -7,9 +7,8 @@ work does). Batched posting with ``partial=True`` isolates each failing entry in
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -182,93 +181,6 @@ def get_account(session: Session, tenant_id: str, account_id: str) -> LedgerAcco
 # Posting
 
 
-def post_entry(session: Session, tenant_id: str, request: EntryRequest) -> EntryResult:
-    """Post one balanced entry. A repeated ``entry_key`` returns the first entry (created=False)."""
-    return post_entry_sent(session, tenant_id, request)()
-
-
-def post_entry_sent(session: Session, tenant_id: str,
-                    request: EntryRequest) -> Callable[[], EntryResult]:
-    """:func:`post_entry` in two steps: this sends the posting, the function it returns reads
-    the outcome (and raises what :func:`post_entry` raises; until then the transaction must
-    not commit). On PostgreSQL inside a pipeline (``kit.db.pipelined``) the posting then
-    shares the round trip of the statements sent after it, up to the next answer read: the
-    tenant's journal number it locks is held for less. Elsewhere it is posted at once."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _send_one_postgres(session, tenant_id, request)
-    result = post_entries(session, tenant_id, [request])[0]
-    if isinstance(result, AllegianceError):
-        raise result
-    return lambda: result
-
-
-def _send_one_postgres(session: Session, tenant_id: str,
-                       request: EntryRequest) -> Callable[[], EntryResult]:
-    """The same entry as :func:`post_entries` writes, by the database function
-    ``ledger_post_one`` in one round trip (key check, account checks, counters in id order,
-    journal number, hash chain, rows); lots, where a wallet's unit expires, follow when the
-    answer is read."""
-    try:
-        check_lines(request.lines)
-    except EntryProblem as exc:
-        raise InvalidEntry(str(exc), field=exc.field) from exc
-    now = clock.now()
-    effective_at = request.effective_at or now
-    if effective_at > now:
-        raise InvalidEntry("entries cannot be dated in the future", field="effective_at")
-    lines = request.lines
-    entry_id = request.entry_id or new_id("txn")
-    answer = repo.send_one_postgres(session, (
-        tenant_id, entry_id, request.program_id, request.kind, request.source_type,
-        request.source_id, request.entry_key, request.reverses_entry_id, request.hold_id,
-        request.memo, json.dumps(dict(request.meta)), request.actor, effective_at,
-        effective_at.isoformat(), now, [line.account_id for line in lines],
-        [line.unit_id for line in lines], [line.side.value for line in lines],
-        [line.amount for line in lines], [line.reverses_line_no for line in lines],
-        sorted(request.unchecked), JOURNAL_SEQUENCE,
-    ))
-
-    def outcome() -> EntryResult:
-        try:
-            status, found_id, seq, detail, lots = answer()
-        except IntegrityError as exc:
-            if is_unique_violation(exc):
-                raise Conflict("an entry with this key is being written",
-                               field="entry_key") from exc
-            raise
-        if status == "exists":
-            return EntryResult(str(found_id), int(seq), created=False)
-        _raise_refused(lines, status, detail)
-        result = EntryResult(entry_id, int(seq), created=True)
-        if lots:
-            infos = repo.account_infos(session, tenant_id, {line.account_id for line in lines})
-            _track_lots(session, tenant_id, [request], [result], infos, now)
-        return result
-
-    return outcome
-
-
-def _raise_refused(lines: Sequence[Line], status: str, detail: Any) -> None:
-    """The error of a ``ledger_post_one`` answer other than ok / exists."""
-    if status == "missing":
-        index = int(detail)
-        raise AccountNotFound(f"ledger account {lines[index].account_id} not found",
-                              field=f"postings[{index}].account_id")
-    if status == "program":
-        raise InvalidEntry("every posting must be in the entry's program",
-                           field=f"postings[{int(detail)}].account_id")
-    if status == "unit":
-        index_text, _, unit_id = str(detail).partition(":")
-        index = int(index_text)
-        raise InvalidEntry(
-            f"account {lines[index].account_id} holds unit {unit_id}, not {lines[index].unit_id}",
-            field=f"postings[{index}].unit_id",
-        )
-    if status == "overdrawn":
-        raise InsufficientFunds(f"ledger account {detail} has not enough available balance",
-                                field="postings", account_id=str(detail))
-
-
 def post_entries(
     session: Session, tenant_id: str, requests: Sequence[EntryRequest], *, partial: bool = False
 ) -> list[EntryResult | AllegianceError]:
@@ -430,11 +342,11 @@ def record(  # entries already checked and counted; used by holds and expiry
             # A concurrent writer took the business key first; the caller retries and replays.
             raise Conflict("an entry with this key is being written", field="entry_key") from exc
         raise
-    _track_lots(session, tenant_id, requests, results, infos, now)
+    track_lots(session, tenant_id, requests, results, infos, now)
     return results
 
 
-def _track_lots(
+def track_lots(
     session: Session,
     tenant_id: str,
     requests: Sequence[EntryRequest],

@@ -378,13 +378,23 @@ _PG_POST_ONE = DriverStatement(
     prepare=True)
 
 
-def send_one_postgres(session: Session, args: Sequence[Any]) -> Callable[[], tuple[Any, ...]]:
+# The same entry, every refusal raised in the database (migration 0032): (entry_id, seq).
+_PG_POST_FINAL = DriverStatement(
+    lambda d: "SELECT entry_id, seq FROM ledger_post_final("
+              + ", ".join(["%s"] * 10) + ", %s::json, " + ", ".join(["%s"] * 11) + ")",
+    prepare=True)
+
+
+def send_one_postgres(session: Session, args: Sequence[Any], *,
+                      final: bool = False) -> Callable[[], tuple[Any, ...]]:
     """Call ``ledger_post_one`` (migration 0013: one entry in one statement) without waiting
     for it; returns the function that reads its answer. The transaction's ``BEGIN`` already
     went out with its tenant setting (``kit.tenancy.set_transaction_tenant``, pipelined); in a
     PostgreSQL pipeline (``kit.db.pipelined``) the call travels with the next statement whose
-    answer is read, so statements sent after it share its round trip."""
-    answer = _PG_POST_ONE.send(session, args)
+    answer is read, so statements sent after it share its round trip. ``final``: call
+    ``ledger_post_final`` instead, which raises every refusal (the transaction aborts, so a
+    COMMIT sent behind it is not carried out) and answers only ``(entry_id, seq)``."""
+    answer = (_PG_POST_FINAL if final else _PG_POST_ONE).send(session, args)
 
     def row() -> tuple[Any, ...]:
         found = answer()

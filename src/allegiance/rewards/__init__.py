@@ -1,5 +1,6 @@
 """The rewards catalogue and redemptions: the public surface other features use."""
 
+from allegiance.rewards.codes import use_coupon, validate_coupon
 from allegiance.rewards.models import Redemption, Reward, RewardCode
 from allegiance.rewards.service import (
     add_codes,
@@ -15,8 +16,6 @@ from allegiance.rewards.service import (
     redeem,
     reject,
     update_reward,
-    use_coupon,
-    validate_coupon,
 )
 
 __all__ = [

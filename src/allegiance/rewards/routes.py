@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from allegiance import audit
 from allegiance.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from allegiance.kit.web import Ctx, need
-from allegiance.rewards import service
+from allegiance.rewards import codes, service
 from allegiance.rewards.models import Redemption
 from allegiance.rewards.schemas import (
     CodesAdded,
@@ -207,7 +207,7 @@ def _coupon(row_code: str, row: Redemption) -> CouponRead:
              summary="Check a coupon code (unknown, used or expired codes are errors)")
 def validate_coupon(body: CouponIn, ctx: Ctx = Depends(need("read"))) -> CouponRead:
     with ctx.read() as session:
-        row = service.validate_coupon(session, ctx.tenant_id, body.code)
+        row = codes.validate_coupon(session, ctx.tenant_id, body.code)
         return _coupon(row.code or body.code, row)
 
 
@@ -215,7 +215,7 @@ def validate_coupon(body: CouponIn, ctx: Ctx = Depends(need("read"))) -> CouponR
              summary="Use a coupon code (exactly once)")
 def use_coupon(body: CouponIn, ctx: Ctx = Depends(need("integration"))) -> Response:
     def run(session: Session) -> CouponRead:
-        row = service.use_coupon(session, ctx.tenant_id, body.code, actor=ctx.actor)
+        row = codes.use_coupon(session, ctx.tenant_id, body.code, actor=ctx.actor)
         return _coupon(row.code or body.code, row)
 
     return ctx.write(body, run)

@@ -17,14 +17,10 @@ from allegiance.kit.db import add_unique, pipelined
 from allegiance.kit.errors import Conflict
 from allegiance.kit.ids import new_id
 from allegiance.kit.placement import last_write
-from allegiance.rewards import domain, statements
+from allegiance.rewards import codes, domain, statements
 from allegiance.rewards.errors import (
     INELIGIBLE,
     BelowMinimum,
-    CodesExhausted,
-    CouponExpired,
-    CouponNotFound,
-    CouponUsed,
     DuplicateReward,
     InvalidReward,
     InvalidTransition,
@@ -348,8 +344,13 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
         source_type="redemption", source_id=row["id"],
         entry_key=f"redemption:{row['id']}", actor=actor, entry_id=row["entry_id"])
     if deferred:
+        # Final (its refusals raised in the database, COMMIT sent before the answers are
+        # read) unless the posting tracks lots, which are written after its answer.
+        final = _keeps_no_lots(reward.unit_expiry_policy)
         last_write(session, lambda: _send_approved(session, tenant_id, reward, quantity, row,
-                                                   entry))
+                                                   entry, final=final),
+                   refused=(lambda reason, detail: _refusal(reward, entry, reason, detail))
+                   if final else None)
         return row
     with pipelined(session):
         statements.insert_redemption(session, row)
@@ -363,15 +364,34 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
     return row
 
 
+def _keeps_no_lots(policy: dict[str, Any] | None) -> bool:
+    """Whether a wallet of a unit with this expiry policy keeps no lots (the condition of
+    ``ledger_post_one``'s ``lots``: the policy's kind is missing or ``never``)."""
+    return (policy or {}).get("kind") in (None, "never")
+
+
+def _refusal(reward: Any, entry: ledger.EntryRequest, reason: str,
+             detail: str) -> Exception | None:
+    """The error of a final redemption's refusal raised in the database."""
+    if reason == statements.OUT_OF_STOCK and detail == reward.id:
+        return OutOfStock(f"reward {reward.code} is out of stock", field="quantity")
+    if reason == "exists":  # the entry key is new: never in practice
+        return Conflict("the redemption's ledger entry exists already", field="reward_id")
+    return ledger.refusal(entry, reason, detail)
+
+
 def _send_approved(session: Session, tenant_id: str, reward: Any, quantity: int,
-                   row: dict[str, Any], entry: ledger.EntryRequest) -> Callable[[], None]:
+                   row: dict[str, Any], entry: ledger.EntryRequest, *,
+                   final: bool = False) -> Callable[[], None]:
     """Send an approved-at-once redemption's writes in the lock order of every redemption
-    path (the reward's stock, then the ledger); returns the check of their answers."""
-    stock = (statements.send_take_stock(session, tenant_id, reward.id, quantity)
+    path (the reward's stock, then the ledger); returns the check of their answers.
+    ``final``: every refusal is raised in the database (see ``kit.placement.last_write``)."""
+    stock = (statements.send_take_stock(session, tenant_id, reward.id, quantity, final=final)
              if reward.stock is not None else None)
     statements.insert_redemption(session, row)
     outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
-    posted = ledger.post_entry_sent(session, tenant_id, entry)
+    posted = (ledger.post_entry_final if final else ledger.post_entry_sent)(
+        session, tenant_id, entry)
 
     def check() -> None:
         if stock is not None:
@@ -500,9 +520,9 @@ def fulfil(session: Session, tenant_id: str, redemption_id: str, *, actor: str,
     reward = get_reward(session, tenant_id, row.reward_id)
     now = clock.now()
     if reward.kind == "egift":
-        row.code = _take_code(session, tenant_id, reward, row.id)
+        row.code = codes.take_code(session, tenant_id, reward, row.id)
     elif reward.kind == "coupon":
-        row.code = _new_coupon(session, tenant_id)
+        row.code = codes.new_coupon(session, tenant_id)
     if reward.kind in CODED and reward.code_valid_days is not None:
         row.code_expires_at = now + timedelta(days=reward.code_valid_days)
     if shipping:
@@ -514,74 +534,4 @@ def fulfil(session: Session, tenant_id: str, redemption_id: str, *, actor: str,
                  object_type="redemption", object_id=row.id, before={"status": "approved"},
                  after=_payload(row))
     outbox.emit(session, tenant_id, "redemption.fulfilled", _payload(row))
-    return row
-
-
-def _take_code(session: Session, tenant_id: str, reward: Reward, redemption_id: str) -> str:
-    """Claim a free pool code with a conditional update (retried if another claim won)."""
-    for _ in range(5):
-        candidate = session.scalars(
-            select(RewardCode).where(RewardCode.tenant_id == tenant_id,
-                                     RewardCode.reward_id == reward.id,
-                                     RewardCode.redemption_id.is_(None))
-            .order_by(RewardCode.id).limit(1)).first()
-        if candidate is None:
-            break
-        result = session.execute(
-            update(RewardCode)
-            .where(RewardCode.tenant_id == tenant_id, RewardCode.id == candidate.id,
-                   RewardCode.redemption_id.is_(None))
-            .values(redemption_id=redemption_id).execution_options(synchronize_session=False))
-        if getattr(result, "rowcount", 0) == 1:
-            return candidate.code
-        session.expire(candidate)
-    raise CodesExhausted(f"no e-gift codes left for reward {reward.code}", field="reward_id")
-
-
-def _new_coupon(session: Session, tenant_id: str) -> str:
-    for _ in range(10):
-        code = domain.new_coupon_code()
-        taken = session.scalar(select(Redemption.id).where(
-            Redemption.tenant_id == tenant_id, Redemption.code == code))
-        if taken is None:
-            return code
-    raise CodesExhausted("could not generate a unique coupon code", field="code")
-
-
-def _coupon(session: Session, tenant_id: str, code: str) -> Redemption:
-    clean = domain.normalise_code(code)
-    row = None
-    if domain.code_well_formed(clean):
-        row = session.scalars(select(Redemption).where(
-            Redemption.tenant_id == tenant_id, Redemption.code == clean,
-            Redemption.status == "fulfilled")).first()
-    if row is None or get_reward(session, tenant_id, row.reward_id).kind != "coupon":
-        raise CouponNotFound("no such coupon", field="code")
-    return row
-
-
-def validate_coupon(session: Session, tenant_id: str, code: str) -> Redemption:
-    """The coupon's redemption if the code may be used now; raises otherwise."""
-    row = _coupon(session, tenant_id, code)
-    if row.code_used_at is not None:
-        raise CouponUsed("the coupon has been used", field="code")
-    if row.code_expires_at is not None and row.code_expires_at <= clock.now():
-        raise CouponExpired("the coupon has expired", field="code")
-    return row
-
-
-def use_coupon(session: Session, tenant_id: str, code: str, *, actor: str) -> Redemption:
-    """Mark a coupon used, exactly once (a conditional update)."""
-    row = validate_coupon(session, tenant_id, code)
-    now = clock.now()
-    result = session.execute(
-        update(Redemption)
-        .where(Redemption.tenant_id == tenant_id, Redemption.id == row.id,
-               Redemption.code_used_at.is_(None))
-        .values(code_used_at=now).execution_options(synchronize_session=False))
-    if getattr(result, "rowcount", 0) != 1:
-        raise CouponUsed("the coupon has been used", field="code")
-    session.refresh(row)
-    audit.record(session, tenant_id, actor=actor, action="coupon.use",
-                 object_type="redemption", object_id=row.id, after={"code_used_at": str(now)})
     return row
