@@ -102,3 +102,28 @@ def test_a_file_type_the_imports_cannot_read_is_named(site: Site, page: Any,
     note = page.locator("#imp-columns-note")
     note.filter(has_text="File: unknown file type").wait_for()
     assert page.locator("#imp-columns select").count() == 0
+
+
+def test_a_saved_source_fills_the_form(site: Site, page: Any, tmp_path: Path) -> None:
+    """Choosing a source whose mapping is saved puts its decimals and columns in the form
+    (what the form sets goes over that mapping, so it shows what will be used)."""
+    from allegiance.imports import mappings
+
+    program_id = next(p.id for p in site.demo.programs if p.code == "partner-rewards")
+    with site.db.transaction() as s:
+        mappings.save_mapping(s, site.demo.tenant_id, program_id, "shop", "purchases",
+                              {"columns": {"external_id": "Invoice", "amount": "Dollars"},
+                               "decimals": 3}, actor="t")
+    file = tmp_path / "shop.csv"
+    file.write_text("Invoice,Customer,Dollars\nA1,R-2001,1.250\n")
+    admin_sign_in(page, site)
+    page.goto(f"{site.url}/admin/imports")
+    page.get_by_label("It holds", exact=True).select_option("purchases")
+    page.get_by_label("Source", exact=True).fill("shop")
+    page.get_by_label("Source", exact=True).press("Tab")
+    assert page.get_by_label("Amount decimals").input_value() == "3"
+    page.get_by_label("File", exact=True).set_input_files(str(file))
+    external = page.get_by_label("external_id (needed)", exact=True)
+    external.wait_for()
+    assert external.input_value() == "Invoice"
+    assert page.get_by_label("amount", exact=True).input_value() == "Dollars"
