@@ -256,3 +256,11 @@ def test_the_columns_of_a_chosen_file(web: Web, import_dir: Path) -> None:
         "csrf_token": csrf_of(reader_client.get("/admin/imports").text)},
         files={"file": ("cd.csv", half)}).status_code == 403
     assert not any(import_dir.glob("*")) if import_dir.exists() else True
+
+
+def test_a_tab_separated_file_through_the_form(web: Web, import_dir: Path) -> None:
+    client = web.admin()
+    tsv = dollars_csv().replace(b",", b"\t")
+    assert "cd.tsv is queued" in post_form(client, tsv, FORM, name="cd.tsv")
+    assert jobs.run_pending(web.db) == {"jobs_done": 1, "jobs_failed": 0}
+    assert amounts(web, "cdnow") == {"C1": 2933, "C2": 1496, "C3": 7700}

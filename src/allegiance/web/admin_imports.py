@@ -134,7 +134,7 @@ def upload(file: UploadFile = File(...), kind: str = Form("", max_length=16),
         if not source.strip():
             raise ValidationFailed("name the file's source (for example erp)", field="source")
         name = Path(file.filename or "upload").name
-        fmt = reader.file_format(Path(name))
+        reader.file_format(Path(name))  # a type the imports read
         data: Any = None
         if mapping.strip():
             try:
@@ -148,7 +148,7 @@ def upload(file: UploadFile = File(...), kind: str = Form("", max_length=16),
         if data is None:
             data = import_form.mapping_of(form, kind, saved)
         job_id = jobs.new_job_id()
-        target = jobs.upload_dir() / f"{job_id}.{fmt}"
+        target = jobs.upload_dir() / f"{job_id}{reader.stored_suffix(Path(name))}"
         size = _store(file, target)
         opened = reader.open_source(target)  # a file that cannot be read is refused now
         # and so is a mapping that does not fit its columns (not only when the job runs)
