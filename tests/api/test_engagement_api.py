@@ -175,7 +175,7 @@ def test_member_event_flow(api: Api) -> None:
             "ends_at": "2026-04-01T23:00:00+00:00", "attendance_unit_id": uid,
             "attendance_points": 75}, 201)
         assert _call(api, "POST", f"/member-events/{ev['id']}/invitations",
-                     {"account_ids": [ann, bob]})["invited"] == 2
+                     {"account_ids": [ann, bob]}) == {"invited": 2, "not_invited": []}
         reg = _call(api, "POST", f"/member-events/{ev['id']}/registrations",
                     {"account_id": ann}, 201)
         assert reg["status"] == "registered" and reg["invited"]
@@ -217,3 +217,27 @@ def test_reward_menu(api: Api) -> None:
         assert _available(api, pid, ann) == 15
         assert [m["code"] for m in _call(api, "GET", f"/programs/{pid}/reward-menus")[
             "items"]] == ["monthly"]
+
+
+def test_an_invitation_list_with_an_erased_account_invites_the_others(api: Api) -> None:
+    """One erased partner in the list is left out and named; the others are invited. An
+    unknown account still refuses the whole list."""
+    with clock.frozen(NOW):
+        pid, _, (ann, bob, cy) = _setup(api)
+        with api.db.transaction() as s:
+            gone = members.create_account(s, api.tenant_id, name="Gone").id
+        _call(api, "POST", f"/accounts/{gone}/erase", {"reason": "gdpr request"})
+        ev = _call(api, "POST", f"/programs/{pid}/member-events", {
+            "code": "gala", "name": "Gala", "invitation_only": True,
+            "starts_at": "2026-04-01T18:00:00+00:00",
+            "ends_at": "2026-04-01T23:00:00+00:00"}, 201)
+        path = f"/member-events/{ev['id']}/invitations"
+        assert _call(api, "POST", path, {"account_ids": [ann, gone, bob]}) == {
+            "invited": 2, "not_invited": [{"account_id": gone, "reason": "account_erased"}]}
+        attendees = _call(api, "GET", f"/member-events/{ev['id']}/attendees")["items"]
+        assert sorted(a["account_id"] for a in attendees) == sorted([ann, bob])
+        assert _call(api, "POST", f"/member-events/{ev['id']}/registrations",
+                     {"account_id": gone}, 409)["error"]["code"] == "account_erased"
+        err = _call(api, "POST", path, {"account_ids": [cy, "acc_nope"]}, 404)["error"]
+        assert err["code"] == "account_not_found" and "acc_nope" in err["message"]
+        assert len(_call(api, "GET", f"/member-events/{ev['id']}/attendees")["items"]) == 2

@@ -144,3 +144,14 @@ def test_jobs_run_imports_and_a_stale_job_is_taken_over(
     assert "cannot read" in wait(api, job["id"])["error"]
     with api.db.read() as s:
         assert tenants.get_program(s, api.tenant_id, program_id).code == "main"
+
+
+def test_a_tab_separated_upload_is_read_as_tab_separated(api: Api) -> None:
+    """A .tsv file is stored as .tsv (its suffix is what says the cells are tab-separated),
+    not as .csv, where its header would be one column."""
+    program_id = program(api)
+    tsv = CSV.replace(",", "\t")
+    job = upload(api, program_id, content=tsv, name="sales.tsv",
+                 mapping=json.dumps(MAPPING)).json()
+    done = wait(api, job["id"])
+    assert (done["status"], done["created"], done["rejected_rows"]) == ("done", 2, 1), done

@@ -257,7 +257,12 @@ def test_an_erased_member_signs_up_nowhere_answers_nothing_and_attends_for_nothi
     refused(in_session(m, engagement.submit, survey.id, gone, {"nps": 10}, actor="t"),
             "account_id")
     refused(in_session(m, engagement.check_in, gala.id, gone, actor="ops"), "account_id")
-    refused(in_session(m, engagement.invite, gala.id, [gone]), "account_ids")
+    assert counts(m) == before
+    # an invitation list leaves it out, names it, and writes nothing for it
+    with m.db.transaction() as s:
+        outcome = engagement.invite(s, m.tenant_id, gala.id, [gone])
+    assert (outcome.invited, outcome.not_invited) == (
+        0, (engagement.NotInvitedAccount(gone, "account_erased"),))
     assert counts(m) == before
     assert m.wallet(gone).posted == EARNED and m.wallet(referrer).posted == 0
 

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
-from allegiance import engagement, members
+from allegiance import engagement, members, privacy
 from allegiance.kit import clock
 from allegiance.kit.errors import AllegianceError
+from allegiance.kit.models import OutboxMessage
 from tests.conftest import World
 
 NOW = datetime(2026, 6, 10, 18, tzinfo=UTC)
@@ -52,7 +54,7 @@ def test_invitation_capacity_check_in_and_sponsors(w: World) -> None:
                                     trigger="activity:event_attended", target=1,
                                     effects=[{"type": "points", "unit": "points",
                                               "amount": 50}], actor="t")
-        assert engagement.invite(s, w.tenant_id, eid, [a, b, c, a]) == 3
+        assert engagement.invite(s, w.tenant_id, eid, [a, b, c, a]).invited == 3
     with w.db.transaction() as s:
         engagement.register(s, w.tenant_id, eid, a)
         engagement.register(s, w.tenant_id, eid, a)  # twice: the same seat
@@ -79,6 +81,37 @@ def test_invitation_capacity_check_in_and_sponsors(w: World) -> None:
         board = engagement.leaderboard(s, w.tenant_id, w.program_id, metric="points_earned",
                                        period="month")
         assert [(e.account_id, e.score) for e in board.entries] == [(a, 300)]
+
+
+def test_an_invitation_list_leaves_erased_accounts_out_and_names_them(w: World) -> None:
+    a, b, gone, registered_gone = accounts(w, 4)
+    eid = event(w, invitation_only=False)
+    with w.db.transaction() as s:
+        engagement.register(s, w.tenant_id, eid, registered_gone)
+    for account_id in (gone, registered_gone):
+        with w.db.transaction() as s:
+            privacy.erase_member(s, w.tenant_id, account_id, actor="t", reason="gdpr")
+    with w.db.transaction() as s:
+        outcome = engagement.invite(s, w.tenant_id, eid, [b, gone, a, registered_gone, gone])
+    assert outcome == engagement.InviteOutcome(2, tuple(sorted(
+        (engagement.NotInvitedAccount(x, "account_erased") for x in (gone, registered_gone)),
+        key=lambda n: n.account_id)))
+    with w.db.read() as s:
+        rows = {r.account_id: (r.status, r.invited) for r in s.scalars(
+            select(engagement.Attendee).where(engagement.Attendee.tenant_id == w.tenant_id,
+                                              engagement.Attendee.member_event_id == eid))}
+        invited = sorted(m.payload["account_id"] for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.tenant_id == w.tenant_id,
+            OutboxMessage.event_type == "member_event.invited")))
+    # nothing written for the erased ones: no row for one, the other's registration as it was
+    assert rows == {a: ("invited", True), b: ("invited", True),
+                    registered_gone: ("registered", False)}
+    assert invited == sorted([a, b])
+    # an unknown account still refuses the whole list, nothing written
+    c = accounts(w, 1)[0]
+    assert refused(w, engagement.invite, eid, [c, "acc_unknown"]) == "account_not_found"
+    with w.db.read() as s:
+        assert s.get(engagement.Attendee, (w.tenant_id, eid, c)) is None
 
 
 def test_concurrent_registrations_never_exceed_capacity(w: World) -> None:

@@ -100,6 +100,7 @@ def test_upload_progress_and_error_report(site: Site, page: Any, tmp_path: Path,
     page.get_by_label("File", exact=True).set_input_files(str(file))
     page.get_by_label("It holds", exact=True).select_option("purchases")
     page.get_by_label("Source", exact=True).fill("erp")
+    page.get_by_label("Amount decimals").fill("0")  # this file's amounts are in cents
     page.get_by_role("button", name="Upload and import").click()
     assert "march-sales.csv is queued" in page.get_by_role("status").inner_text()
     card = page.locator("article.import-job").first

@@ -134,3 +134,133 @@ def test_parquet_and_xlsx_uploads(web: Web, import_dir: Path) -> None:
         done = {j.file_name: (j.status, j.created, j.rejected_rows)
                 for j in s.query(ImportJob).all()}
     assert done == {"sales.parquet": ("done", 2, 0), "sales.xlsx": ("done", 2, 0)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The mapping form
+
+
+def dollars_csv() -> bytes:
+    """CDNOW-like rows: the file's own headers, amounts in dollars with cents."""
+    day = clock.now().isoformat()
+    return ("Invoice,Customer,Date,CDs,Dollars\n"
+            f"C1,R-2001,{day},2,29.33\n"
+            f"C2,R-2002,{day},1,14.96\n"
+            f"C3,R-2002,{day},5,77\n").encode()
+
+
+FORM = {"col.external_id": "Invoice", "col.member_number": "Customer",
+        "col.occurred_at": "Date", "col.quantity": "CDs", "col.amount": "Dollars",
+        "decimals": "2"}
+
+
+def post_form(client: Any, content: bytes, fields: dict[str, str], name: str = "cd.csv",
+              kind: str = "purchases", source: str = "cdnow", mapping: str = "") -> str:
+    """Post the upload form; returns the page it leads to."""
+    token = csrf_of(client.get("/admin/imports").text)
+    response = client.post("/admin/imports", data={
+        "csrf_token": token, "kind": kind, "source": source, "mapping": mapping, **fields},
+        files={"file": (name, content, "text/csv")}, follow_redirects=False)
+    assert response.status_code == 303
+    return str(client.get(response.headers["location"]).text)
+
+
+def amounts(web: Web, source: str) -> dict[str, int]:
+    from allegiance.events import Event
+
+    with web.db.read() as s:
+        return {e.external_id: e.amount for e in s.query(Event).filter(Event.source == source)}
+
+
+def test_the_form_maps_the_files_columns_and_reads_dollars(web: Web, import_dir: Path) -> None:
+    client = web.admin("program_manager")
+    page = client.get("/admin/imports").text
+    assert 'name="decimals"' in page and 'value="2"' in page and "/static/imports.js" in page
+    assert "cd.csv is queued" in post_form(client, dollars_csv(), FORM)
+    with web.db.read() as s:
+        job = s.query(ImportJob).one()
+        assert job.mapping == {"columns": {"external_id": "Invoice", "member_number": "Customer",
+                                           "occurred_at": "Date", "quantity": "CDs",
+                                           "amount": "Dollars"}, "decimals": 2}
+    assert jobs.run_pending(web.db) == {"jobs_done": 1, "jobs_failed": 0}
+    assert amounts(web, "cdnow") == {"C1": 2933, "C2": 1496, "C3": 7700}
+
+
+def test_the_raw_json_wins_and_an_empty_form_keeps_the_saved_mapping(
+        web: Web, import_dir: Path) -> None:
+    from allegiance.imports import mappings
+
+    client = web.admin()
+    raw = ('{"columns": {"external_id": "Invoice", "member_number": "Customer", '
+           '"occurred_at": "Date", "amount": "Dollars"}, "decimals": 3}')
+    post_form(client, dollars_csv(), {**FORM, "decimals": "2"}, name="raw.csv", mapping=raw)
+    saved = {"columns": {"external_id": "Invoice", "member_number": "Customer",
+                         "occurred_at": "Date", "amount": "Dollars"}, "decimals": 1}
+    with web.db.transaction() as s:
+        program_id = s.query(ImportJob).one().program_id
+        mappings.save_mapping(s, web.demo.tenant_id, program_id, "shop", "purchases", saved,
+                              actor="t")
+    post_form(client, dollars_csv(), {}, name="saved.csv", source="shop")
+    # the form over the saved mapping: its columns stay, the form's decimals win
+    post_form(client, dollars_csv(), {"decimals": "2"}, name="over.csv", source="shop2")
+    post_form(client, dollars_csv(), {"decimals": "0", "col.quantity": "CDs"},
+              name="over-saved.csv", source="shop")
+    with web.db.read() as s:
+        got = {j.file_name: j.mapping for j in s.query(ImportJob).all()}
+    assert got["raw.csv"]["decimals"] == 3 and "quantity" not in got["raw.csv"]["columns"]
+    assert got["saved.csv"] == saved
+    assert got["over-saved.csv"] == {"columns": {**saved["columns"], "quantity": "CDs"},
+                                     "decimals": 0}
+    assert "over.csv" not in got  # no saved mapping for shop2: the file lacks its columns
+
+
+def test_form_errors_name_the_field_and_keep_nothing(web: Web, import_dir: Path) -> None:
+    client = web.admin()
+    for fields, message in (
+            ({**FORM, "decimals": "two"}, "Amount decimals: a whole number from 0 to 6"),
+            ({**FORM, "decimals": "9"}, "Amount decimals: a whole number from 0 to 6"),
+            ({**FORM, "col.amount": "Total"},
+             "Column for amount: the file has no column &#39;Total&#39;"),
+            ({**FORM, "col.planet": "Dollars"}, "Column for planet: planet is not a field"),
+            ({"decimals": "2"}, "Column for external_id: the file needs an external_id"),
+            ({**FORM, "time_zone": "Mars/Olympus"}, "Time zone: unknown time zone")):
+        assert message in post_form(client, dollars_csv(), fields), fields
+    with web.db.read() as s:
+        assert s.query(ImportJob).count() == 0
+    assert not any(import_dir.glob("*")) if import_dir.exists() else True
+
+
+def test_the_columns_of_a_chosen_file(web: Web, import_dir: Path) -> None:
+    import polars as pl
+
+    client = web.admin()
+    token = csrf_of(client.get("/admin/imports").text)
+    parquet = io.BytesIO()
+    pl.DataFrame({"Invoice": ["P1"], "Dollars": [1.5]}).write_parquet(parquet)
+    half = dollars_csv()[:40]  # the page sends only the start of a CSV
+    for name, content, columns in (
+            ("cd.csv", half, ["Invoice", "Customer", "Date", "CDs", "Dollars"]),
+            ("cd.tsv", b"Invoice\tDollars\nC1\t2.50\n", ["Invoice", "Dollars"]),
+            ("cd.parquet", parquet.getvalue(), ["Invoice", "Dollars"])):
+        response = client.post("/admin/imports/columns", data={"csrf_token": token},
+                               files={"file": (name, content)})
+        assert response.status_code == 200 and response.json() == {"columns": columns}, name
+    refused = client.post("/admin/imports/columns", data={"csrf_token": token},
+                          files={"file": ("cd.pdf", b"%PDF")})
+    assert refused.status_code == 422
+    assert refused.json()["error"].startswith("File: unknown file type")
+    assert client.post("/admin/imports/columns", files={"file": ("cd.csv", half)}
+                       ).status_code == 403  # no CSRF token
+    reader_client = web.admin("read_only")
+    assert reader_client.post("/admin/imports/columns", data={
+        "csrf_token": csrf_of(reader_client.get("/admin/imports").text)},
+        files={"file": ("cd.csv", half)}).status_code == 403
+    assert not any(import_dir.glob("*")) if import_dir.exists() else True
+
+
+def test_a_tab_separated_file_through_the_form(web: Web, import_dir: Path) -> None:
+    client = web.admin()
+    tsv = dollars_csv().replace(b",", b"\t")
+    assert "cd.tsv is queued" in post_form(client, tsv, FORM, name="cd.tsv")
+    assert jobs.run_pending(web.db) == {"jobs_done": 1, "jobs_failed": 0}
+    assert amounts(web, "cdnow") == {"C1": 2933, "C2": 1496, "C3": 7700}

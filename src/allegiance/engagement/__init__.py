@@ -19,6 +19,8 @@ from allegiance.engagement.domain import (
 )
 from allegiance.engagement.leaderboards import Board, Standing, leaderboard, set_opt_out
 from allegiance.engagement.member_events import (
+    InviteOutcome,
+    NotInvitedAccount,
     Summary,
     add_sponsor,
     cancel_registration,
@@ -84,11 +86,13 @@ __all__ = [
     "ChallengeSpec",
     "ChallengeTotal",
     "HeldBadge",
+    "InviteOutcome",
     "LeaderboardOptOut",
     "LineFact",
     "MemberEvent",
     "MenuPick",
     "MenuState",
+    "NotInvitedAccount",
     "NpsReport",
     "NpsResult",
     "Occurrence",

@@ -90,16 +90,39 @@ def _attendee(session: Session, tenant_id: str, event_id: str,
     return session.get(Attendee, (tenant_id, event_id, account_id), with_for_update=True)
 
 
+@dataclass(frozen=True)
+class NotInvitedAccount:
+    """An account of an invitation list that was left out, and why (an error code:
+    ``account_erased``)."""
+
+    account_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InviteOutcome:
+    invited: int  # new invitations
+    not_invited: tuple[NotInvitedAccount, ...]  # by account id
+
+
 def invite(session: Session, tenant_id: str, member_event_id: str,
-           account_ids: Sequence[str]) -> int:
-    """Invite accounts (already invited or registered ones are left as they are); returns
-    the number of new invitations."""
+           account_ids: Sequence[str]) -> InviteOutcome:
+    """Invite accounts (already invited or registered ones are left as they are). Erased
+    accounts are left out — nothing written for them — and listed with the reason, so one
+    erased partner does not refuse a list of hundreds; an unknown account still refuses the
+    whole list (404 ``account_not_found`` with the id: a mistyped id is the caller's to
+    fix, and nothing is written)."""
     event = get_event(session, tenant_id, member_event_id, lock=True)
     now = clock.now()
     added = 0
+    left_out: list[NotInvitedAccount] = []
     for account_id in sorted(set(account_ids)):
-        members.refuse_erased(members.get_account(session, tenant_id, account_id),
-                              "account_ids")
+        try:
+            members.refuse_erased(members.get_account(session, tenant_id, account_id),
+                                  "account_ids")
+        except members.AccountErased as erased:
+            left_out.append(NotInvitedAccount(account_id, erased.code))
+            continue
         row = _attendee(session, tenant_id, event.id, account_id)
         if row is None:
             session.add(Attendee(tenant_id=tenant_id, member_event_id=event.id,
@@ -113,7 +136,7 @@ def invite(session: Session, tenant_id: str, member_event_id: str,
         elif not row.invited:
             row.invited, row.invited_at = True, now
     session.flush()
-    return added
+    return InviteOutcome(added, tuple(left_out))
 
 
 def seats_taken(session: Session, tenant_id: str, member_event_id: str) -> int:

@@ -37,6 +37,7 @@ from allegiance.engagement.schemas import (
     MenuList,
     MenuRead,
     MenuStateRead,
+    NotInvitedRead,
     NpsRead,
     NpsReportRead,
     OptOut,
@@ -371,13 +372,16 @@ def member_event_status(member_event_id: str, body: MemberEventStatus,
 
 
 @router.post("/member-events/{member_event_id}/invitations", response_model=Invited,
-             summary="Invite accounts")
+             summary="Invite accounts (erased ones are left out and listed)")
 def invite(member_event_id: str, body: Invitations,
            ctx: Ctx = Depends(need("admin"))) -> Response:
     def run(session: Session) -> Invited:
         _owned(session, ctx, member_event_id)
-        return Invited(invited=member_events.invite(session, ctx.tenant_id, member_event_id,
-                                                    body.account_ids))
+        outcome = member_events.invite(session, ctx.tenant_id, member_event_id,
+                                       body.account_ids)
+        return Invited(invited=outcome.invited, not_invited=[
+            NotInvitedRead(account_id=n.account_id, reason=n.reason)
+            for n in outcome.not_invited])
 
     return ctx.write(body, run)
 

@@ -284,8 +284,17 @@ class Invitations(Input):
     account_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
+class NotInvitedRead(Output):
+    account_id: str
+    reason: Literal["account_erased"] = Field(
+        description="why the account was left out: account_erased (nothing written for it)")
+
+
 class Invited(Output):
-    invited: int
+    invited: int = Field(description="new invitations")
+    not_invited: list[NotInvitedRead] = Field(
+        description="accounts of the list left out (erased accounts), by account id; the "
+                    "others were invited")
 
 
 class AttendeeIn(Input):

@@ -41,6 +41,13 @@ def file_format(path: Path) -> str:
                          field="file")
 
 
+def stored_suffix(path: Path) -> str:
+    """The suffix an uploaded file is stored under: its format's, except that a ``.tsv``
+    stays ``.tsv`` (the suffix is what tells :func:`open_source` the file is tab-separated)."""
+    fmt = file_format(path)
+    return ".tsv" if path.suffix.lower() == ".tsv" else f".{fmt}"
+
+
 @dataclass
 class Source:
     """A file opened for reading: its headers and row count (for the progress bar)."""

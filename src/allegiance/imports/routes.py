@@ -111,7 +111,7 @@ def upload(program_id: str, file: UploadFile = File(...),
         raise domain.MappingInvalid(f"kind must be one of {', '.join(domain.KINDS)}",
                                     field="kind")
     name = Path(file.filename or "upload").name
-    fmt = reader.file_format(Path(name))
+    reader.file_format(Path(name))  # a type the imports read, before anything is stored
     data: Any = None
     if mapping is not None:
         try:
@@ -120,7 +120,7 @@ def upload(program_id: str, file: UploadFile = File(...),
             raise InvalidUpload("mapping must be JSON", field="mapping") from None
         domain.mapping_from(data, kind)
     job_id = jobs.new_job_id()
-    target = jobs.upload_dir() / f"{job_id}.{fmt}"
+    target = jobs.upload_dir() / f"{job_id}{reader.stored_suffix(Path(name))}"
     size = _store(file, target)
     try:
         reader.open_source(target)  # a file that cannot be read is refused now
