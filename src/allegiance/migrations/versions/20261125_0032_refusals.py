@@ -24,7 +24,7 @@ The transaction then aborts on any refusal, so the COMMIT sent behind it in the 
 pipeline is never carried out.
 
 Revision ID: 0032_refusals
-Revises: 0029_tiermoves
+Revises: 0031_erasedends
 Create Date: 2026-11-25 02:00:00
 """
 
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0032_refusals'
-down_revision: str | None = '0029_tiermoves'
+down_revision: str | None = '0031_erasedends'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
