@@ -6,18 +6,15 @@ runs and the stored amounts are in cents. A screenshot of the filled form is kep
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from allegiance.events import Event
 from allegiance.imports import jobs
 from allegiance.kit import clock
-from allegiance.kit.settings import get_settings
 from tests.ui.conftest import ARTIFACTS, Site, admin_sign_in
 from tests.ui.test_accessibility import _violations
+from tests.web.test_admin_imports import import_dir  # noqa: F401 (autouse: files under tmp_path, no worker)
 
 CDNOW = Path("/work/shared/data/cdnow/CDNOW_sample.txt")
 # The first purchases of the CDNOW sample (customer, id, day, CDs, dollars), kept here so the
@@ -25,15 +22,6 @@ CDNOW = Path("/work/shared/data/cdnow/CDNOW_sample.txt")
 FIRST_ROWS = [("00004", 2, "29.33"), ("00004", 2, "29.73"), ("00004", 1, "14.96"),
               ("00004", 2, "26.48"), ("00021", 3, "63.34"), ("00021", 1, "11.77")]
 DEALERS = {"00004": "R-2001", "00021": "R-2002"}
-
-
-@pytest.fixture(autouse=True)
-def import_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("ALLEGIANCE_IMPORT_DIR", str(tmp_path / "imports"))
-    monkeypatch.setenv("ALLEGIANCE_IMPORT_WORKER", "none")
-    get_settings.cache_clear()
-    yield tmp_path / "imports"
-    get_settings.cache_clear()
 
 
 def _sample() -> list[tuple[str, int, str]]:
