@@ -6,7 +6,10 @@ sequence) from the statement that locks them to COMMIT:
   setting (one round trip for the three);
 * :func:`last_write`: the writes that take such a lock wait for the end of the unit of work,
   which sends them with its own last statements (``kit.web.Ctx``: the idempotency record and
-  the audit chain, one pipeline) just before COMMIT.
+  the audit chain, one pipeline) just before COMMIT (:func:`finish_last_writes`);
+* a *final* last write refuses inside the database (SQLSTATE :data:`REFUSED`), so that
+  COMMIT goes out in the same pipeline, before any answer is read: the locks are then held
+  only while the database runs the statements and the commit.
 """
 
 from __future__ import annotations
