@@ -35,6 +35,7 @@ from allegiance.kit.db import driver_connection, is_unique_violation
 from allegiance.kit.errors import Conflict
 from allegiance.kit.expiry import ExpiryPolicy, add_months
 from allegiance.kit.ids import new_id
+from allegiance.ledger import aging_writes
 from allegiance.ledger import repository as repo
 from allegiance.ledger.aging import day_number
 from allegiance.ledger.models import JournalEntry, LedgerAccount, Lot
@@ -231,17 +232,14 @@ def _expire_tenant(
         raise Conflict(f"wallet {failed} changed while its lots expired", field="lots")
     if session.get_bind().dialect.name == "postgresql":
         _check_unchanged(session, tenant_id, lots, taken)
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    with driver_connection(session) as conn:
-        conn.execute(_PAUSE[sqlite][True], (tenant_id,))
+    aging_writes.pause(session, tenant_id, True)
     try:
         _write_journal(session, tenant_id, lots, expired, now)
     except IntegrityError as exc:
         if not is_unique_violation(exc):
             raise
         raise Conflict("an expiry key of the chunk is taken", field="entry_key") from exc
-    with driver_connection(session) as conn:
-        conn.execute(_PAUSE[sqlite][False], (tenant_id,))
+    aging_writes.pause(session, tenant_id, False)
     _track_aging(session, tenant_id, taken, now)
     _take_from_lots(session, tenant_id, lots)
     out.lots += len(lots)
@@ -249,44 +247,19 @@ def _expire_tenant(
     out.entries += len(lots)
 
 
-# The aging trigger paused for this transaction's own postings (migration 0024_expiry), then
-# resumed: _track_aging keeps ledger_aging for the chunk in two statements.
-_PAUSE: dict[bool, dict[bool, str]] = {
-    True: {True: "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
-                 "VALUES (?, 'aging_paused', 0, '')",
-           False: "DELETE FROM sequence WHERE tenant_id = ? AND name = 'aging_paused'"},
-    False: {True: "SELECT set_config('allegiance.aging_paused', 'on', true), %s",
-            False: "SELECT set_config('allegiance.aging_paused', 'off', true), %s"},
-}
+# _track_aging keeps ledger_aging for the chunk (the trigger paused for its postings) in two
+# statements: the wallets' debits on the day, then their remaining per day recomputed.
 _AGING_UPSERT = (
     "INSERT INTO ledger_aging AS g (tenant_id, account_id, day, credits, debits, remaining) "
     "{values} ON CONFLICT (tenant_id, account_id, day) DO UPDATE "
     "SET debits = g.debits + excluded.debits"
 )
-# What the trigger does per posting, for every wallet of the chunk at once: the part of the
-# balance each day's credits make up, newest first.
-_AGING_REMAINING = (
-    "UPDATE ledger_aging SET remaining = r.part FROM ("
-    "SELECT account_id, day, {part} AS part FROM ("
-    "SELECT account_id, day, credits, "
-    "SUM(credits - debits) OVER (PARTITION BY account_id) AS bal, "
-    "SUM(credits) OVER (PARTITION BY account_id ORDER BY day DESC "
-    "ROWS UNBOUNDED PRECEDING) AS newer "
-    "FROM ledger_aging WHERE tenant_id = {m} AND account_id IN ({wallets})) w) AS r "
-    "WHERE ledger_aging.tenant_id = {m} AND ledger_aging.account_id = r.account_id "
-    "AND ledger_aging.day = r.day AND ledger_aging.remaining <> r.part"
-)
 _AGING_SQL = {
-    True: (_AGING_UPSERT.format(
-               values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j "
-                      "WHERE true"),
-           _AGING_REMAINING.format(part="max(0, min(credits, bal - (newer - credits)))",
-                                   m="?", wallets="SELECT value FROM json_each(?)")),
-    False: (_AGING_UPSERT.format(
-                values="SELECT %s, w, %s, 0, d, 0 FROM unnest(%s::text[], %s::bigint[]) "
-                       "AS v(w, d)"),
-            _AGING_REMAINING.format(part="GREATEST(0, LEAST(credits, bal - (newer - credits)))",
-                                    m="%s", wallets="SELECT unnest(%s::text[])")),
+    True: _AGING_UPSERT.format(
+        values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j "
+               "WHERE true"),
+    False: _AGING_UPSERT.format(
+        values="SELECT %s, w, %s, 0, d, 0 FROM unnest(%s::text[], %s::bigint[]) AS v(w, d)"),
 }
 
 
@@ -297,19 +270,14 @@ def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: d
     day = day_number(now)
     wallets = sorted(taken)
     sqlite = session.get_bind().dialect.name == "sqlite"
-    upsert, remaining = _AGING_SQL[sqlite]
     with driver_connection(session) as conn:
-        cursor = conn.cursor()
-        try:
-            if sqlite:
-                cursor.execute(upsert, (tenant_id, day, json.dumps(
-                    [[w, taken[w]] for w in wallets])))
-                cursor.execute(remaining, (tenant_id, json.dumps(wallets), tenant_id))
-            else:
-                cursor.execute(upsert, (tenant_id, day, wallets, [taken[w] for w in wallets]))
-                cursor.execute(remaining, (tenant_id, wallets, tenant_id))
-        finally:
-            cursor.close()
+        if sqlite:
+            conn.execute(_AGING_SQL[True], (tenant_id, day, json.dumps(
+                [[w, taken[w]] for w in wallets])))
+        else:
+            conn.execute(_AGING_SQL[False], (tenant_id, day, wallets,
+                                             [taken[w] for w in wallets]))
+    aging_writes.recompute_remaining(session, tenant_id, wallets)
 
 
 _SQLITE_DEBIT = (

@@ -21,7 +21,9 @@ from allegiance.kit import clock, sequences
 from allegiance.kit.db import is_unique_violation
 from allegiance.kit.errors import AllegianceError, Conflict
 from allegiance.kit.ids import new_id
+from allegiance.ledger import aging_writes
 from allegiance.ledger import repository as repo
+from allegiance.ledger.aging import day_number
 from allegiance.ledger.domain import (
     EntryProblem,
     ExpiryPolicy,
@@ -40,6 +42,9 @@ from allegiance.ledger.errors import (
 from allegiance.ledger.models import LedgerAccount
 
 JOURNAL_SEQUENCE = "journal"
+# From this many entries in one call, ``ledger_aging`` is kept set-based (aging_writes) rather
+# than by the trigger on ``posting``, posting by posting.
+AGING_SET_BASED_FROM = 32
 
 
 @dataclass(frozen=True)
@@ -305,23 +310,31 @@ def record(  # entries already checked and counted; used by holds and expiry
     entry_rows: list[tuple[Any, ...]] = []  # in repo.ENTRY_COLUMNS order
     posting_rows: list[tuple[Any, ...]] = []  # in repo.POSTING_COLUMNS order
     results: list[EntryResult] = []
-    stamps: dict[datetime, str] = {}  # isoformat of the (few, shared) effective times
+    stamps: dict[datetime, tuple[str, int]] = {}  # isoformat and day of the shared times
     chain = sequences.chain
+    # A large batch keeps ledger_aging itself, set-based (aging_writes), with the trigger
+    # paused for its postings: the member-wallet postings summed per (wallet, day).
+    set_based = len(requests) >= AGING_SET_BASED_FROM
+    wallets = {a for a, info in infos.items() if info.is_member_wallet} if set_based else set()
+    moves: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for offset, request in enumerate(requests):
         seq = first_seq + offset
         entry_id = request.entry_id or new_id("txn")
         effective_at = request.effective_at or now
         if effective_at > now:
             raise InvalidEntry("entries cannot be dated in the future", field="effective_at")
-        stamp = stamps.get(effective_at)
-        if stamp is None:
-            stamp = stamps[effective_at] = effective_at.isoformat()
+        known = stamps.get(effective_at)
+        if known is None:
+            known = stamps[effective_at] = (effective_at.isoformat(), day_number(effective_at))
+        stamp, day = known
         parts = []
         for line_no, line in enumerate(request.lines, start=1):
             side = line.side.value
             parts.append(f"{line_no}:{line.account_id}:{line.unit_id}:{side}:{line.amount}")
             posting_rows.append((tenant_id, entry_id, line_no, line.account_id, line.unit_id,
                                  side, line.amount, line.reverses_line_no))
+            if line.account_id in wallets:
+                moves[(line.account_id, day)][side == "D"] += line.amount
         # The entry's canonical content; balances.verify_chain recomputes it.
         previous_hash = chain(previous_hash, (
             f"{seq}|{entry_id}|{request.program_id}|{request.kind}|{stamp}|"
@@ -334,6 +347,8 @@ def record(  # entries already checked and counted; used by holds and expiry
         ))
         results.append(EntryResult(entry_id, seq, created=True))
     try:
+        if set_based:
+            aging_writes.pause(session, tenant_id, True)
         repo.write_journal(
             session, tenant_id, JOURNAL_SEQUENCE, previous_hash, entry_rows, posting_rows
         )
@@ -342,6 +357,9 @@ def record(  # entries already checked and counted; used by holds and expiry
             # A concurrent writer took the business key first; the caller retries and replays.
             raise Conflict("an entry with this key is being written", field="entry_key") from exc
         raise
+    if set_based:
+        aging_writes.pause(session, tenant_id, False)
+        aging_writes.add(session, tenant_id, moves)
     track_lots(session, tenant_id, requests, results, infos, now)
     return results
 
