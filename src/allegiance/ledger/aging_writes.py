@@ -35,7 +35,7 @@ _BEFORE = {
           "WHERE tenant_id = ? AND account_id IN (SELECT value FROM json_each(?)) "
           "GROUP BY account_id",
     False: "SELECT account_id, max(day), sum(credits - debits) FROM ledger_aging "
-           "WHERE tenant_id = %s AND account_id = ANY(%s) GROUP BY account_id",
+           "WHERE tenant_id = %s AND account_id = ANY(%b) GROUP BY account_id",
 }
 _UPSERT = (
     "INSERT INTO ledger_aging AS g (tenant_id, account_id, day, credits, debits, remaining) "
@@ -46,8 +46,8 @@ _UPSERT = (
 _ADD = {
     True: _UPSERT.format(values="SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2, "
                                 "j.value ->> 3, j.value ->> 4 FROM json_each(?) AS j WHERE true"),
-    False: _UPSERT.format(values="SELECT %s, * FROM unnest(%s::text[], %s::bigint[], "
-                                 "%s::bigint[], %s::bigint[], %s::bigint[])"),
+    False: _UPSERT.format(values="SELECT %s, * FROM unnest(%b::text[], %b::bigint[], "
+                                 "%b::bigint[], %b::bigint[], %b::bigint[])"),
 }
 # What the trigger does for a posting that is not a plain newest-day credit, for many wallets
 # at once: the part of the balance each day's credits make up, newest first.
@@ -66,7 +66,7 @@ _RECOMPUTE = {
     True: _REMAINING.format(part="max(0, min(credits, bal - (newer - credits)))", m="?",
                             wallets="SELECT value FROM json_each(?)"),
     False: _REMAINING.format(part="GREATEST(0, LEAST(credits, bal - (newer - credits)))",
-                             m="%s", wallets="SELECT unnest(%s::text[])"),
+                             m="%s", wallets="SELECT unnest(%b::text[])"),
 }
 
 # (wallet id, day number) → [credits, debits] of a batch's member-wallet postings

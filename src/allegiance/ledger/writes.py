@@ -116,7 +116,7 @@ _PG_UPDATE_ONE = (
     + ") RETURNING id"
 )
 _PG_LOCK = (
-    'SELECT id FROM ledger_account WHERE tenant_id = %s AND id = ANY(%s) '
+    'SELECT id FROM ledger_account WHERE tenant_id = %s AND id = ANY(%b) '
     'ORDER BY id COLLATE "C" FOR UPDATE'
 )
 _PG_UPDATE_MANY = (
@@ -125,8 +125,8 @@ _PG_UPDATE_MANY = (
     "debits_pending = a.debits_pending + v.dpend, "
     "credits_pending = a.credits_pending + v.cpend, "
     "last_activity_at = COALESCE(v.act, a.last_activity_at) "
-    "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
-    "%s::boolean[], %s::timestamptz[]) AS v(id, dp, cp, dpend, cpend, chk, act) "
+    "FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], "
+    "%b::boolean[], %s::timestamptz[]) AS v(id, dp, cp, dpend, cpend, chk, act) "
     "WHERE a.tenant_id = %s AND a.id = v.id AND (NOT v.chk OR "
     "(CASE WHEN a.normal = 'credit' "
     "THEN (a.credits_posted + v.cp) - (a.debits_posted + v.dp) - (a.debits_pending + v.dpend) "
@@ -321,7 +321,9 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 def _unnest_insert(table: str, columns: Sequence[str], types: Sequence[str]) -> str:
-    arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+    # ``%b``: the arrays go in PostgreSQL's binary format (psycopg's text format quotes every
+    # element through a regular expression: about 4× the Python time for these rows).
+    arrays = ", ".join(f"%b::{kind}[]" for kind in types)
     return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
 
 
@@ -367,7 +369,7 @@ def existing_entries_by_key(
                 if name == "postgresql":
                     cursor.execute(
                         "SELECT entry_key, id, seq FROM journal_entry "
-                        "WHERE tenant_id = %s AND entry_key = ANY(%s)", (tenant_id, list(keys)))
+                        "WHERE tenant_id = %s AND entry_key = ANY(%b)", (tenant_id, list(keys)))
                     found = cursor.fetchall()
                 else:
                     found = []
