@@ -83,7 +83,10 @@ class JournalEntry(Base):
         UniqueConstraint("tenant_id", "seq"),
         UniqueConstraint("tenant_id", "entry_key"),
         Index("ix_journal_entry_source", "tenant_id", "source_type", "source_id"),
-        Index("ix_journal_entry_reverses", "tenant_id", "reverses_entry_id"),
+        # Only reversals (migration 0030_reversesidx): read by reverses_entry_id = :id.
+        Index("ix_journal_entry_reverses", "tenant_id", "reverses_entry_id",
+              sqlite_where=text("reverses_entry_id IS NOT NULL"),
+              postgresql_where=text("reverses_entry_id IS NOT NULL")),
         Index("ix_journal_entry_program_time", "tenant_id", "program_id", "effective_at"),
     )
 
