@@ -264,10 +264,11 @@ class Aging(Base):
     balance is made of that day's credits now (the newest credits make up the balance, as
     debits consume the oldest first; 0 on every day while the balance is below zero).
 
-    Written only by the database, in the posting's transaction: a trigger on ``posting``
-    (migration ``0018_aging``) adds each member-wallet posting to its day and recomputes the
-    wallet's ``remaining`` (the wallet's counter row is already locked by then, so writers of
-    one wallet are serialised). The liability "now" reads it instead of every posting;
+    Written in the posting's transaction: a trigger on ``posting`` (migration ``0018_aging``)
+    adds each member-wallet posting to its day and recomputes the wallet's ``remaining`` (the
+    wallet's counter row is already locked by then, so writers of one wallet are serialised);
+    writers of many postings (the bulk expiry, ``post_entries`` of 32 entries or more) pause it
+    for their own postings and write the same rows set-based (``ledger.aging_writes``). The liability "now" reads it instead of every posting;
     :func:`allegiance.ledger.aging.recompute` gives the same rows from the postings."""
 
     __tablename__ = "ledger_aging"
