@@ -310,25 +310,49 @@ def write_journal(
             "UPDATE sequence SET last_hash = %s WHERE tenant_id = %s AND name = %s",
             (last_hash, tenant_id, sequence),
         )
-        cursor.execute(_PG_UNNEST_ENTRIES, _columns(entries, len(ENTRY_COLUMNS)))
-        if postings:
-            cursor.execute(_PG_UNNEST_POSTINGS, _columns(postings, len(POSTING_COLUMNS)))
+        _insert_unnest(cursor, "journal_entry", ENTRY_COLUMNS, _ENTRY_TYPES, entries)
+        _insert_unnest(cursor, "posting", POSTING_COLUMNS, _POSTING_TYPES, postings)
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """The rows as one list per column (the arrays ``unnest`` takes apart again)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+def _insert_unnest(cursor: Any, table: str, columns: Sequence[str], types: Sequence[str],
+                   rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` as ``INSERT … SELECT … FROM unnest(arrays)``: one array per column, in
+    binary format (``%b``: psycopg's text format quotes every element through a regular
+    expression, about 4× the Python time). A column whose value every row shares (the
+    tenant, the batch's time, a NULL memo …) goes as that one value instead of an array:
+    most of a batch's columns are such, and each array element costs Python time to dump."""
+    if not rows:
+        return
+    shared: list[bool] = []
+    params: list[Any] = []
+    for column in zip(*rows, strict=True):
+        first = column[0]
+        same = column.count(first) == len(column)
+        shared.append(same)
+        params.append(first if same else list(column))
+    key = (table, tuple(shared))
+    sql = _UNNEST_SQL.get(key)
+    if sql is None:
+        arrays = [f"%b::{kind}[]" for kind, same in zip(types, shared, strict=True) if not same]
+        values, k = [], 0
+        for kind, same in zip(types, shared, strict=True):
+            if same:
+                values.append(f"%s::{kind}")
+            else:
+                values.append(f"u.c{k}")
+                k += 1
+        names = ", ".join(f"c{i}" for i in range(k))
+        source = f" FROM unnest({', '.join(arrays)}) AS u({names})" if arrays else ""
+        sql = _UNNEST_SQL[key] = (f"INSERT INTO {table} ({', '.join(columns)}) "
+                                  f"SELECT {', '.join(values)}{source}")
+    # psycopg binds in the order of the marks: scalars and arrays as they appear in SELECT,
+    # then the arrays of FROM; reorder the parameters to match.
+    scalars_then = [p for p, same in zip(params, shared, strict=True) if same]
+    arrays_then = [p for p, same in zip(params, shared, strict=True) if not same]
+    cursor.execute(sql, [*scalars_then, *arrays_then])
 
 
-def _unnest_insert(table: str, columns: Sequence[str], types: Sequence[str]) -> str:
-    # ``%b``: the arrays go in PostgreSQL's binary format (psycopg's text format quotes every
-    # element through a regular expression: about 4× the Python time for these rows).
-    arrays = ", ".join(f"%b::{kind}[]" for kind in types)
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
-
-
-_PG_UNNEST_ENTRIES = _unnest_insert("journal_entry", ENTRY_COLUMNS, _ENTRY_TYPES)
-_PG_UNNEST_POSTINGS = _unnest_insert("posting", POSTING_COLUMNS, _POSTING_TYPES)
+_UNNEST_SQL: dict[tuple[str, tuple[bool, ...]], str] = {}
 _PG_STATEMENT_MAX_ENTRIES = 50
 
 
