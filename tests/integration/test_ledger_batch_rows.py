@@ -11,6 +11,7 @@ from sqlalchemy import select
 from allegiance import ledger
 from allegiance.kit import clock
 from allegiance.kit.db import Database
+from allegiance.ledger.errors import InsufficientFunds
 from tests.conftest import build_world
 from tests.support.invariants import assert_ledger_invariants
 
@@ -54,4 +55,33 @@ def test_batch_rows_are_stored_as_requested(db: Database) -> None:
         assert sorted(by_entry[entry_id]) == [
             (n, line.account_id, line.side.value, line.amount, line.unit_id)
             for n, line in enumerate(request.lines, start=1)]
+    assert_ledger_invariants(db)
+
+
+def test_a_batch_over_many_accounts_reports_the_overdrawn_wallet(db: Database) -> None:
+    """More than 16 accounts: on PostgreSQL the counters go as one set-based UPDATE over
+    binary arrays (ids, deltas, which accounts are checked); the wallet that would be
+    overdrawn is the one reported, and nothing of the batch stays."""
+    w = build_world(db)
+    wallets = [w.wallet(f"acc_many_{i:02d}") for i in range(30)]
+    for wallet in wallets:
+        w.earn(wallet, 10)
+    poor = wallets[17]
+    requests = [ledger.EntryRequest(
+        program_id=w.program_id, kind="redeem",
+        lines=(ledger.Line(wallet, w.unit_id, ledger.Side.DEBIT, 11 if wallet == poor else 5),
+               ledger.Line(w.redeemed_id, w.unit_id, ledger.Side.CREDIT,
+                           11 if wallet == poor else 5)))
+        for wallet in wallets]
+    try:
+        with db.transaction() as s:
+            ledger.post_entries(s, w.tenant_id, requests)
+    except InsufficientFunds as exc:
+        assert poor in str(exc)
+    else:
+        raise AssertionError("the batch overdrew a wallet")
+    assert [w.balance(wallet).available for wallet in wallets] == [10] * 30
+    with db.transaction() as s:
+        ledger.post_entries(s, w.tenant_id, [r for r in requests if r.lines[0].account_id != poor])
+    assert w.balance(wallets[0]).available == 5
     assert_ledger_invariants(db)
