@@ -1,5 +1,5 @@
 """The reversals of an entry are found through ``ix_journal_entry_reverses``, which holds only
-reversals since migration 0030_reversesidx (a partial index ``WHERE reverses_entry_id IS NOT
+reversals since migration 0033_reversesidx (a partial index ``WHERE reverses_entry_id IS NOT
 NULL``): the reader's equality must still be answered by it, on both engines."""
 
 from __future__ import annotations

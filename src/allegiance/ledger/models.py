@@ -83,7 +83,7 @@ class JournalEntry(Base):
         UniqueConstraint("tenant_id", "seq"),
         UniqueConstraint("tenant_id", "entry_key"),
         Index("ix_journal_entry_source", "tenant_id", "source_type", "source_id"),
-        # Only reversals (migration 0030_reversesidx): read by reverses_entry_id = :id.
+        # Only reversals (migration 0033_reversesidx): read by reverses_entry_id = :id.
         Index("ix_journal_entry_reverses", "tenant_id", "reverses_entry_id",
               sqlite_where=text("reverses_entry_id IS NOT NULL"),
               postgresql_where=text("reverses_entry_id IS NOT NULL")),

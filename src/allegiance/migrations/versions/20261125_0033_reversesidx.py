@@ -6,8 +6,8 @@ reversals of an entry, ``reverses_entry_id = :id``) can use a partial index ``WH
 reverses_entry_id IS NOT NULL`` on both engines (an equality implies the column is not NULL),
 so earnings no longer write into it.
 
-Revision ID: 0030_reversesidx
-Revises: 0029_tiermoves
+Revision ID: 0033_reversesidx
+Revises: 0032_refusals
 Create Date: 2026-11-25 01:30:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0030_reversesidx'
-down_revision: str | None = '0029_tiermoves'
+revision: str = '0033_reversesidx'
+down_revision: str | None = '0032_refusals'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
