@@ -30,6 +30,8 @@ def changes_of(frame: pl.DataFrame, node: rules.Node,
     inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
         else pl.DataFrame(schema={"account_id": pl.Utf8})
     entered = inside.join(before, on="account_id", how="anti")["account_id"].sort().to_list()
+    if not entered and inside.height == before.height:  # inside ⊆ before, as many: the same
+        return inside.height, [], []
     left = before.join(inside, on="account_id", how="anti")["account_id"].sort().to_list()
     return inside.height, entered, left
 
@@ -54,7 +56,7 @@ def _insert_members(connection: Connection, tenant_id: str, segment_id: str,
     insert_frame(connection, "segment_member", pl.DataFrame({"account_id": accounts}).select(
         pl.lit(tenant_id).alias("tenant_id"), pl.lit(segment_id).alias("segment_id"),
         pl.col("account_id").cast(pl.Utf8), pl.lit(stamp).alias("since")),
-        ("text", "text", "text", "timestamptz"))
+        ("text", "text", "text", "timestamptz"), in_order=False)  # found by key only
 
 
 def stored_members(session: Session, tenant_id: str,

@@ -570,11 +570,12 @@ def _refresh_segments(session: Session, tenant_id: str, program_id: str,
         hand_over(writer, connection, tenant_id, frame, plain, stored, now, changes)
         if scored and ranking is not None:
             rfm_types = {n: k for n, k in used.items() if n in domain.RFM_FIELDS}
-            frame = frame.join(frame.select("account_id").join(
+            # one join of the score columns, the fields computed from them in place
+            frame = frame.join(
                 _score_columns(session, tenant_id, program_id, ranking.result().scored),
-                on="account_id", how="left").select("account_id", *(
-                    _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
-                on="account_id", how="left")
+                on="account_id", how="left").with_columns(
+                    _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items()) \
+                .drop("_r", "_f", "_m")
         hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
 
 
