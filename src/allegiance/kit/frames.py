@@ -47,7 +47,9 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
     raw = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         query = _PARAM.sub(lambda m: _literal(params[m.group(1)]), sql)
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
+        # binary results: the text arrives as the bytes Polars reads (bytea), not decoded
+        # into a Python str and encoded back (≈ 0.2 s per 50 MB)
+        with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
             cursor.execute("SAVEPOINT read_frame")
             try:
                 frame = _text_read(cursor, "postgresql", query, [], schema)
@@ -92,7 +94,7 @@ _PLAIN = (pl.Utf8, pl.Int64, pl.Int32, pl.Float64)
 def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
                schema: Mapping[str, Any]) -> pl.DataFrame | None:
     """The rows of ``query`` as one text built by the database (SQLite ``group_concat``,
-    PostgreSQL ``string_agg``: values between unit separators, rows between record
+    PostgreSQL ``string_agg`` as UTF-8 bytes: values between unit separators, rows between record
     separators; a text value behind a ``=`` so that NULL and ``''`` differ) read by
     Polars' CSV reader. None when a value holds a separator (the counts differ)."""
     if not all(kind in _PLAIN for kind in schema.values()):
@@ -103,7 +105,8 @@ def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
              else f"coalesce(CAST({n} AS TEXT), '')"
              for n, kind in zip(names, schema.values(), strict=True)]
     joined = f" || {char}({ord(_UNIT)}) || ".join(parts)
-    concat = f"string_agg({joined}, chr({ord(_RECORD)}))" if dialect == "postgresql" \
+    concat = f"convert_to(string_agg({joined}, chr({ord(_RECORD)})), 'UTF8')" \
+        if dialect == "postgresql" \
         else f"CAST(group_concat({joined}, char({ord(_RECORD)})) AS BLOB)"
     count, text = cursor.execute(
         f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), {concat} FROM q",
@@ -112,6 +115,8 @@ def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
         return pl.DataFrame(schema=dict(schema))
     if isinstance(text, str):
         text = text.encode()
+    elif not isinstance(text, bytes):  # a memoryview
+        text = bytes(text)
     if text.count(_UNIT.encode()) != count * (len(names) - 1) \
             or text.count(_RECORD.encode()) != count - 1:
         return None
