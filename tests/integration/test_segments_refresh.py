@@ -171,6 +171,23 @@ def test_insert_frame_with_one_varying_column(db: Database, varying: list[object
     assert [tuple(r) for r in got] == list(frame.iter_rows())
 
 
+@pytest.mark.parametrize("varying", [
+    [f"acc {i:05d}" for i in range(2000, 0, -1)],  # SQLite: json_each, not sorted first
+    ['quote "', "back\\slash", "plain"],  # the other paths
+])
+def test_insert_frame_not_in_order_stores_the_same_rows(db: Database,
+                                                        varying: list[str]) -> None:
+    """``insert_frame(in_order=False)`` (a keyed table: the memberships) stores exactly the
+    frame's rows, every one once, whatever order they go in."""
+    frame = pl.DataFrame({"a": ["t1"] * len(varying), "v": varying})
+    with db.transaction() as s:
+        s.execute(text("CREATE TEMPORARY TABLE keyed_probe (a text, v text, "
+                       "PRIMARY KEY (a, v))"))
+        insert_frame(s, "keyed_probe", frame, ("text", "text"), in_order=False)
+        got = s.execute(text("SELECT a, v FROM keyed_probe")).all()
+    assert sorted(tuple(r) for r in got) == sorted(frame.iter_rows())
+
+
 ODD_ATTRIBUTES: list[dict[str, object]] = [
     {"kind": "retailer", "employees": 250, "ratio": 1.5, "vip": True},
     {"kind": "true", "employees": "300", "ratio": "2", "vip": "true"},

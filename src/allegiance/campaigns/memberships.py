@@ -23,38 +23,50 @@ SEGMENT_MEMBER: Table = SegmentMember.__table__  # type: ignore[assignment]
 ERASED = "erased"  # an account's status after a GDPR erasure: in no segment, ever
 
 
+# Accounts entering or leaving a segment: a sorted Polars series from a set-based refresh
+# (a million of them need no Python string each), a list from one account's re-evaluation.
+Accounts = list[str] | pl.Series
+
+
+def as_list(accounts: Accounts) -> list[str]:
+    return accounts if isinstance(accounts, list) else accounts.to_list()
+
+
 def changes_of(frame: pl.DataFrame, node: rules.Node,
-               before: pl.DataFrame) -> tuple[int, list[str], list[str]]:
+               before: pl.DataFrame) -> tuple[int, pl.Series, pl.Series]:
     """(members, entered, left) of the segment of ``node`` among ``frame`` against the
-    members stored ``before`` (Polars only)."""
+    members stored ``before`` (Polars only; entered and left sorted)."""
     inside = frame.filter(rules.to_polars(node)).select("account_id") if frame.height \
         else pl.DataFrame(schema={"account_id": pl.Utf8})
-    entered = inside.join(before, on="account_id", how="anti")["account_id"].sort().to_list()
-    left = before.join(inside, on="account_id", how="anti")["account_id"].sort().to_list()
+    entered = inside.join(before, on="account_id", how="anti")["account_id"].sort()
+    if not entered.len() and inside.height == before.height:  # inside ⊆ before: the same
+        return inside.height, entered, entered
+    left = before.join(inside, on="account_id", how="anti")["account_id"].sort()
     return inside.height, entered, left
 
 
-def write(connection: Connection, tenant_id: str, segment_id: str, entered: list[str],
-          left: list[str], now: datetime) -> None:
+def write(connection: Connection, tenant_id: str, segment_id: str, entered: Accounts,
+          left: Accounts, now: datetime) -> None:
     """Delete the memberships ``left``, insert ``entered`` (on the connection only: this may
     run on the writer's thread, see ``segments.refresh_program``)."""
     for start in range(0, len(left), 500):
         connection.execute(delete(SEGMENT_MEMBER).where(
             SEGMENT_MEMBER.c.tenant_id == tenant_id, SEGMENT_MEMBER.c.segment_id == segment_id,
-            SEGMENT_MEMBER.c.account_id.in_(left[start:start + 500])))
+            SEGMENT_MEMBER.c.account_id.in_(as_list(left[start:start + 500]))))
     _insert_members(connection, tenant_id, segment_id, entered, now)
 
 
 def _insert_members(connection: Connection, tenant_id: str, segment_id: str,
-                    accounts: list[str], since: datetime) -> None:
+                    accounts: Accounts, since: datetime) -> None:
     """Store new members (in key order) without a statement per row (kit.frames)."""
     at = since.astimezone(UTC)
     stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f") \
         if connection.dialect.name == "sqlite" else at.isoformat()  # the engine's form
-    insert_frame(connection, "segment_member", pl.DataFrame({"account_id": accounts}).select(
+    insert_frame(connection, "segment_member", pl.DataFrame(
+        {"account_id": pl.Series(accounts, dtype=pl.Utf8)}).select(
         pl.lit(tenant_id).alias("tenant_id"), pl.lit(segment_id).alias("segment_id"),
         pl.col("account_id").cast(pl.Utf8), pl.lit(stamp).alias("since")),
-        ("text", "text", "text", "timestamptz"))
+        ("text", "text", "text", "timestamptz"), in_order=False)  # found by key only
 
 
 def stored_members(session: Session, tenant_id: str,
@@ -70,7 +82,7 @@ def stored_members(session: Session, tenant_id: str,
 def hand_over(writer: Writer, connection: Connection, tenant_id: str, frame: pl.DataFrame,
               nodes: list[tuple[Segment, rules.Node]], stored: dict[str, pl.DataFrame],
               now: datetime,
-              changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
+              changes: list[tuple[Segment, int, Accounts, Accounts]]) -> None:
     """Each segment's changes computed here and their writes handed to ``writer``."""
     for segment, node in nodes:
         members, entered, left = changes_of(frame, node, stored[segment.id])

@@ -31,6 +31,8 @@ from allegiance.campaigns import domain, rfm
 from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
 from allegiance.campaigns.memberships import (
     ERASED,
+    Accounts,
+    as_list,
     changes_of,
     erased_among,
     hand_over,
@@ -360,7 +362,7 @@ def _apply(session: Session, tenant_id: str, segment: Segment, frame: pl.DataFra
 
 
 def _record(session: Session, tenant_id: str, segment: Segment, members: int,
-            entered: list[str], left: list[str], now: datetime) -> tuple[int, int]:
+            entered: Accounts, left: Accounts, now: datetime) -> tuple[int, int]:
     """The segment's count and refresh time, and its changes announced and triggered."""
     segment.members = members
     segment.refreshed_at = segment.updated_at = now
@@ -373,15 +375,15 @@ def _record(session: Session, tenant_id: str, segment: Segment, members: int,
 
 
 def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
-              accounts: list[str]) -> None:
-    if not accounts:
+              accounts: Accounts) -> None:
+    if not len(accounts):
         return
     if len(accounts) > ANNOUNCE_MAX:
         outbox.emit(session, tenant_id, kind, {
             "program_id": segment.program_id, "segment": segment.code,
             "accounts": len(accounts), "truncated": True})
         return
-    for account_id in accounts:
+    for account_id in as_list(accounts):
         outbox.emit(session, tenant_id, kind, {
             "program_id": segment.program_id, "segment": segment.code,
             "account_id": account_id})
@@ -392,25 +394,26 @@ _triggering: ContextVar[bool] = ContextVar("segment_triggering", default=False)
 
 
 def _trigger(session: Session, tenant_id: str, segment: Segment, kind: str,
-             accounts: list[str], at: datetime) -> None:
+             accounts: Accounts, at: datetime) -> None:
     """Entering or leaving a segment is an activity (``segment_entered`` /
     ``segment_left``, attribute ``segment``: the code) through the earning path, when the
     program's definition declares that activity type, so rules can trigger on it. Changes
     caused by such an activity are announced but trigger nothing more (no loops)."""
     activity = SEGMENT_ACTIVITIES[kind]
     version = definitions.version_at(session, tenant_id, segment.program_id, at)
-    if not accounts or version is None or _triggering.get():
+    if not len(accounts) or version is None or _triggering.get():
         return
     schema = version.compiled.activity_types.get(activity)
     if schema is None:
         return
-    erased = erased_among(session, tenant_id, accounts)  # they earn nothing
-    accounts = [a for a in accounts if a not in erased]
+    listed = as_list(accounts)
+    erased = erased_among(session, tenant_id, listed)  # they earn nothing
+    listed = [a for a in listed if a not in erased]
     from allegiance import events  # at run time: the earning path imports this module
 
     token = _triggering.set(True)
     try:
-        for account_id in accounts:
+        for account_id in listed:
             events.ingest(session, tenant_id, segment.program_id, events.EventData(
                 kind="activity", activity_type=activity, account_id=account_id,
                 source="segments", occurred_at=at,
@@ -530,7 +533,7 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
         if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None \
         else None
     now = clock.now()
-    changes: list[tuple[Segment, int, list[str], list[str]]] = []
+    changes: list[tuple[Segment, int, Accounts, Accounts]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="allegiance-rank") as pool:
         # the scores ranked by a second thread (Polars only) while this one reads the members
         ranking = None if inputs is None else pool.submit(
@@ -552,7 +555,7 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
 def _refresh_segments(session: Session, tenant_id: str, program_id: str,
                       nodes: list[tuple[Segment, rules.Node]], used: Mapping[str, str],
                       ranking: Future[rfm.Ranked] | None, now: datetime,
-                      changes: list[tuple[Segment, int, list[str], list[str]]]) -> None:
+                      changes: list[tuple[Segment, int, Accounts, Accounts]]) -> None:
     """Read the members and the stored memberships, then hand each segment's writes to a
     second thread: first the segments reading no RFM score (written while the scores are
     joined), then the others."""
@@ -570,11 +573,12 @@ def _refresh_segments(session: Session, tenant_id: str, program_id: str,
         hand_over(writer, connection, tenant_id, frame, plain, stored, now, changes)
         if scored and ranking is not None:
             rfm_types = {n: k for n, k in used.items() if n in domain.RFM_FIELDS}
-            frame = frame.join(frame.select("account_id").join(
+            # one join of the score columns, the fields computed from them in place
+            frame = frame.join(
                 _score_columns(session, tenant_id, program_id, ranking.result().scored),
-                on="account_id", how="left").select("account_id", *(
-                    _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items())),
-                on="account_id", how="left")
+                on="account_id", how="left").with_columns(
+                    _rfm_field(n).cast(_DTYPES[k]).alias(n) for n, k in rfm_types.items()) \
+                .drop("_r", "_f", "_m")
         hand_over(writer, connection, tenant_id, frame, scored, stored, now, changes)
 
 

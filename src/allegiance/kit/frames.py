@@ -47,7 +47,9 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
     raw = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         query = _PARAM.sub(lambda m: _literal(params[m.group(1)]), sql)
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
+        # binary results: the text arrives as the bytes Polars reads (bytea), not decoded
+        # into a Python str and encoded back (≈ 0.2 s per 50 MB)
+        with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
             cursor.execute("SAVEPOINT read_frame")
             try:
                 frame = _text_read(cursor, "postgresql", query, [], schema)
@@ -92,7 +94,7 @@ _PLAIN = (pl.Utf8, pl.Int64, pl.Int32, pl.Float64)
 def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
                schema: Mapping[str, Any]) -> pl.DataFrame | None:
     """The rows of ``query`` as one text built by the database (SQLite ``group_concat``,
-    PostgreSQL ``string_agg``: values between unit separators, rows between record
+    PostgreSQL ``string_agg`` as UTF-8 bytes: values between unit separators, rows between record
     separators; a text value behind a ``=`` so that NULL and ``''`` differ) read by
     Polars' CSV reader. None when a value holds a separator (the counts differ)."""
     if not all(kind in _PLAIN for kind in schema.values()):
@@ -103,7 +105,8 @@ def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
              else f"coalesce(CAST({n} AS TEXT), '')"
              for n, kind in zip(names, schema.values(), strict=True)]
     joined = f" || {char}({ord(_UNIT)}) || ".join(parts)
-    concat = f"string_agg({joined}, chr({ord(_RECORD)}))" if dialect == "postgresql" \
+    concat = f"convert_to(string_agg({joined}, chr({ord(_RECORD)})), 'UTF8')" \
+        if dialect == "postgresql" \
         else f"CAST(group_concat({joined}, char({ord(_RECORD)})) AS BLOB)"
     count, text = cursor.execute(
         f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), {concat} FROM q",
@@ -112,6 +115,8 @@ def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
         return pl.DataFrame(schema=dict(schema))
     if isinstance(text, str):
         text = text.encode()
+    elif not isinstance(text, bytes):  # a memoryview
+        text = bytes(text)
     if text.count(_UNIT.encode()) != count * (len(names) - 1) \
             or text.count(_RECORD.encode()) != count - 1:
         return None
@@ -181,19 +186,25 @@ def insert_rows(target: Session | Connection, table: str, columns: tuple[str, ..
 
 
 def insert_frame(target: Session | Connection, table: str, frame: pl.DataFrame,
-                 types: tuple[str, ...]) -> None:
+                 types: tuple[str, ...], *, in_order: bool = True) -> None:
     """:func:`insert_rows` of a frame whose columns are named as the table's (values in the
     database's form, no NULLs); on PostgreSQL the COPY text is written by Polars (no Python
     per row) unless a text value holds a tab, a newline or a backslash. On SQLite a frame
     whose columns but one hold a single value each is one ``INSERT … SELECT`` from
     ``json_each`` over the other column's values (a JSON array written by Polars): no
-    Python per row, about three times faster than executemany."""
+    Python per row, about three times faster than executemany.
+
+    ``in_order=False`` (a table whose rows are found by their key only, so that the order
+    they go in changes nothing stored): SQLite's ``json_each`` insert is not sorted by the
+    array's index first — a temporary b-tree that took half the insert's time (0.33 s
+    against 0.14–0.20 s per 333,000 memberships); the rows still come in the array's order
+    in practice, which keeps a frame in key order appending at the key's end."""
     if not frame.height:
         return
     columns = tuple(frame.columns)
     connection = _connection(target)
     if connection.dialect.name != "postgresql":
-        if not _insert_one_varying(connection, table, frame):
+        if not _insert_one_varying(connection, table, frame, in_order):
             insert_rows(connection, table, columns, frame.rows(), types)
         return
     if _pg_one_varying(connection, table, frame, types):
@@ -249,10 +260,11 @@ def _pg_one_varying(connection: Connection, table: str, frame: pl.DataFrame,
     return True
 
 
-def _insert_one_varying(connection: Connection, table: str, frame: pl.DataFrame) -> bool:
-    """SQLite: insert ``frame`` in row order by one statement when all its columns but at
-    most one are constant and that one holds text without characters JSON escapes (or
-    integers); False (nothing done) otherwise."""
+def _insert_one_varying(connection: Connection, table: str, frame: pl.DataFrame,
+                        in_order: bool = True) -> bool:
+    """SQLite: insert ``frame`` (in row order unless ``in_order`` is false) by one statement
+    when all its columns but at most one are constant and that one holds text without
+    characters JSON escapes (or integers); False (nothing done) otherwise."""
     constant, column = _constant_columns(frame)
     if column is None or frame.height < 2:
         return False
@@ -271,7 +283,8 @@ def _insert_one_varying(connection: Connection, table: str, frame: pl.DataFrame)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(picks)} "
-                       "FROM json_each(:values) ORDER BY key", {**params, "values": array})
+                       "FROM json_each(:values)" + (" ORDER BY key" if in_order else ""),
+                       {**params, "values": array})
     finally:
         cursor.close()
     return True
