@@ -25,7 +25,9 @@ requests with their ``Idempotency-Key`` adds no redemption.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -155,6 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--redeem-rate", type=int, default=200, help="requests/s offered")
     group.add_argument("--redeem-workers", type=int, default=1,
                        help="server processes (uvicorn workers)")
+    group.add_argument("--redeem-trace", metavar="FILE",
+                       help="write each request's [scheduled second, latency] (JSON) to "
+                            "FILE.ENGINE.json, to see whether slow answers come together")
 
 
 def _engine(engine: str, args: argparse.Namespace, lines: list[str],
@@ -166,7 +171,8 @@ def _engine(engine: str, args: argparse.Namespace, lines: list[str],
         catalogue = Catalogue(dbs.new(), args.seed)
         with server(catalogue.url, workers=args.redeem_workers) as base:
             job = {"mode": "open", "rate": rate, "seconds": seconds, "connections": 32,
-                   "request": catalogue.request(), "ok": [201, 409]}
+                   "request": catalogue.request(), "ok": [201, 409],
+                   "trace": bool(args.redeem_trace)}
             # Warm-up, untimed: 200 voucher redemptions (numbers past the load's, the gift
             # left out so the stock accounting below stays the load's) over 8 connections,
             # so every server process has run the path once before the clock starts.
@@ -176,6 +182,9 @@ def _engine(engine: str, args: argparse.Namespace, lines: list[str],
                                "max_requests": WARM_UP, "first": 10 * total + 1_000,
                                "request": warm_spec, "ok": [201]})
             result = load(base, job)
+            if args.redeem_trace:
+                Path(f"{args.redeem_trace}.{engine}.json").write_text(
+                    json.dumps(result["trace"]))
             statuses = result["statuses"]
             out_of_stock = statuses.get("409", 0)
             created = statuses.get("201", 0) + warm["statuses"].get("201", 0)
