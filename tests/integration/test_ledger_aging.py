@@ -17,7 +17,7 @@ from tests.integration.analytics_support import History, at, history, post, stan
 from tests.support.invariants import assert_ledger_invariants
 
 
-def _check(h: History) -> None:
+def check_aging(h: History) -> None:
     w = h.world
     with h.db.read() as s:
         stored = ledger.stored_aging(s, w.tenant_id)
@@ -32,19 +32,19 @@ def _check(h: History) -> None:
 def test_aging_follows_the_standard_history_with_expiry_holds_and_reversals(
         db: Database, frozen_clock: clock.FrozenClock) -> None:
     h = standard(history(db, frozen_clock))
-    _check(h)
+    check_aging(h)
     w = h.world
     with db.transaction() as s:
         for hold in s.query(ledger.Hold).filter_by(tenant_id=w.tenant_id, state="pending"):
             ledger.post_hold(s, w.tenant_id, hold.id)
         user = members.add_user(s, w.tenant_id, h.accounts["B"], name="Bea", role="rep")
-    _check(h)
+    check_aging(h)
     h.reverse(h.redeem("A", 5))  # a refunded redemption
     w.earn(w.wallet(user.id, owner_type="user"), 7)
-    _check(h)
+    check_aging(h)
     h.move_to(at(2026, 6, 1))
     h.expire()  # the lots of Feb 15 and Mar 20
-    _check(h)
+    check_aging(h)
     assert_ledger_invariants(db)
 
 
@@ -75,8 +75,8 @@ def test_aging_equals_the_postings_through_random_back_dated_history(
             except Exception:
                 continue
         if step % 10 == 9:
-            _check(h)
-    _check(h)
+            check_aging(h)
+    check_aging(h)
     with db.read() as s:
         rows = ledger.stored_aging(s, h.world.tenant_id)
         report = analytics.liability(s, h.world.tenant_id, h.world.program_id)

@@ -13,25 +13,14 @@ from datetime import timedelta
 import pytest
 
 from allegiance import analytics, ledger, members
-from allegiance.analytics.liability import aged_now, outstanding_rows
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.ledger.errors import InsufficientFunds
 from allegiance.ledger.service import AGING_SET_BASED_FROM
 from tests.conftest import build_world
 from tests.integration.analytics_support import History, at
+from tests.integration.test_ledger_aging import check_aging
 from tests.support.invariants import assert_ledger_invariants
-
-
-def _check(h: History) -> None:
-    w = h.world
-    with h.db.read() as s:
-        stored = ledger.stored_aging(s, w.tenant_id)
-        assert stored == ledger.recompute_aging(s, w.tenant_id)
-        aged = aged_now(s, w.tenant_id, w.program_id)
-        scanned = outstanding_rows(s, w.tenant_id, w.program_id,
-                                   clock.now() + timedelta(seconds=1))
-    assert sorted(aged, key=repr) == sorted(scanned, key=repr)
 
 
 def _request(h: History, wallet: str, amount: int, *, earn: bool, days_back: int = 0,
@@ -77,24 +66,24 @@ def test_batched_aging_equals_the_postings(db: Database, frozen_clock: clock.Fro
     # Plain earnings on the newest day: every wallet takes the adds-only path.
     with db.transaction() as s:
         ledger.post_entries(s, w.tenant_id, _batch(h, rng, size, with_debits=False))
-    _check(h)
+    check_aging(h)
     # Days later: debits, back-dated credits, wallets pushed below zero, mixed in one batch.
     for step in range(6):
         h.move_to(at(2026, 3, 1) + timedelta(days=5 * (step + 1)))
         with db.transaction() as s:
             ledger.post_entries(s, w.tenant_id, _batch(h, rng, size, with_debits=True))
-        _check(h)
+        check_aging(h)
     # A wallet below zero, then paid back by a plain earning batch (not adds-only: a debt).
     with db.transaction() as s:
         ledger.post_entries(s, w.tenant_id, [
             _request(h, h.wallets["F"], 1, earn=True) for _ in range(size)])
         balance = ledger.balance_of(ledger.get_account(s, w.tenant_id, h.wallets["F"])).available
         ledger.post_entry(s, w.tenant_id, _request(h, h.wallets["F"], balance + 300, earn=False))
-    _check(h)
+    check_aging(h)
     with db.transaction() as s:
         ledger.post_entries(s, w.tenant_id, [
             _request(h, h.wallets["F"], 20, earn=True) for _ in range(size)])
-    _check(h)
+    check_aging(h)
     assert w.balance(h.wallets["F"]).available > 0
     with db.read() as s:
         report = analytics.liability(s, w.tenant_id, w.program_id)
@@ -118,7 +107,7 @@ def test_user_wallets_and_postings_after_the_batch_in_one_transaction(
         ledger.post_entry(s, w.tenant_id, _request(h, user_wallet, 3, earn=False))
         ledger.post_entry(s, w.tenant_id, _request(h, h.wallets["B"], 4, earn=True,
                                                    days_back=2))
-    _check(h)
+    check_aging(h)
     with db.read() as s:
         stored = ledger.stored_aging(s, w.tenant_id)
     assert any(account == user_wallet for account, _ in stored)
@@ -148,5 +137,5 @@ def test_a_failed_batch_leaves_no_aging_and_partial_batches_track_the_good_entri
         results = ledger.post_entries(s, w.tenant_id, bad, partial=True)
     assert isinstance(results[-1], InsufficientFunds)
     assert all(isinstance(r, ledger.EntryResult) for r in results[:-1])
-    _check(h)
+    check_aging(h)
     assert_ledger_invariants(db)
