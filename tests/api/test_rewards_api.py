@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from allegiance import ledger, members, tenants
 from tests.api.conftest import Api
 from tests.support.invariants import assert_ledger_invariants
 
 
-def _setup(api: Api, region: str = "US", points: int = 1000) -> tuple[str, str, str]:
+def _setup(api: Api, region: str = "US", points: int = 1000,
+           expiry: dict[str, Any] | None = None) -> tuple[str, str, str]:
     with api.db.transaction() as s:
         program = tenants.create_program(s, api.tenant_id, code="main", name="Main",
                                          base_currency="USD")
         unit = tenants.create_unit(s, api.tenant_id, program.id, code="points", name="Points",
                                    kind="points", value_in_base="0.01",
-                                   expiry_policy={"kind": "never"})
+                                   expiry_policy=expiry or {"kind": "never"})
         account = members.create_account(s, api.tenant_id, name="Acme", region=region)
         issued = ledger.program_account(s, api.tenant_id, program.id, unit.id, "issued")
         wallet = ledger.wallet(s, api.tenant_id, program.id, unit.id, "account", account.id)
@@ -38,6 +41,23 @@ def _available(api: Api, program_id: str, unit_id: str, account_id: str) -> int:
     with api.db.transaction() as s:
         return ledger.balance_of(ledger.wallet(s, api.tenant_id, program_id, unit_id,
                                                "account", account_id)).available
+
+
+def test_a_redemption_from_points_that_expire_consumes_their_lots(api: Api) -> None:
+    """Points that expire keep lots: the API's redemption (approved at once) posts, then
+    consumes the oldest lot once the posting's answer is read, before COMMIT — on PostgreSQL
+    too, where the end of the unit of work is pipelined."""
+    pid, uid, acc = _setup(api, expiry={"kind": "after_months", "months": 24})
+    rw = _call(api, "POST", f"/programs/{pid}/rewards",
+               {"code": "mug", "name": "Mug", "kind": "physical", "unit_id": uid, "cost": 300},
+               201)
+    red = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": rw["id"], "account_id": acc}, 201, idempotency_key="lots-1")
+    assert red["status"] == "approved"
+    assert _available(api, pid, uid, acc) == 700
+    with api.db.read(api.tenant_id) as s:
+        assert list(s.scalars(select(ledger.Lot.remaining))) == [700]
+    assert_ledger_invariants(api.db)
 
 
 def test_catalogue_and_redemption_lifecycle(api: Api) -> None:
