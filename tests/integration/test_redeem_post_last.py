@@ -236,3 +236,18 @@ def test_read_with_begin_reads_in_a_fresh_and_in_a_begun_transaction(w: World) -
         again = read_with_begin(s, lambda conn: by_id.read(conn, dialect, w.tenant_id, rid))
         missing = read_with_begin(s, lambda conn: by_id.read(conn, dialect, w.tenant_id, "x"))
     assert (first.code, first.stock) == ("cap", 7) and again == first and missing is None
+
+
+def test_a_service_redemption_from_points_that_expire_consumes_their_lots(w: World) -> None:
+    """``rewards.redeem`` outside the API (no collector): the posting and the lots it
+    consumes are written at once, the lots after the pipelined posting's answer."""
+    with w.db.transaction() as s:
+        s.execute(update(Unit).where(Unit.tenant_id == w.tenant_id, Unit.id == w.unit_id)
+                  .values(expiry_policy={"kind": "after_months", "months": 24}))
+    acc = account(w, balance=500)
+    rid = reward(w, cost=100)
+    with w.db.transaction() as s:
+        redeem_values(s, w.tenant_id, w.program_id, rid, acc)
+    with w.db.read(w.tenant_id) as s:
+        assert list(s.scalars(select(Lot.remaining))) == [400]
+    assert_ledger_invariants(w.db)

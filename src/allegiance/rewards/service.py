@@ -355,7 +355,10 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
     with pipelined(session):
         statements.insert_redemption(session, row)
         outbox.emit(session, tenant_id, "reward.redeemed", _payload(row))
-        result = ledger.post_entry(session, tenant_id, entry)
+        posted = ledger.post_entry_sent(session, tenant_id, entry)
+    # Read once the pipeline has ended: the posting's lots (a unit that expires) are written
+    # by ORM statements, which get no rows inside a psycopg pipeline.
+    result = posted()
     if result.entry_id != row["entry_id"]:  # the entry key is new, so never in practice
         row["entry_id"] = result.entry_id
         session.execute(update(Redemption).where(
