@@ -17,6 +17,33 @@ def test_ids_are_prefixed_unique_and_sortable() -> None:
     assert ids[0][:14] <= ids[-1][:14]
 
 
+def test_ids_of_one_thread_sort_in_the_order_they_were_made() -> None:
+    """Many ids fall in one millisecond: they still sort in the order they were made (an
+    outbox read in id order keeps one transaction's events in order), across prefixes."""
+    ids = [new_id("evt") for _ in range(5000)]
+    assert ids == sorted(ids) and len(set(ids)) == 5000
+    mixed = [new_id(p)[4:] for p in ("acc", "txn", "aud", "out") * 50]
+    assert mixed == sorted(mixed)
+
+
+def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
+    import os
+
+    new_id("acc")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.close(read)
+        os.write(write, " ".join(new_id("acc") for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    parents = {new_id("acc") for _ in range(50)}
+    with os.fdopen(read) as pipe:
+        childs = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    assert len(childs) == 50 and not parents & childs
+
+
 def test_money_minor_units() -> None:
     assert to_minor("12.34", "USD") == 1234
     assert to_minor("1000", "JPY") == 1000

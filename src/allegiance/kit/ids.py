@@ -32,10 +32,32 @@ def _random80() -> int:
     return int.from_bytes(buffer[offset : offset + 10], "big")
 
 
+_LOW80 = (1 << 80) - 1
+
+
+def _next_value() -> int:
+    """48-bit milliseconds and 80 random bits; monotonic within a thread: an id made in the
+    same millisecond as the thread's previous one (or while the clock stepped back) is that
+    one plus 1, so the ids one unit of work makes sort in the order it made them (an outbox
+    read in id order keeps a transaction's events in order). A forked process starts over
+    from random bits, so it never repeats its parent's sequence."""
+    ms = time.time_ns() // 1_000_000
+    last: int = getattr(_pool, "last", 0)
+    pid = os.getpid()
+    if (ms <= last >> 80 and last & _LOW80 != _LOW80
+            and getattr(_pool, "last_pid", None) == pid):
+        value = last + 1
+    else:
+        value = (ms << 80) | _random80()
+    _pool.last, _pool.last_pid = value, pid
+    return value
+
+
 def new_id(prefix: str) -> str:
     """A ULID-like id (48-bit milliseconds + 80 random bits) behind ``prefix_``: 26
-    characters, the milliseconds in the first 10 (so ids sort by time), big-endian."""
-    value = ((time.time_ns() // 1_000_000) << 80) | _random80()
+    characters, the milliseconds in the first 10 (so ids sort by time), big-endian; ids of
+    one thread never go backwards (:func:`_next_value`)."""
+    value = _next_value()
     pairs = _PAIRS
     return prefix + "_" + "".join(
         [pairs[(value >> shift) & 1023] for shift in range(120, -10, -10)]
