@@ -83,9 +83,14 @@ def last_write(session: Session, write: LastWrite, *, refused: Refusal | None = 
     answer (:meth:`SentWrites.commit_early`)."""
     pending: list[tuple[LastWrite, Refusal | None]] | None = session.info.get(_LAST_WRITES)
     if pending is None or session.in_nested_transaction():
-        check = write()
-        if check is not None:
-            check()
+        sent = SentWrites([(write, refused)])
+        try:
+            sent.send().check()
+        except DBAPIError as exc:  # a final write's refusal, raised by the database
+            error = sent.error(exc)
+            if error is None:
+                raise
+            raise error from exc
         return
     pending.append((write, refused))
 
