@@ -77,6 +77,21 @@ class _NeverInFlight(set[tuple[str, str]]):
         return False
 
 
+def _redeem_at_once(db: Database, w: World, key: str, reward_id: str, account_id: str,
+                    n: int, idempotency_key: Any) -> list[Any]:
+    """``n`` threads post the same redemption through the API together (after a barrier),
+    thread ``i`` with ``Idempotency-Key: idempotency_key(i)``; their answers (or errors)."""
+    with TestClient(create_app(db, rate_limit_per_minute=0),
+                    raise_server_exceptions=False) as client:
+        def send(i: int, barrier: threading.Barrier) -> Any:
+            barrier.wait()
+            return client.post(f"/v1/programs/{w.program_id}/redemptions",
+                               json={"reward_id": reward_id, "account_id": account_id},
+                               headers={"Authorization": f"Bearer {key}",
+                                        "Idempotency-Key": idempotency_key(i)})
+        return list(run_threads(n, send, timeout=120))
+
+
 def test_redemption_twins_across_processes_replay(pg_db: Database,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     w, acc, rid = _setup(pg_db, stock=50)
@@ -92,15 +107,7 @@ def test_redemption_twins_across_processes_replay(pg_db: Database,
         return original(self, key, fingerprint)
 
     monkeypatch.setattr(context.Ctx, "_replay", counted)
-    with TestClient(create_app(pg_db, rate_limit_per_minute=0),
-                    raise_server_exceptions=False) as client:
-        def send(_: int, barrier: threading.Barrier) -> Any:
-            barrier.wait()
-            return client.post(f"/v1/programs/{w.program_id}/redemptions",
-                               json={"reward_id": rid, "account_id": acc},
-                               headers={"Authorization": f"Bearer {key}",
-                                        "Idempotency-Key": "twin-1"})
-        results = run_threads(16, send, timeout=120)
+    results = _redeem_at_once(pg_db, w, key, rid, acc, 16, lambda _: "twin-1")
     errors = [r for r in results if isinstance(r, BaseException)]
     assert not errors, errors[:2]
     statuses = Counter(r.status_code for r in results)
@@ -300,15 +307,7 @@ def test_limit_per_member_holds_under_concurrent_final_redemptions(pg_db: Databa
     _fund(w, acc, 10_000)
     with pg_db.transaction() as s:
         key = tenants.create_api_key(s, w.tenant_id, name="k", scopes=["integration"]).secret
-    with TestClient(create_app(pg_db, rate_limit_per_minute=0),
-                    raise_server_exceptions=False) as client:
-        def send(i: int, barrier: threading.Barrier) -> Any:
-            barrier.wait()
-            return client.post(f"/v1/programs/{w.program_id}/redemptions",
-                               json={"reward_id": rid, "account_id": acc},
-                               headers={"Authorization": f"Bearer {key}",
-                                        "Idempotency-Key": f"l-{i}"})
-        results = run_threads(12, send, timeout=120)
+    results = _redeem_at_once(pg_db, w, key, rid, acc, 12, lambda i: f"l-{i}")
     summary = Counter((r.status_code, r.json().get("status") or r.json()["error"]["code"])
                       for r in results)
     assert summary == Counter({(201, "approved"): 2, (409, "limit_reached"): 10}), summary
