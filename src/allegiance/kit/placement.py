@@ -87,7 +87,7 @@ def last_write(session: Session, write: LastWrite, *, refused: Refusal | None = 
         try:
             sent.send().check()
         except DBAPIError as exc:  # a final write's refusal, raised by the database
-            error = sent.error(exc)
+            error = sent.refusal(exc)
             if error is None:
                 raise
             raise error from exc
@@ -118,7 +118,7 @@ class SentWrites:
         """On PostgreSQL, when every write was final and the unit of work owns its
         transaction: send COMMIT now, in the open pipeline, and wait for every answer (one
         round trip). A refusal raised by any statement aborts the transaction first, so the
-        COMMIT is not carried out and the error comes out of this call (see :meth:`error`).
+        COMMIT is not carried out and the error comes out of this call (see :meth:`refusal`).
         The caller must write nothing more; its later ``session.commit()`` finds the
         transaction ended and does nothing. False (nothing sent) otherwise."""
         if not (self.final and session.info.get(OWNS_COMMIT)
@@ -129,9 +129,9 @@ class SentWrites:
             conn.commit()
         return True
 
-    def error(self, exc: Exception) -> Exception | None:
-        """The feature's error for a database error carrying a :data:`REFUSED` refusal of
-        one of these writes (None: some other error)."""
+    def refusal(self, exc: Exception) -> Exception | None:
+        """The feature's error (caused by ``exc``) for a database error carrying a
+        :data:`REFUSED` refusal of one of these writes; None for any other error."""
         orig = getattr(exc, "orig", exc)
         if getattr(orig, "sqlstate", None) != REFUSED:
             return None
@@ -141,6 +141,7 @@ class SentWrites:
         for refusal in self._refusals:
             found = refusal(reason, detail)
             if found is not None:
+                found.__cause__ = exc
                 return found
         return None
 
@@ -166,17 +167,15 @@ def finish_last_writes(session: Session, *, first: Callable[[], None] | None = N
                 read_more = more() if more is not None else None
                 sent.commit_early(session)
             except DBAPIError as exc:
-                refused = sent.error(exc)
+                # A refusal read here is kept, and the pipeline ends quietly.
+                refused = sent.refusal(exc)
                 if refused is None:
                     raise
-                refused.__cause__ = exc
     except DBAPIError as exc:
+        # After a refusal, the pipeline's end reports the statements it skipped.
+        refused = refused or sent.refusal(exc)
         if refused is None:
-            refused = sent.error(exc)
-            if refused is None:
-                raise
-            refused.__cause__ = exc
-        # else: after a refusal, the pipeline's end reports the statements it skipped
+            raise
     if refused is not None:
         raise refused
     # Every answer is in (the pipeline ended): the checks may write again (lots).
