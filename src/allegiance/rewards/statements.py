@@ -97,18 +97,21 @@ def insert_redemption(session: Session, values: dict[str, Any]) -> None:
     _INSERT(session, values)
 
 
-_TAKE_STOCK = DriverStatement(lambda d: (
-    f"UPDATE reward SET stock = stock - {d.mark} WHERE tenant_id = {d.mark} AND id = {d.mark} "
-    f"AND stock IS NOT NULL AND stock >= {d.mark} RETURNING stock"))
-
-
-# The same update refused in the database when it takes nothing (PostgreSQL, migration
-# 0032: ``allegiance_refuse`` raises ``out_of_stock`` with the reward's id).
-_TAKE_STOCK_FINAL = DriverStatement(lambda d: (
-    "WITH t AS (UPDATE reward SET stock = stock - %s WHERE tenant_id = %s AND id = %s "
-    "AND stock IS NOT NULL AND stock >= %s RETURNING stock) "
-    "SELECT coalesce((SELECT stock FROM t), allegiance_refuse('out_of_stock', %s))"))
 OUT_OF_STOCK = "out_of_stock"
+
+
+def _take_stock(mark: str) -> str:
+    """The conditional stock update: takes ``quantity`` only while that many are left."""
+    return (f"UPDATE reward SET stock = stock - {mark} WHERE tenant_id = {mark} AND id = {mark} "
+            f"AND stock IS NOT NULL AND stock >= {mark} RETURNING stock")
+
+
+_TAKE_STOCK = DriverStatement(lambda d: _take_stock(d.mark))
+# The same update refused in the database when it takes nothing (PostgreSQL, migration
+# 0032: ``allegiance_refuse`` raises :data:`OUT_OF_STOCK` with the reward's id).
+_TAKE_STOCK_FINAL = DriverStatement(lambda d: (
+    f"WITH t AS ({_take_stock(d.mark)}) "
+    f"SELECT coalesce((SELECT stock FROM t), allegiance_refuse('{OUT_OF_STOCK}', {d.mark}))"))
 
 
 def send_take_stock(session: Session, tenant_id: str, reward_id: str,
