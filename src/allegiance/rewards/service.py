@@ -13,7 +13,7 @@ from sqlalchemy.orm.util import identity_key
 
 from allegiance import audit, campaigns, ledger, members, tenants, tiers
 from allegiance.kit import clock, outbox
-from allegiance.kit.db import add_unique, pipelined
+from allegiance.kit.db import OWNS_COMMIT, add_unique, pipelined
 from allegiance.kit.errors import Conflict
 from allegiance.kit.ids import new_id
 from allegiance.kit.placement import last_write
@@ -346,7 +346,10 @@ def redeem_values(session: Session, tenant_id: str, program_id: str, reward_id: 
     if deferred:
         # Final (its refusals raised in the database, COMMIT sent before the answers are
         # read) unless the posting tracks lots, which are written after its answer.
-        final = _keeps_no_lots(reward.unit_expiry_policy)
+        # Inside a commit group (no COMMIT of its own to send early) a refusal raised by the
+        # database would abort the group's transaction: not final there either.
+        final = (_keeps_no_lots(reward.unit_expiry_policy)
+                 and bool(session.info.get(OWNS_COMMIT)))
         last_write(session, lambda: _send_approved(session, tenant_id, reward, quantity, row,
                                                    entry, final=final),
                    refused=(lambda reason, detail: _refusal(reward, entry, reason, detail))
