@@ -69,6 +69,50 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str],
     return status
 
 
+def _admin(url: str) -> Any:
+    import psycopg
+
+    from bench.common import PG_ADMIN
+
+    return psycopg.connect(PG_ADMIN, autocommit=True), url.rpartition("/")[2]
+
+
+def _track_functions(url: str) -> None:
+    conn, name = _admin(url)
+    with conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET track_functions = \'all\'')
+        if os.environ.get("PG_EXPLAIN"):
+            for k, v in [("session_preload_libraries", "auto_explain"),
+                         ("auto_explain.log_min_duration", "0"),
+                         ("auto_explain.log_nested_statements", "on"),
+                         ("auto_explain.log_analyze", "on"),
+                         ("auto_explain.log_triggers", "on")]:
+                conn.execute(f'ALTER DATABASE "{name}" SET {k} = \'{v}\'')
+
+
+def _reset_functions(url: str) -> None:
+    import psycopg
+
+    time.sleep(0.5)
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_reset()")
+
+
+def _print_functions(url: str, n: int) -> None:
+    """Milliseconds per request inside each function (self and total), from
+    ``pg_stat_user_functions`` once the app's connections have closed and flushed."""
+    import psycopg
+
+    time.sleep(1.0)
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT funcname, calls, self_time, total_time FROM pg_stat_user_functions "
+            "ORDER BY self_time DESC").fetchall()
+    print(f"{'function':40} {'calls/req':>9} {'self ms/req':>11} {'total ms/req':>12}")
+    for name, calls, self_ms, total_ms in rows:
+        print(f"{name:40} {calls / n:9.2f} {self_ms / n:11.3f} {total_ms / n:12.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.api_profile", description=__doc__)
     parser.add_argument("kind", choices=["health", "balance", "event", "redeem"])
@@ -76,6 +120,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="timed requests (after 50 warm-up)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements")
+    parser.add_argument("--pg-functions", action="store_true",
+                        help="PostgreSQL: per-request time inside each database function and "
+                             "trigger (track_functions), from the timed requests")
     args = parser.parse_args()
     os.environ["ALLEGIANCE_RATE_LIMIT_PER_MINUTE"] = "0"
     os.environ["ALLEGIANCE_IMPORT_WORKER"] = "none"
@@ -88,6 +135,9 @@ def main() -> None:
         from allegiance.kit.settings import get_settings
 
         get_settings.cache_clear()
+        functions = args.pg_functions and args.engine == "postgres"
+        if functions:
+            _track_functions(os.environ["ALLEGIANCE_DATABASE_URL"])
         app = create_app()
         auth = {"Authorization": f"Bearer {target.key}"}
         statements = collections.Counter[str]()
@@ -122,6 +172,9 @@ def main() -> None:
             nonlocal counting
             for i in range(50):
                 assert await request(10**6 + i) < 300
+            if functions:  # the warm-up's counts flush when its connections close
+                app.state.db.engine.dispose()
+                _reset_functions(os.environ["ALLEGIANCE_DATABASE_URL"])
             counting = True
             wall, cpu = time.perf_counter(), time.process_time()
             # The least CPU per request of a batch of 50: on a shared machine the mean
@@ -141,6 +194,9 @@ def main() -> None:
             if args.statements:
                 for text, n in statements.most_common():
                     print(f"{n / args.n:6.2f}  {text}")
+            if functions:
+                app.state.db.engine.dispose()
+                _print_functions(os.environ["ALLEGIANCE_DATABASE_URL"], args.n)
             if args.profile:
                 profile = cProfile.Profile()
                 profile.enable()
