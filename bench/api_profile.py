@@ -77,11 +77,11 @@ def _admin(url: str) -> Any:
     return psycopg.connect(PG_ADMIN, autocommit=True), url.rpartition("/")[2]
 
 
-def _track_functions(url: str) -> None:
+def _track_functions(url: str, *, explain: bool) -> None:
     conn, name = _admin(url)
     with conn:
         conn.execute(f'ALTER DATABASE "{name}" SET track_functions = \'all\'')
-        if os.environ.get("PG_EXPLAIN"):
+        if explain:
             for k, v in [("session_preload_libraries", "auto_explain"),
                          ("auto_explain.log_min_duration", "0"),
                          ("auto_explain.log_nested_statements", "on"),
@@ -123,6 +123,10 @@ def main() -> None:
     parser.add_argument("--pg-functions", action="store_true",
                         help="PostgreSQL: per-request time inside each database function and "
                              "trigger (track_functions), from the timed requests")
+    parser.add_argument("--pg-explain", action="store_true",
+                        help="with --pg-functions: also log every statement's plan, nested "
+                             "ones and triggers included, to the PostgreSQL server's log "
+                             "(auto_explain with ANALYZE: slow, for reading plans)")
     args = parser.parse_args()
     os.environ["ALLEGIANCE_RATE_LIMIT_PER_MINUTE"] = "0"
     os.environ["ALLEGIANCE_IMPORT_WORKER"] = "none"
@@ -137,7 +141,7 @@ def main() -> None:
         get_settings.cache_clear()
         functions = args.pg_functions and args.engine == "postgres"
         if functions:
-            _track_functions(os.environ["ALLEGIANCE_DATABASE_URL"])
+            _track_functions(os.environ["ALLEGIANCE_DATABASE_URL"], explain=args.pg_explain)
         app = create_app()
         auth = {"Authorization": f"Bearer {target.key}"}
         statements = collections.Counter[str]()
