@@ -107,16 +107,22 @@ def test_redemption_twins_across_processes_replay(pg_db: Database,
         return original(self, key, fingerprint)
 
     monkeypatch.setattr(context.Ctx, "_replay", counted)
-    results = _redeem_at_once(pg_db, w, key, rid, acc, 16, lambda _: "twin-1")
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors[:2]
-    statuses = Counter(r.status_code for r in results)
-    assert set(statuses) <= {201, 409}, [(r.status_code, r.text) for r in results][:4]
-    bodies = {r.text for r in results if r.status_code == 201}
-    assert len(bodies) == 1
+    # Whether a twin meets the violation is up to the scheduler (on a loaded machine the
+    # first twin may commit before the others send): up to five rounds, one key each.
+    rounds = 0
+    while rounds < 5 and not replays:
+        rounds += 1
+        twin = f"twin-{rounds}"
+        results = _redeem_at_once(pg_db, w, key, rid, acc, 16, lambda _, k=twin: k)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert not errors, errors[:2]
+        statuses = Counter(r.status_code for r in results)
+        assert set(statuses) <= {201, 409}, [(r.status_code, r.text) for r in results][:4]
+        bodies = {r.text for r in results if r.status_code == 201}
+        assert len(bodies) == 1
     assert replays, "no twin met the unique violation at the pipelined COMMIT"
     with pg_db.read(w.tenant_id) as s:
-        assert s.scalar(select(func.count()).select_from(Redemption)) == 1
+        assert s.scalar(select(func.count()).select_from(Redemption)) == rounds
         assert audit.verify(s, w.tenant_id).first_bad_seq is None
     assert_ledger_invariants(pg_db)
 

@@ -58,18 +58,19 @@ def apply_deltas(
     *,
     unchecked: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Apply counter deltas in account-id order. Returns the id of the first account that would
-    be overdrawn (and stops there; the caller rolls back), or None when all applied.
+    """Apply counter deltas in lock order (:func:`lock_order`). Returns the id of the first
+    account that would be overdrawn (and stops there; the caller rolls back), or None when all
+    applied.
 
     Each account's update is conditional on its available balance staying at or above its
     floor (accounts that may not be overdrawn, when the delta lowers what is available), and
-    rows are locked in account-id order (Python's code-point order), so concurrent writers can
-    neither overdraw nor deadlock. The statements go through the driver: on SQLite one
+    rows are locked in one order every writer keeps, so concurrent writers can neither
+    overdraw nor deadlock. The statements go through the driver: on SQLite one
     in-process statement per account; on PostgreSQL one pipelined round trip for a few
     accounts, or a sorted ``SELECT … FOR UPDATE`` and one set-based ``UPDATE`` for many.
     """
     rows: list[tuple[str, Delta, bool, datetime | None]] = []
-    for account_id in sorted(deltas):
+    for account_id in sorted(deltas, key=lambda a: lock_order(a, infos[a])):
         delta = deltas[account_id]
         info = infos[account_id]
         checked = (
@@ -86,6 +87,15 @@ def apply_deltas(
     if name == "sqlite":
         return _apply_sqlite(session, tenant_id, rows)
     raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {name}")
+
+
+def lock_order(account_id: str, info: AccountInfo) -> tuple[bool, str]:
+    """Where an account's row comes in every writer's lock order: member accounts first,
+    program accounts last (a program's ``issued`` or ``redeemed`` account is locked by every
+    posting of the program, so it is held for the shortest time), each group by id in
+    code-point order (PostgreSQL: ``COLLATE "C"``). ``ledger_post_one`` (migration
+    ``0034_posthot``) and :data:`_PG_LOCK` sort the same way."""
+    return (info.owner_type == "program", account_id)
 
 
 _COUNTERS_SET = (
@@ -117,7 +127,7 @@ _PG_UPDATE_ONE = (
 )
 _PG_LOCK = (
     'SELECT id FROM ledger_account WHERE tenant_id = %s AND id = ANY(%b) '
-    'ORDER BY id COLLATE "C" FOR UPDATE'
+    'ORDER BY owner_type = \'program\', id COLLATE "C" FOR UPDATE'
 )
 _PG_UPDATE_MANY = (
     "UPDATE ledger_account AS a SET "
@@ -199,7 +209,7 @@ def _apply_postgres(
                 cursor.nextset()
             return None
         ids = [r[0] for r in rows]
-        cursor.execute(_PG_LOCK, (tenant_id, ids))  # lock in id order first
+        cursor.execute(_PG_LOCK, (tenant_id, ids))  # lock in lock order first
         cursor.execute(_PG_UPDATE_MANY, (
             ids, [r[1].debits_posted for r in rows], [r[1].credits_posted for r in rows],
             [r[1].debits_pending for r in rows], [r[1].credits_pending for r in rows],
