@@ -94,11 +94,34 @@ def serve_app() -> FastAPI:
     is moved out of the cyclic garbage collector's reach (``gc.freeze``). Otherwise every
     full collection walks them all: a pause of tens of milliseconds, several times a minute
     under load, that lands on whichever requests are in flight (the redemption benchmark's
-    p99). Tests build apps with :func:`create_app` and do not freeze."""
+    p99). Tests build apps with :func:`create_app` and do not freeze.
+
+    The first requests build more that lasts as long (FastAPI's per-route validators and
+    serializers, about 80,000 objects: a full collection of them paused the server for
+    20–30 ms in the middle of the redemption benchmark), so the first few full collections
+    the process makes are each followed by another freeze (:func:`_freeze_survivors`)."""
     app = create_app()
     gc.collect()
     gc.freeze()
+    gc.callbacks.append(_freeze_survivors)
     return app
+
+
+_SURVIVOR_FREEZES = 3
+_survivor_freezes = [0]
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    """After each of the process's first ``_SURVIVOR_FREEZES`` full collections, freeze what
+    survived it: objects that outlive a full collection early in a server's life are its
+    lasting structures. (What is frozen is never collected as a cycle again — the requests in
+    flight at those moments included: a bounded, one-time cost.) Then it removes itself."""
+    if phase != "stop" or info.get("generation") != 2:
+        return
+    _survivor_freezes[0] += 1
+    gc.freeze()
+    if _survivor_freezes[0] >= _SURVIVOR_FREEZES and _freeze_survivors in gc.callbacks:
+        gc.callbacks.remove(_freeze_survivors)
 
 
 def create_app(db: Database | None = None, *, rate_limit_per_minute: int | None = None) -> FastAPI:
