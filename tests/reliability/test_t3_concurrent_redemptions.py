@@ -133,6 +133,7 @@ def _summary(totals: Totals, threads: int, elapsed: float) -> dict[str, object]:
         "balance_snapshots": sum(r.snapshots for r in rounds),
         "min_available_seen": min(r.min_seen for r in rounds),
         "retries": totals.retries.count, "busy_retries": totals.retries.busy,
+        "busy_errors": list(totals.retries.busy_errors),
         "connection_slot_retries": totals.retries.connect,
         "errors": sum(len(r.errors) for r in rounds),
         "seconds": round(elapsed, 2),
@@ -174,7 +175,8 @@ def test_t3_concurrent_redemptions_postgres(pg_db: Database) -> None:
 def test_t3s_concurrent_redemptions_sqlite(sqlite_db: Database) -> None:
     """8 threads on SQLite (BEGIN IMMEDIATE, busy_timeout 5 s): no overspend, no SQLITE_BUSY."""
     summary = _run(sqlite_db, "T3s", 8, 10)
-    assert summary["busy_retries"] == 0, "SQLITE_BUSY surfaced to a writer"
+    assert summary["busy_retries"] == 0, (
+        f"SQLITE_BUSY surfaced to a writer: {summary['busy_errors']}")
 
 
 def test_t3p_positive_control_read_modify_write_overspends(pg_db: Database) -> None:
