@@ -4,6 +4,14 @@ Each round funds one wallet with B (10 <= B/c < 11; with 8 threads 5 <= B/c < 6)
 try to redeem c. Exactly floor(B/c) must succeed, the wallet must never be seen below zero by a
 concurrent reader, and nothing may be overspent. The positive control (T3p) runs the same
 harness against a read-modify-write redemption and must find overspend.
+
+T3s and a starved process (session 11): the only "database is locked" a T3s writer can get is
+the group commit's turn wait (``kit.db.GroupCommit.unit``: more than the 5 s busy timeout
+queued behind the other writers' units and COMMITs). On a loaded machine (load 7-10 on 2
+cores) the longest wait measured 0.05-0.18 s (~40 runs, 600 rounds, none failed); with
+CPU-bound Python threads added to the process, each turn stretches with the GIL convoy
+(6 threads: longest wait 1.9 s; 14 threads: one turn held 3.3 s, and a 5 s timeout hit).
+The error now says who held the turn and for how long (see the message of a failure).
 """
 
 from __future__ import annotations
