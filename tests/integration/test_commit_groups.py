@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from allegiance import tenants
 from allegiance.kit.db import Database, GroupCommit
@@ -266,3 +267,32 @@ def test_a_groups_first_unit_runs_without_a_savepoint(grouped_db: Database) -> N
         event.remove(grouped_db.engine, "before_cursor_execute", log)
     assert not [st for st in statements if "SAVEPOINT" in st.upper()]
     assert count(grouped_db, "SELECT COUNT(*) FROM tenant WHERE name LIKE 'alone%'") == 1
+
+
+def test_a_writer_that_gives_up_on_its_turn_says_who_held_it(grouped_db: Database) -> None:
+    """The "database is locked" of a writer that waited longer than the busy timeout for its
+    turn tells a stuck holder from a long queue: who held the turn, for how long, and the
+    open group's size (T3s's rare SQLITE_BUSY did not say)."""
+    group = _group(grouped_db)
+    group._busy_timeout = 0.3
+    inside, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with grouped_db.transaction() as s:
+            s.execute(text("SELECT 1"))
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder, name="slow-holder", daemon=True)
+    thread.start()
+    assert inside.wait(30)
+    try:
+        with pytest.raises(OperationalError) as caught, grouped_db.transaction():
+            pass
+    finally:
+        release.set()
+        thread.join(30)
+    message = str(caught.value.orig)
+    assert message.startswith("database is locked (waited 0."), message
+    assert "thread 'slow-holder' has held it" in message, message
+    assert "the open group has 1 unit(s)" in message, message

@@ -39,10 +39,12 @@ class Retries:
     count: int = 0
     busy: int = 0
     connect: int = 0
+    busy_errors: list[str] = field(default_factory=list)  # the first few, as raised
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, exc: BaseException) -> None:
-        message = str(getattr(exc, "orig", exc)).lower()
+        text = str(getattr(exc, "orig", exc))
+        message = text.lower()
         with self.lock:
             if "too many clients" in message:  # a shared server ran out of connection slots
                 self.connect += 1
@@ -50,6 +52,8 @@ class Retries:
             self.count += 1
             if "locked" in message:
                 self.busy += 1
+                if len(self.busy_errors) < 3:
+                    self.busy_errors.append(text)
 
 
 def with_retries(fn: Callable[[], T], retries: Retries, attempts: int = 20) -> T:

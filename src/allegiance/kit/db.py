@@ -298,6 +298,8 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._state = threading.Condition(threading.Lock())
         self._holder: int | None = None
+        self._holder_name = ""
+        self._taken = 0.0  # when the holder took its turn (monotonic)
         self._waiting = 0
         self._connection: Any = None
         self._transaction: Any = None
@@ -332,14 +334,15 @@ class GroupCommit:
         """The group's connection, for one unit of work, between its turn and its commit."""
         with self._state:
             self._waiting += 1
+        asked = time.monotonic()
         try:
             acquired = self._mutex.acquire(timeout=self._busy_timeout)
         finally:
             with self._state:
                 self._waiting -= 1
         if not acquired:
-            raise _locked("BEGIN IMMEDIATE")
-        self._holder = threading.get_ident()
+            raise _locked("BEGIN IMMEDIATE", self._who_holds(time.monotonic() - asked))
+        self._take_turn()
         failed: BaseException | None = None
         try:
             if self._connection is None:
@@ -367,6 +370,23 @@ class GroupCommit:
         if failed is not None:
             raise failed
         self._wait(group)
+
+    def _take_turn(self) -> None:
+        self._holder = threading.get_ident()
+        self._holder_name = threading.current_thread().name
+        self._taken = time.monotonic()
+
+    def _who_holds(self, waited: float) -> str:
+        """What a writer that gave up on its turn saw: how long it waited, who held the turn
+        and since when, how many units the open group has. (Read without the turn: a
+        snapshot for the error message, enough to tell a stuck holder from a long queue.)"""
+        now = time.monotonic()
+        holder = (f"thread {self._holder_name!r} has held it {now - self._taken:.2f} s"
+                  if self._holder is not None else "nobody holds it now")
+        group = (f"the open group has {self._units} unit(s), open {now - self._opened:.2f} s"
+                 if self._connection is not None else "no group is open")
+        return (f"waited {waited:.2f} s for the write turn; {holder}; {group}; "
+                f"{self._waiting} other writer(s) waiting")
 
     def _open(self) -> None:
         self._connection = self._engine.connect()
@@ -448,7 +468,7 @@ class GroupCommit:
     @contextlib.contextmanager
     def _mutex_turn(self) -> Iterator[None]:
         self._mutex.acquire()
-        self._holder = threading.get_ident()
+        self._take_turn()
         try:
             yield
         finally:
@@ -482,10 +502,12 @@ def retrying(attempt: Callable[[], _T], tries: int = 3) -> _T:
     raise AssertionError("unreachable")
 
 
-def _locked(statement: str) -> OperationalError:
+def _locked(statement: str, detail: str = "") -> OperationalError:
     """The error of a writer that waited longer than the busy timeout for its turn (SQLite's
-    own wording, which callers and clients already know as "retry later")."""
-    return OperationalError(statement, None, sqlite3.OperationalError("database is locked"))
+    own wording, which callers and clients already know as "retry later"), with what the
+    writer saw (``detail``) after it in parentheses."""
+    message = f"database is locked ({detail})" if detail else "database is locked"
+    return OperationalError(statement, None, sqlite3.OperationalError(message))
 
 
 @contextlib.contextmanager
