@@ -12,7 +12,10 @@ default is applied.
 
 from __future__ import annotations
 
+import re
+
 from collections import namedtuple
+from operator import itemgetter
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -70,8 +73,7 @@ class RowInsert:
     def __call__(self, session: Session, rows: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
         sql, converters = self._prepare(session.get_bind().dialect)
         many = [rows] if isinstance(rows, dict) else list(rows)
-        params = [tuple(row[key] if convert is None else convert(row[key])
-                        for key, convert in converters) for row in many]
+        params = _params(many, converters)
         if not params:
             return
         with driver_connection(session) as conn:
@@ -83,6 +85,39 @@ class RowInsert:
                     cursor.executemany(sql, params)
             finally:
                 cursor.close()
+
+
+def _params(rows: Sequence[dict[str, Any]],
+            converters: Sequence[tuple[str, Callable[[Any], Any] | None]]) -> list[Any]:
+    """Each row's values in the converters' order, converted where a column has a bind
+    processor. The values are taken by one ``itemgetter`` per row and only the converted
+    columns touched; a value identical to the previous row's (a batch's shared timestamp)
+    is converted once."""
+    if not rows:
+        return []
+    get = itemgetter(*(key for key, _ in converters))
+    if len(converters) == 1:
+        convert = converters[0][1]
+        return [(get(row) if convert is None else convert(get(row)),) for row in rows]
+    converted = [(i, convert) for i, (_, convert) in enumerate(converters) if convert is not None]
+    if not converted:
+        return [get(row) for row in rows]
+    last: list[tuple[Any, Any]] = [(_MISSING, None) for _ in converted]
+    out: list[Any] = []
+    for row in rows:
+        values = list(get(row))
+        for n, (i, convert) in enumerate(converted):
+            value = values[i]
+            before, done = last[n]
+            if value is not before:
+                done = convert(value)
+                last[n] = (value, done)  # holds the value, so its identity stays its own
+            values[i] = done
+        out.append(values)
+    return out
+
+
+_MISSING = object()
 
 
 class RowByKey:
@@ -225,3 +260,53 @@ class CounterAdd:
                   *(int(deltas.get(c, 0)) for c in self.counters))
         found = self._statement(session, params, fetch=bool(self.returning))
         return tuple(found or ())
+
+
+_NAMED_MARK = re.compile(r"%\((\w+)\)s")
+
+
+class CompiledMany:
+    """``CompiledMany(build, keys)(session, rows)``: the Core statement ``build(insert)`` (an
+    INSERT, an upsert …; ``insert`` is the dialect's own, which has ``on_conflict_do_*``)
+    whose parameters are ``keys``, compiled once per dialect and run through the driver's
+    ``executemany``, every row's values converted by its parameter's own bind processor: what
+    ``session.execute(statement, rows)`` stores, without SQLAlchemy's per-row parameter
+    processing (the larger part of a bulk write's Python time). Each row must give every key;
+    the statement may hold no other parameter."""
+
+    def __init__(self, build: Callable[[Any], Any], keys: Sequence[str]) -> None:
+        self._build_statement = build
+        self.keys = tuple(keys)
+        self._prepare = _PerDialect(self._build)
+
+    def _build(self, d: SqlDialect) -> _Prepared:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = self._build_statement(pg_insert if d.name == "postgresql" else sqlite_insert)
+        compiled = statement.compile(dialect=d.dialect, column_keys=list(self.keys))
+        sql = compiled.string
+        if compiled.positiontup is not None:
+            names = list(compiled.positiontup)
+        else:  # pyformat (psycopg): each named mark becomes a positional one, in order
+            names = _NAMED_MARK.findall(sql)
+            if len(set(names)) != len(names):
+                raise ValueError("a parameter appears twice in the statement")
+            sql = _NAMED_MARK.sub("%s", sql)
+        unknown = [n for n in names if n not in self.keys]
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not one of the rows' keys")
+        return sql, [(n, compiled.binds[n].type._cached_bind_processor(d.dialect))
+                     for n in names]
+
+    def __call__(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        sql, converters = self._prepare(session.get_bind().dialect)
+        params = _params(rows, converters)
+        with driver_connection(session) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.executemany(sql, params)
+            finally:
+                cursor.close()
