@@ -90,9 +90,8 @@ class RowInsert:
 def _params(rows: Sequence[dict[str, Any]],
             converters: Sequence[tuple[str, Callable[[Any], Any] | None]]) -> list[Any]:
     """Each row's values in the converters' order, converted where a column has a bind
-    processor. The values are taken by one ``itemgetter`` per row and only the converted
-    columns touched; a value identical to the previous row's (a batch's shared timestamp)
-    is converted once."""
+    processor: the values taken by one ``itemgetter`` per row, and only the columns that
+    have a processor converted, a column at a time."""
     if not rows:
         return []
     get = itemgetter(*(key for key, _ in converters))
@@ -102,19 +101,34 @@ def _params(rows: Sequence[dict[str, Any]],
     converted = [(i, convert) for i, (_, convert) in enumerate(converters) if convert is not None]
     if not converted:
         return [get(row) for row in rows]
-    last: list[tuple[Any, Any]] = [(_MISSING, None) for _ in converted]
+    columns = list(zip(*[get(row) for row in rows], strict=True))
+    for i, convert in converted:
+        columns[i] = _converted(columns[i], convert)
+    return list(zip(*columns, strict=True))
+
+
+def _converted(values: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """``convert`` of each value; a run of one value (a batch's shared timestamp) and the
+    empty JSON containers are converted once."""
     out: list[Any] = []
-    for row in rows:
-        values = list(get(row))
-        for n, (i, convert) in enumerate(converted):
-            value = values[i]
-            before, done = last[n]
-            if value is not before:
-                done = convert(value)
-                last[n] = (value, done)  # holds the value, so its identity stays its own
-            values[i] = done
-        out.append(values)
+    before: Any = _MISSING
+    done: Any = None
+    empty: dict[type, Any] = {}
+    for value in values:
+        if value is before:
+            out.append(done)
+        elif type(value) in _CONTAINERS and not value:
+            kind = type(value)
+            if kind not in empty:
+                empty[kind] = convert(value)
+            out.append(empty[kind])
+        else:
+            before, done = value, convert(value)  # ``before`` keeps the value alive
+            out.append(done)
     return out
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 _MISSING = object()
