@@ -19,9 +19,9 @@ from allegiance.events import domain
 from allegiance.events.inputs import EventData
 from allegiance.events.models import Event, EventAward, EventLine
 from allegiance.kit import clock
-from allegiance.kit.rows import CompiledMany, RowInsert
 from allegiance.kit.ids import new_id
 from allegiance.kit.models import OutboxMessage
+from allegiance.kit.rows import CompiledMany, RowInsert
 
 _IN_LIMIT = 5000
 TALLY_METRICS = engagement.BOARD_METRICS  # the same five

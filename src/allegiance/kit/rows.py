@@ -13,10 +13,9 @@ default is applied.
 from __future__ import annotations
 
 import re
-
 from collections import namedtuple
-from operator import itemgetter
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Table
@@ -101,7 +100,7 @@ def _params(rows: Sequence[dict[str, Any]],
     converted = [(i, convert) for i, (_, convert) in enumerate(converters) if convert is not None]
     if not converted:
         return [get(row) for row in rows]
-    columns = list(zip(*[get(row) for row in rows], strict=True))
+    columns: list[Sequence[Any]] = list(zip(*[get(row) for row in rows], strict=True))
     for i, convert in converted:
         columns[i] = _converted(columns[i], convert)
     return list(zip(*columns, strict=True))
