@@ -102,9 +102,8 @@ def test_compiled_many_stores_what_core_stores(db: Database) -> None:
         mine, theirs = stored[row["id"]], stored[row["id"].replace("aud_c", "aud_k")]
         assert (mine.before, mine.after, mine.at) == (theirs.before, theirs.after, theirs.at)
         assert (mine.before, mine.at) == (row["before"], row["at"])
-    with pytest.raises(ValueError, match="rows' keys"):
-        with db.transaction() as s:
-            CompiledMany(_add_tallies, keys[:-1])(s, rows)
+    with pytest.raises(ValueError, match="rows' keys"), db.transaction() as s:
+        CompiledMany(_add_tallies, keys[:-1])(s, rows)
 
 
 def test_row_by_key_reads_what_core_reads(db: Database) -> None:
