@@ -18,7 +18,7 @@ from allegiance.engagement.repository import TALLY_METRICS
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.models import IdempotencyRecord
-from allegiance.kit.rows import CounterAdd, RowByKey, RowInsert
+from allegiance.kit.rows import CompiledMany, CounterAdd, RowByKey, RowInsert
 from tests.integration.events_support import Shop
 
 _audit = cast(Table, AuditRecord.__table__)
@@ -54,6 +54,56 @@ def test_row_insert_stores_what_core_stores(db: Database) -> None:
     assert rows["aud_driver"].before == rows["aud_core"].before
     assert rows["aud_driver"].at.tzinfo is not None
     assert (rows["aud_m1"].before, rows["aud_m2"].before) == ({"a": 1}, [])
+
+
+def _add_tallies(ins: Any) -> Any:
+    stmt = ins(_tallies)
+    return stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "program_id", "day", "account_id"],
+        set_={m: _tallies.c[m] + stmt.excluded[m] for m in TALLY_METRICS})
+
+
+def test_compiled_many_stores_what_core_stores(db: Database) -> None:
+    """An upsert and an insert of many rows (JSON, empty JSON, shared and distinct UTC
+    timestamps, NULL) through the driver leave the rows Core leaves."""
+    shop, now = Shop(db), clock.now()
+    tenant_id = shop.tenant_id
+    accounts = [shop.account() for _ in range(3)]
+    keys = ["tenant_id", "program_id", "day", "account_id", *TALLY_METRICS]
+    upsert = CompiledMany(_add_tallies, keys)
+
+    def tally(account: str, day: int, n: int) -> dict[str, Any]:
+        return {"tenant_id": tenant_id, "program_id": shop.program_id, "day": day,
+                "account_id": account, **dict.fromkeys(TALLY_METRICS, n)}
+
+    rows = [tally(accounts[n % 3], 740_000, n) for n in range(6)]  # n and n + 3 share a row
+    with db.transaction() as s:
+        upsert(s, rows[:3])
+        upsert(s, rows[3:])
+        upsert(s, [])
+    with db.read() as s:
+        found = {(r.account_id, r.day): r.points for r in s.execute(
+            select(_tallies).where(_tallies.c.tenant_id == tenant_id))}
+    assert found == {(accounts[0], 740_000): 0 + 3, (accounts[1], 740_000): 1 + 4,
+                     (accounts[2], 740_000): 2 + 5}
+    insert_audit = CompiledMany(lambda ins: ins(_audit), [c.key for c in _audit.columns])
+    later = now + timedelta(seconds=5)
+    made = [{**_audit_row(tenant_id, f"aud_c{n}", 10 + n, before), "at": at}
+            for n, (before, at) in enumerate([({}, now), ({}, now), ([], later),
+                                              (None, later), ({"a": [1, None]}, now)])]
+    core = [{**row, "id": row["id"].replace("aud_c", "aud_k"), "seq": row["seq"] + 10}
+            for row in made]
+    with db.transaction() as s:
+        insert_audit(s, made)
+        s.execute(insert(_audit), core)
+    with db.read() as s:
+        stored = {r.id: r for r in s.execute(select(_audit).where(_audit.c.tenant_id == tenant_id))}
+    for row in made:
+        mine, theirs = stored[row["id"]], stored[row["id"].replace("aud_c", "aud_k")]
+        assert (mine.before, mine.after, mine.at) == (theirs.before, theirs.after, theirs.at)
+        assert (mine.before, mine.at) == (row["before"], row["at"])
+    with pytest.raises(ValueError, match="rows' keys"), db.transaction() as s:
+        CompiledMany(_add_tallies, keys[:-1])(s, rows)
 
 
 def test_row_by_key_reads_what_core_reads(db: Database) -> None:

@@ -200,3 +200,59 @@ def test_without_decimals_money_stays_whole_minor_units() -> None:
     parsed = domain.parse_row(purchase_plan(), 2, row(unit_price="12.50"))
     assert isinstance(parsed, list)
     assert "minor units, or decimals in the mapping" in parsed[0].reason
+
+
+TYPED_HEADERS = [*HEADERS, "channel", "category", "amount"]
+_AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+# per column: good typed cells, then cells the typed parser leaves to parse_row
+_CELLS: dict[str, tuple[list[Any], list[Any]]] = {
+    "external_id": (["INV-1", " INV-2 ", "X"], [None, "", "   ", 17, "x" * 201]),
+    "occurred_at": ([_AT, datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5)))],
+                    [None, datetime(2026, 1, 1), "2026-01-01T00:00:00+00:00", "soon"]),
+    "member_number": (["M1", "0000042"], [None, "", 42, 4.0]),
+    "sku": (["SKU-1", None], ["", 7, "s" * 201]),
+    "line_quantity": ([1, 3, None], [0, -1, True, 2.0, "2", 10**16]),
+    "unit_price": ([0, 150, 10**15], [-5, 1.5, "150", float("nan"), 10**15 + 1]),
+    "channel": (["web", None], ["", 3]),
+    "category": (["  tools", None], ["c" * 201]),
+    "amount": ([None, 900], [-1, "900"]),
+}
+
+
+def test_the_typed_parser_gives_parse_row_s_row_or_leaves_the_row_to_it() -> None:
+    """Over every good typed cell and every cell it does not take, in every column: when the
+    typed parser answers, its Row equals parse_row's; when parse_row finds an error, the
+    typed parser left the row to it (so the errors are parse_row's, naming row and field)."""
+    import random
+
+    p = purchase_plan(headers=TYPED_HEADERS)
+    typed = domain.typed_parser(p)
+    assert typed is not None
+    rng = random.Random(7)
+    answered = left = 0
+    for n in range(3000):
+        raw = {h: rng.choice(_CELLS[h][0]) for h in TYPED_HEADERS}
+        if n % 2:
+            for h in rng.sample(TYPED_HEADERS, rng.randint(1, 2)):
+                raw[h] = rng.choice(_CELLS[h][1])
+        slow = domain.parse_row(p, n, raw)
+        fast = typed(n, raw)
+        if fast is None:
+            left += 1
+            continue
+        answered += 1
+        assert fast == slow, raw
+        assert list(fast.values) == list(slow.values)  # same fields in the same order
+    assert answered > 1000 and left > 1000
+    bad = row(occurred_at=_AT, line_quantity=0, unit_price=5)
+    assert typed(9, bad) is None
+    assert domain.parse_row(p, 9, bad) == [RowError(9, "line_quantity", "0", "must be more than 0")]
+
+
+@pytest.mark.parametrize("mapping", [ColumnMapping(defaults={"channel": "web"}),
+                                     ColumnMapping(decimals=2)])
+def test_no_typed_parser_where_parse_row_converts_more(mapping: ColumnMapping) -> None:
+    assert domain.typed_parser(purchase_plan(mapping)) is None
+    assert domain.typed_parser(purchase_plan(headers=[*HEADERS, "labels"])) is None
+    assert domain.typed_parser(domain.plan("returns", ColumnMapping(),
+                                           ["external_id", "original_external_id"])) is None

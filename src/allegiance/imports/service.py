@@ -239,12 +239,14 @@ def run(
         on_start(opened.rows)
     started = time.perf_counter()
     grouper = domain.Grouper(plan)
+    typed = domain.typed_parser(plan) if opened.format == "parquet" else None
     try:
         chunks = opened.chunks(batch, plan.columns())
         pending: list[domain.Group] = []
         for chunk in chunks:
             for number, raw in chunk:
-                parsed = domain.parse_row(plan, number, raw)
+                parsed = (typed(number, raw) if typed is not None else None) \
+                    or domain.parse_row(plan, number, raw)
                 pending.extend(grouper.feed(number, domain.external_id_of(plan, raw), parsed))
             if check_only:
                 _check(pending, report, errors)

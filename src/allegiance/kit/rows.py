@@ -12,8 +12,10 @@ default is applied.
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Table
@@ -70,8 +72,7 @@ class RowInsert:
     def __call__(self, session: Session, rows: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
         sql, converters = self._prepare(session.get_bind().dialect)
         many = [rows] if isinstance(rows, dict) else list(rows)
-        params = [tuple(row[key] if convert is None else convert(row[key])
-                        for key, convert in converters) for row in many]
+        params = _params(many, converters)
         if not params:
             return
         with driver_connection(session) as conn:
@@ -83,6 +84,53 @@ class RowInsert:
                     cursor.executemany(sql, params)
             finally:
                 cursor.close()
+
+
+def _params(rows: Sequence[dict[str, Any]],
+            converters: Sequence[tuple[str, Callable[[Any], Any] | None]]) -> list[Any]:
+    """Each row's values in the converters' order, converted where a column has a bind
+    processor: the values taken by one ``itemgetter`` per row, and only the columns that
+    have a processor converted, a column at a time."""
+    if not rows:
+        return []
+    get = itemgetter(*(key for key, _ in converters))
+    if len(converters) == 1:
+        convert = converters[0][1]
+        return [(get(row) if convert is None else convert(get(row)),) for row in rows]
+    converted = [(i, convert) for i, (_, convert) in enumerate(converters) if convert is not None]
+    if not converted:
+        return [get(row) for row in rows]
+    columns: list[Sequence[Any]] = list(zip(*[get(row) for row in rows], strict=True))
+    for i, convert in converted:
+        columns[i] = _converted(columns[i], convert)
+    return list(zip(*columns, strict=True))
+
+
+def _converted(values: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """``convert`` of each value; a run of one value (a batch's shared timestamp) and the
+    empty JSON containers are converted once."""
+    out: list[Any] = []
+    before: Any = _MISSING
+    done: Any = None
+    empty: dict[type, Any] = {}
+    for value in values:
+        if value is before:
+            out.append(done)
+        elif type(value) in _CONTAINERS and not value:
+            kind = type(value)
+            if kind not in empty:
+                empty[kind] = convert(value)
+            out.append(empty[kind])
+        else:
+            before, done = value, convert(value)  # ``before`` keeps the value alive
+            out.append(done)
+    return out
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+_MISSING = object()
 
 
 class RowByKey:
@@ -225,3 +273,53 @@ class CounterAdd:
                   *(int(deltas.get(c, 0)) for c in self.counters))
         found = self._statement(session, params, fetch=bool(self.returning))
         return tuple(found or ())
+
+
+_NAMED_MARK = re.compile(r"%\((\w+)\)s")
+
+
+class CompiledMany:
+    """``CompiledMany(build, keys)(session, rows)``: the Core statement ``build(insert)`` (an
+    INSERT, an upsert …; ``insert`` is the dialect's own, which has ``on_conflict_do_*``)
+    whose parameters are ``keys``, compiled once per dialect and run through the driver's
+    ``executemany``, every row's values converted by its parameter's own bind processor: what
+    ``session.execute(statement, rows)`` stores, without SQLAlchemy's per-row parameter
+    processing (the larger part of a bulk write's Python time). Each row must give every key;
+    the statement may hold no other parameter."""
+
+    def __init__(self, build: Callable[[Any], Any], keys: Sequence[str]) -> None:
+        self._build_statement = build
+        self.keys = tuple(keys)
+        self._prepare = _PerDialect(self._build)
+
+    def _build(self, d: SqlDialect) -> _Prepared:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = self._build_statement(pg_insert if d.name == "postgresql" else sqlite_insert)
+        compiled = statement.compile(dialect=d.dialect, column_keys=list(self.keys))
+        sql = compiled.string
+        if compiled.positiontup is not None:
+            names = list(compiled.positiontup)
+        else:  # pyformat (psycopg): each named mark becomes a positional one, in order
+            names = _NAMED_MARK.findall(sql)
+            if len(set(names)) != len(names):
+                raise ValueError("a parameter appears twice in the statement")
+            sql = _NAMED_MARK.sub("%s", sql)
+        unknown = [n for n in names if n not in self.keys]
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not one of the rows' keys")
+        return sql, [(n, compiled.binds[n].type._cached_bind_processor(d.dialect))
+                     for n in names]
+
+    def __call__(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        sql, converters = self._prepare(session.get_bind().dialect)
+        params = _params(rows, converters)
+        with driver_connection(session) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.executemany(sql, params)
+            finally:
+                cursor.close()

@@ -14,31 +14,36 @@ from allegiance.rules.evaluate import EventInput
 def lines_frame(
     events: Sequence[tuple[str, EventInput]], types: Mapping[str, str]
 ) -> pl.DataFrame:
-    """``events`` as (member, event) pairs in time order; ``types`` are the field types."""
-    columns: dict[str, list[Any]] = {
-        "_event": [], "_member": [], "_at": [], "_kind": [], "_activity_type": [], "_line": [],
-    }
+    """``events`` as (member, event) pairs in time order; ``types`` are the field types.
+
+    The event's own fields are read once per event and repeated over its lines by Polars
+    (a gather), the line fields once per line; each column is one list comprehension."""
     names = sorted(types)
-    for name in names:
-        columns[name] = []
-    for index, (member, event) in enumerate(events):
-        rows: Sequence[Mapping[str, Any] | None] = event.lines or [None]
-        for line_no, line in enumerate(rows):
-            columns["_event"].append(index)
-            columns["_member"].append(member)
-            columns["_at"].append(event.at)
-            columns["_kind"].append(event.kind)
-            columns["_activity_type"].append(event.activity_type)
-            columns["_line"].append(None if line is None else line_no)
-            for name in names:
-                if name.startswith("line."):
-                    columns[name].append(None if line is None else line.get(name))
-                else:
-                    columns[name].append(event.fields.get(name))
+    event_names = [n for n in names if not n.startswith("line.")]
+    line_names = [n for n in names if n.startswith("line.")]
+    inputs = [event for _, event in events]
+    per_event: dict[str, list[Any]] = {
+        "_member": [member for member, _ in events], "_at": [e.at for e in inputs],
+        "_kind": [e.kind for e in inputs], "_activity_type": [e.activity_type for e in inputs],
+    }
+    for name in event_names:
+        per_event[name] = [e.fields.get(name) for e in inputs]
+    flat: list[tuple[int, int, Mapping[str, Any] | None]] = [
+        (index, line_no, line) for index, event in enumerate(inputs)
+        for line_no, line in enumerate(event.lines or [None])]
+    per_line: dict[str, list[Any]] = {
+        "_event": [index for index, _, _ in flat],
+        "_line": [None if line is None else line_no for _, line_no, line in flat],
+    }
+    for name in line_names:
+        per_line[name] = [None if line is None else line.get(name) for _, _, line in flat]
     schema: dict[str, Any] = {
         "_event": pl.Int64, "_member": pl.Utf8, "_at": pl.Datetime("us", "UTC"),
         "_kind": pl.Utf8, "_activity_type": pl.Utf8, "_line": pl.Int64,
     }
     for name in names:
         schema[name] = POLARS_TYPES[types[name]]
-    return pl.DataFrame(columns, schema=schema)
+    event_frame = pl.DataFrame(per_event, schema={n: schema[n] for n in per_event})
+    line_frame = pl.DataFrame(per_line, schema={n: schema[n] for n in per_line})
+    repeated = event_frame[line_frame["_event"]] if flat else event_frame.clear()
+    return pl.concat([line_frame, repeated], how="horizontal").select(list(schema))
