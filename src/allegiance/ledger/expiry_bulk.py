@@ -155,8 +155,16 @@ def inactive_chunk(
            if seen is not None and add_months(seen, policies[(str(t), str(unit))]) <= now]
     if not due:
         return [], last
+    # Per tenant, ``account_id IN (…)``: one index scan with an array condition. A row-value
+    # ``(tenant_id, account_id) IN ((…), …)`` of 5 000 pairs became 5 000 OR-ed index scans on
+    # PostgreSQL (≈ 12 s a chunk at 100 000 members).
+    by_tenant: dict[str, list[str]] = defaultdict(list)
+    for tenant_id, account_id in due:
+        by_tenant[tenant_id].append(account_id)
     chunk = select(Lot.tenant_id, Lot.id, Lot.account_id, Lot.remaining).where(
-        Lot.remaining > 0, tuple_(Lot.tenant_id, Lot.account_id).in_(due)).subquery("idle")
+        Lot.remaining > 0, or_(*(and_(Lot.tenant_id == tenant_id, Lot.account_id.in_(ids))
+                                 for tenant_id, ids in sorted(by_tenant.items())))
+    ).subquery("idle")
     rows = session.execute(
         _with_wallets(chunk, (chunk.c.tenant_id, chunk.c.account_id, chunk.c.id))).all()
     return [_due_lot(row) for row in rows], last
