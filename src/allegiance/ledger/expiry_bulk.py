@@ -267,7 +267,7 @@ _AGING_SQL = {
         values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j "
                "WHERE true"),
     False: _AGING_UPSERT.format(
-        values="SELECT %s, w, %s, 0, d, 0 FROM unnest(%s::text[], %s::bigint[]) AS v(w, d)"),
+        values="SELECT %s, w, %s, 0, d, 0 FROM unnest(%b::text[], %b::bigint[]) AS v(w, d)"),
 }
 
 
@@ -321,7 +321,7 @@ def _check_unchanged(
             "SELECT id, CASE WHEN normal = 'credit' "
             "THEN credits_posted - debits_posted - debits_pending "
             "ELSE debits_posted - credits_posted - credits_pending END "
-            "FROM ledger_account WHERE tenant_id = %s AND id = ANY(%s)", (tenant_id, ids))
+            "FROM ledger_account WHERE tenant_id = %s AND id = ANY(%b)", (tenant_id, ids))
         now_available = {str(r[0]): int(r[1]) for r in cursor.fetchall()}
     for account_id in ids:
         if now_available.get(account_id) != read[account_id] - taken[account_id]:
@@ -366,13 +366,13 @@ _PG_ENTRIES = (
     "INSERT INTO journal_entry (tenant_id, id, seq, program_id, kind, source_type, source_id, "
     "entry_key, meta, actor, effective_at, created_at, hash) "
     "SELECT %s, v.id, v.seq, v.program_id, 'expiry', 'lot', v.lot, v.key, '{}', %s, %s, %s, "
-    "v.hash FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[]) AS v(id, seq, program_id, lot, key, hash)"
+    "v.hash FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[]) AS v(id, seq, program_id, lot, key, hash)"
 )
 _PG_POSTINGS = (
     "INSERT INTO posting (tenant_id, entry_id, line_no, account_id, unit_id, side, amount) "
-    "SELECT %s, * FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], "
-    "%s::bigint[])"
+    "SELECT %s, * FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::text[], "
+    "%b::bigint[])"
 )
 
 
@@ -449,7 +449,7 @@ def _take_from_lots(session: Session, tenant_id: str, lots: list[DueLot]) -> Non
             if session.get_bind().dialect.name == "postgresql":
                 cursor.execute(
                     "UPDATE lot AS l SET remaining = l.remaining - v.amount "
-                    "FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS v(id, amount, old) "
+                    "FROM unnest(%b::text[], %b::bigint[], %b::bigint[]) AS v(id, amount, old) "
                     "WHERE l.tenant_id = %s AND l.id = v.id AND l.remaining = v.old",
                     (ids, amounts, olds, tenant_id))
                 changed = cursor.rowcount
@@ -475,5 +475,5 @@ def _insert_uses(session: Session, rows: list[tuple[Any, ...]]) -> None:
             return
         with conn.cursor() as cursor:
             cursor.execute(f"INSERT INTO lot_use ({', '.join(columns)}) SELECT * FROM "
-                           "unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::bigint[])",
+                           "unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::bigint[])",
                            [[r[i] for r in rows] for i in range(5)])
