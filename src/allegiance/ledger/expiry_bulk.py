@@ -262,13 +262,8 @@ _AGING_UPSERT = (
     "{values} ON CONFLICT (tenant_id, account_id, day) DO UPDATE "
     "SET debits = g.debits + excluded.debits"
 )
-_AGING_SQL = {
-    True: _AGING_UPSERT.format(
-        values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j "
-               "WHERE true"),
-    False: _AGING_UPSERT.format(
-        values="SELECT %s, w, %s, 0, d, 0 FROM unnest(%b::text[], %b::bigint[]) AS v(w, d)"),
-}
+_AGING_SQL = _AGING_UPSERT.format(
+    values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j WHERE true")
 
 
 def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: datetime) -> None:
@@ -276,15 +271,13 @@ def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: d
     added to the day of ``now`` (every expiry entry's), then each wallet's remaining per day
     recomputed."""
     day = day_number(now)
+    if session.get_bind().dialect.name == "postgresql":
+        # with the liability sums, the liability trigger paused (a PL/pgSQL call per row)
+        aging_writes.debit_day_postgres(session, tenant_id, day, taken)
+        return
     wallets = sorted(taken)
-    sqlite = session.get_bind().dialect.name == "sqlite"
     with driver_connection(session) as conn:
-        if sqlite:
-            conn.execute(_AGING_SQL[True], (tenant_id, day, json.dumps(
-                [[w, taken[w]] for w in wallets])))
-        else:
-            conn.execute(_AGING_SQL[False], (tenant_id, day, wallets,
-                                             [taken[w] for w in wallets]))
+        conn.execute(_AGING_SQL, (tenant_id, day, json.dumps([[w, taken[w]] for w in wallets])))
     aging_writes.recompute_remaining(session, tenant_id, wallets)
 
 
