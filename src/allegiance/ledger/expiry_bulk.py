@@ -329,9 +329,7 @@ def _write_journal(
     hash of each entry is the one :func:`service.record` computes (``balances.verify_chain``)."""
     first_seq, previous = sequences.reserve(session, tenant_id, JOURNAL_SEQUENCE, len(lots))
     stamp = now.isoformat()
-    entries: list[tuple[Any, ...]] = []
-    postings: list[tuple[Any, ...]] = []
-    uses: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     chain = sequences.chain
     for offset, lot in enumerate(lots):
         seq = first_seq + offset
@@ -343,92 +341,83 @@ def _write_journal(
             f"{seq}|{entry_id}|{program_id}|expiry|{stamp}|{key}||"
             f"1:{lot.account_id}:{unit_id}:D:{lot.amount};2:{credit}:{unit_id}:C:{lot.amount}"
         ))
-        entries.append((tenant_id, entry_id, seq, program_id, "expiry", "lot", lot.lot_id, key,
-                        None, None, None, {}, ACTOR, now, now, previous))
-        postings.append((tenant_id, entry_id, 1, lot.account_id, unit_id, "D", lot.amount, None))
-        postings.append((tenant_id, entry_id, 2, credit, unit_id, "C", lot.amount, None))
-        uses.append((tenant_id, entry_id, 1, lot.lot_id, lot.amount))
+        rows.append((entry_id, seq, program_id, lot.lot_id, key, previous, lot.account_id,
+                     unit_id, lot.amount, credit))
+    sequences.set_last_hash(session, tenant_id, JOURNAL_SEQUENCE, previous)
     if session.get_bind().dialect.name == "sqlite":
-        _write_journal_sqlite(session, tenant_id, previous, entries, postings)
+        _write_journal_sqlite(session, tenant_id, now, rows)
     else:
-        _write_journal_postgres(session, tenant_id, previous, entries, postings)
-    _insert_uses(session, uses)
+        _write_journal_postgres(session, tenant_id, now, rows)
 
 
-_PG_ENTRIES = (
+# The chunk's rows, one per lot: (entry id, seq, program, lot, key, hash, wallet, unit, amount,
+# expired account). Per lot one entry, its two postings (line 1 debits the wallet, line 2
+# credits the expired account) and one lot use (of line 1); what every row shares (tenant,
+# kind, actor, times) is one parameter.
+_ENTRY_INSERT = (
     "INSERT INTO journal_entry (tenant_id, id, seq, program_id, kind, source_type, source_id, "
     "entry_key, meta, actor, effective_at, created_at, hash) "
-    "SELECT %s, v.id, v.seq, v.program_id, 'expiry', 'lot', v.lot, v.key, '{}', %s, %s, %s, "
-    "v.hash FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], "
-    "%b::text[]) AS v(id, seq, program_id, lot, key, hash)"
+    "SELECT {m}, v.id, v.seq, v.program_id, 'expiry', 'lot', v.lot, v.key, '{{}}', {m}, {m}, {m}, "
+    "v.hash FROM {rows}"
 )
-_PG_POSTINGS = (
+_POSTING_INSERT = (
     "INSERT INTO posting (tenant_id, entry_id, line_no, account_id, unit_id, side, amount) "
-    "SELECT %s, * FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::text[], "
-    "%b::bigint[])"
+    "SELECT {m}, v.id, s.line, CASE WHEN s.line = 1 THEN v.wallet ELSE v.credit END, v.unit, "
+    "s.side, v.amount FROM {rows} CROSS JOIN (SELECT 1 AS line, 'D' AS side "
+    "UNION ALL SELECT 2, 'C') AS s"
 )
+_USE_INSERT = ("INSERT INTO lot_use (tenant_id, entry_id, line_no, lot_id, amount) "
+               "SELECT {m}, v.id, 1, v.lot, v.amount FROM {rows}")
+_NAMES = ("id", "seq", "program_id", "lot", "key", "hash", "wallet", "unit", "amount", "credit")
+_PG_TYPES = dict(zip(_NAMES, ("text", "bigint", "text", "text", "text", "text", "text", "text",
+                              "bigint", "text"), strict=True))
+# Each statement reads only the columns it uses.
+_USES = ((_ENTRY_INSERT, ("id", "seq", "program_id", "lot", "key", "hash")),
+         (_POSTING_INSERT, ("id", "wallet", "unit", "amount", "credit")),
+         (_USE_INSERT, ("id", "lot", "amount")))
 
 
-def _write_journal_postgres(
-    session: Session, tenant_id: str, last_hash: str, entries: list[tuple[Any, ...]],
-    postings: list[tuple[Any, ...]],
-) -> None:
-    """PostgreSQL: the chunk's entries and postings as one ``INSERT … SELECT FROM unnest``
-    each (one round trip per table instead of one statement per row)."""
-    actor, now = entries[0][12], entries[0][14]
-    sequences.set_last_hash(session, tenant_id, JOURNAL_SEQUENCE, last_hash)
+def _source(dialect: str, names: tuple[str, ...]) -> str:
+    if dialect == "sqlite":
+        picks = ", ".join(f"j.value ->> {_NAMES.index(n)} AS {n}" for n in names)
+        return f"(SELECT {picks} FROM json_each(?) AS j) AS v"
+    arrays = ", ".join(f"%b::{_PG_TYPES[n]}[]" for n in names)
+    return f"unnest({arrays}) AS v({', '.join(names)})"
+
+
+_JOURNAL_SQL = {dialect: [(sql.format(m=mark, rows=_source(dialect, names)), names)
+                          for sql, names in _USES]
+                for dialect, mark in (("sqlite", "?"), ("postgresql", "%s"))}
+
+
+def _write_journal_postgres(session: Session, tenant_id: str, now: datetime,
+                            rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: the chunk's entries, postings and lot uses as one ``INSERT … SELECT FROM
+    unnest`` each (one round trip per table instead of one statement per row), the columns as
+    binary arrays."""
+    arrays = dict(zip(_NAMES, ([*column] for column in zip(*rows, strict=True)), strict=True))
+    shared: list[tuple[Any, ...]] = [(tenant_id, ACTOR, now, now), (tenant_id,), (tenant_id,)]
     with driver_connection(session) as conn, conn.cursor() as cursor:
-        cursor.execute(_PG_ENTRIES, (
-            tenant_id, actor, now, now, [r[1] for r in entries], [r[2] for r in entries],
-            [r[3] for r in entries], [r[6] for r in entries], [r[7] for r in entries],
-            [r[15] for r in entries]))
-        cursor.execute(_PG_POSTINGS, (tenant_id, *([r[i] for r in postings]
-                                                     for i in range(1, 7))))
+        for (sql, names), params in zip(_JOURNAL_SQL["postgresql"], shared, strict=True):
+            cursor.execute(sql, (*params, *(arrays[n] for n in names)))
 
 
-_ENTRY_COLUMNS = ("tenant_id", "id", "seq", "program_id", "kind", "source_type", "source_id",
-                  "entry_key", "reverses_entry_id", "hold_id", "memo", "meta", "actor",
-                  "effective_at", "created_at", "hash")
-_POSTING_COLUMNS = ("tenant_id", "entry_id", "line_no", "account_id", "unit_id", "side",
-                    "amount", "reverses_line_no")
-
-
-def _json_insert(table: str, columns: tuple[str, ...]) -> str:
-    picks = ", ".join(f"j.value ->> {i}" for i in range(len(columns)))
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) AS j"
-
-
-_SQLITE_JOURNAL = (_json_insert("journal_entry", _ENTRY_COLUMNS),
-                   _json_insert("posting", _POSTING_COLUMNS))
-
-
-def _write_journal_sqlite(
-    session: Session, tenant_id: str, last_hash: str, entries: list[tuple[Any, ...]],
-    postings: list[tuple[Any, ...]],
-) -> None:
-    """SQLite: the chunk's entries and postings as one ``INSERT … SELECT`` each (rows passed
-    as one JSON array). Inside a group-commit unit (a SAVEPOINT) every statement on a table
-    with a trigger costs in proportion to what the unit wrote before it, so row-by-row
-    ``executemany`` of a 20,000-entry chunk is quadratic; one statement per table is not.
-    Timestamps are stored as the column type stores them."""
-    dialect = session.get_bind().dialect
-    stamp_column = JournalEntry.__table__.c.effective_at
-    convert = stamp_column.type._cached_bind_processor(dialect)
-    stamps: dict[datetime, Any] = {}
-    rows = []
-    for row in entries:
-        values = list(row)
-        for index in (13, 14):
-            moment = values[index]
-            if moment not in stamps:
-                stamps[moment] = convert(moment) if convert else moment
-            values[index] = stamps[moment]
-        values[11] = json.dumps(values[11])
-        rows.append(values)
-    sequences.set_last_hash(session, tenant_id, JOURNAL_SEQUENCE, last_hash)
+def _write_journal_sqlite(session: Session, tenant_id: str, now: datetime,
+                          rows: list[tuple[Any, ...]]) -> None:
+    """SQLite: the chunk's entries, postings and lot uses as one ``INSERT … SELECT`` each
+    (rows passed as one JSON array). Inside a group-commit unit (a SAVEPOINT) every statement
+    on a table with a trigger costs in proportion to what the unit wrote before it, so
+    row-by-row ``executemany`` of a 20,000-entry chunk is quadratic; one statement per table
+    is not. Timestamps are stored as the column type stores them."""
+    convert = JournalEntry.__table__.c.effective_at.type._cached_bind_processor(
+        session.get_bind().dialect)
+    stored = convert(now) if convert else now
+    listed = json.dumps(rows)
+    shared: list[tuple[Any, ...]] = [(tenant_id, ACTOR, stored, stored), (tenant_id,),
+                                      (tenant_id,)]
     with driver_connection(session) as conn:
-        conn.execute(_SQLITE_JOURNAL[0], (json.dumps(rows),))
-        conn.execute(_SQLITE_JOURNAL[1], (json.dumps(postings),))
+        for (sql, _), params in zip(_JOURNAL_SQL["sqlite"], shared, strict=True):
+            conn.execute(sql, (*params, listed))
 
 
 def _take_from_lots(session: Session, tenant_id: str, lots: list[DueLot]) -> None:
@@ -458,15 +447,3 @@ def _take_from_lots(session: Session, tenant_id: str, lots: list[DueLot]) -> Non
             cursor.close()
     if changed != len(lots):
         raise Conflict("a lot was used while it expired", field="lots")
-
-
-def _insert_uses(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    columns = ("tenant_id", "entry_id", "line_no", "lot_id", "amount")
-    with driver_connection(session) as conn:
-        if session.get_bind().dialect.name == "sqlite":
-            conn.execute(_json_insert("lot_use", columns), (json.dumps(rows),))
-            return
-        with conn.cursor() as cursor:
-            cursor.execute(f"INSERT INTO lot_use ({', '.join(columns)}) SELECT * FROM "
-                           "unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::bigint[])",
-                           [[r[i] for r in rows] for i in range(5)])
