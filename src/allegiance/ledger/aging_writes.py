@@ -127,3 +127,66 @@ def add(session: Session, tenant_id: str, moves: Moves) -> None:
         else:
             conn.execute(_ADD[False], (tenant_id, *([list(c) for c in zip(*rows, strict=True)])))
     recompute_remaining(session, tenant_id, [w for w in wallets if not adds_only[w]])
+
+
+# --- PostgreSQL: many aging rows changed in one statement, their liability sums with it ------
+# ``liability_aging_track`` (0026_analytics) appends one ``liability_delta`` row per changed
+# aging row, a PL/pgSQL call each. A writer that changes a chunk's aging rows in one statement
+# pauses it (0034_expirypause: ``allegiance.liability_paused``, transaction-local) and appends
+# the same sums grouped per (program, unit, tier, day), in the same statement. The tier is the
+# trigger's: the member's enrolment tier in the wallet's program, '' when none.
+_PG_LIABILITY_PAUSE = "SELECT set_config('allegiance.liability_paused', %s, true)"
+_PG_TIER = (
+    "COALESCE((SELECT en.tier FROM enrolment en WHERE en.tenant_id = a.tenant_id "
+    "AND en.program_id = a.program_id AND en.account_id = CASE WHEN a.owner_type = 'account' "
+    "THEN a.owner_id ELSE (SELECT u.account_id FROM member_user u WHERE u.tenant_id = "
+    "a.tenant_id AND u.id = a.owner_id) END), '')"
+)
+_PG_DELTAS = (
+    "INSERT INTO liability_delta (tenant_id, program_id, unit_id, tier, day, remaining, net) "
+    "SELECT t, p, u, tier, day, SUM(dr), SUM(dn) FROM ("
+    f"SELECT a.tenant_id AS t, a.program_id AS p, a.unit_id AS u, {_PG_TIER} AS tier, "
+    "c.day, c.dr, c.dn FROM {changes} c JOIN ledger_account a "
+    "ON a.tenant_id = %s AND a.id = c.account_id) x "
+    "GROUP BY t, p, u, tier, day HAVING SUM(dr) <> 0 OR SUM(dn) <> 0"
+)
+# The wallets' debits added to one day: net −d, remaining unchanged (a new row has none).
+_PG_DEBITS = (
+    "WITH v AS (SELECT * FROM unnest(%b::text[], %b::bigint[]) AS v(account_id, d)), "
+    "up AS (INSERT INTO ledger_aging AS g (tenant_id, account_id, day, credits, debits, "
+    "remaining) SELECT %s, account_id, %s, 0, d, 0 FROM v "
+    "ON CONFLICT (tenant_id, account_id, day) DO UPDATE SET debits = g.debits + excluded.debits) "
+    + _PG_DELTAS.replace("{changes}", "(SELECT account_id, %s::bigint AS day, 0 AS dr, "
+                                      "-d AS dn FROM v)")
+)
+# The wallets' remaining per day recomputed (the trigger's window), each change's difference.
+_PG_REMAINING = (
+    "WITH r AS (SELECT account_id, day, remaining AS old, "
+    "GREATEST(0, LEAST(credits, bal - (newer - credits))) AS part FROM ("
+    "SELECT account_id, day, credits, remaining, "
+    "SUM(credits - debits) OVER (PARTITION BY account_id) AS bal, "
+    "SUM(credits) OVER (PARTITION BY account_id ORDER BY day DESC "
+    "ROWS UNBOUNDED PRECEDING) AS newer "
+    "FROM ledger_aging WHERE tenant_id = %s AND account_id = ANY(%b::text[])) w), "
+    "ch AS (UPDATE ledger_aging g SET remaining = r.part FROM r WHERE g.tenant_id = %s "
+    "AND g.account_id = r.account_id AND g.day = r.day AND g.remaining <> r.part "
+    "RETURNING g.account_id, g.day, r.part - r.old AS dr, 0 AS dn) "
+    + _PG_DELTAS.replace("{changes}", "ch")
+)
+
+
+def debit_day_postgres(session: Session, tenant_id: str, day: int,
+                       debits: Mapping[str, int]) -> None:
+    """PostgreSQL: add each wallet's debit to its aging row of ``day`` (the posting trigger
+    paused for the postings behind them) and recompute the wallets' remaining per day — the
+    rows the trigger would have left — with their ``liability_delta`` sums, two statements in
+    all. The caller holds the wallets' counter rows (no other writer changes their aging)."""
+    wallets = sorted(debits)
+    if not wallets:
+        return
+    with driver_connection(session) as conn, conn.cursor() as cursor:
+        cursor.execute(_PG_LIABILITY_PAUSE, ("on",))
+        cursor.execute(_PG_DEBITS, (wallets, [debits[w] for w in wallets], tenant_id, day, day,
+                                    tenant_id))
+        cursor.execute(_PG_REMAINING, (tenant_id, wallets, tenant_id, tenant_id))
+        cursor.execute(_PG_LIABILITY_PAUSE, ("off",))
