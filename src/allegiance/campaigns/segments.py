@@ -534,8 +534,11 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     used = {name: kind for name, kind in types.items()
             if any(name in node.fields() for _, node in nodes)}
     now = clock.now()
-    model = rfm.get_model(session, tenant_id, program_id)
+    model = rfm.ensure_model(session, tenant_id, program_id) if domain.uses_rfm(used) \
+        else rfm.get_model(session, tenant_id, program_id)
     day = rfm.today(tenants.get_program(session, tenant_id, program_id), now)
+    if model is not None:  # the slide's own changes before the change rows are taken
+        rfm.slide_if_moved(session, tenant_id, program_id, model, day)
     print_ = inputs.fingerprint(session, tenant_id, program_id, (g for g, _ in nodes), used,
                                 model, day, now)
     # before anything is read: a change committed after this leaves a row for the next one
