@@ -19,7 +19,7 @@ refresh with nothing changed since the last one writes no membership and reads n
 PostgreSQL: statement triggers with transition tables (one grouped insert per statement —
 a tier recalculation of a million enrolments adds one row). SQLite: row triggers (a probe of
 the log's key each; a row is written only by the first change of a program since the last
-refresh), on UPDATE only for the columns read.
+refresh), on UPDATE only for the columns read and with the log's probe in the WHEN clause.
 
 Revision ID: 0034_segmentinputs
 Revises: 0033_reversesidx
@@ -50,15 +50,19 @@ _PROGRAM_TABLES = {
 }
 _ACCOUNT_COLUMNS = ("region", "attributes", "status")
 
+# (no trigger body reads the log: an INSERT reading its own table copies the rows it reads to a
+# temporary table first — 13 µs a row against 1.8 µs with the probe in the WHEN clause)
+_SQLITE_ABSENT = """NOT EXISTS (SELECT 1 FROM segment_input_change c
+    WHERE c.tenant_id = {row}.tenant_id AND c.program_id = {row}.program_id AND c.tx = 0)"""
 _SQLITE_LOG = """INSERT INTO segment_input_change (tenant_id, program_id, tx)
-    SELECT {row}.tenant_id, {row}.program_id, 0 WHERE NOT EXISTS (
-        SELECT 1 FROM segment_input_change c WHERE c.tenant_id = {row}.tenant_id
-        AND c.program_id = {row}.program_id AND c.tx = 0);"""
-_SQLITE_ACCOUNT = """INSERT INTO segment_input_change (tenant_id, program_id, tx)
-    SELECT e.tenant_id, e.program_id, 0 FROM enrolment e
+    VALUES ({row}.tenant_id, {row}.program_id, 0);"""
+_SQLITE_ACCOUNT_ABSENT = """EXISTS (SELECT 1 FROM enrolment e
     WHERE e.tenant_id = {row}.tenant_id AND e.account_id = {row}.id AND NOT EXISTS (
         SELECT 1 FROM segment_input_change c WHERE c.tenant_id = e.tenant_id
-        AND c.program_id = e.program_id AND c.tx = 0);"""
+        AND c.program_id = e.program_id AND c.tx = 0))"""
+_SQLITE_ACCOUNT = """INSERT OR IGNORE INTO segment_input_change (tenant_id, program_id, tx)
+    SELECT e.tenant_id, e.program_id, 0 FROM enrolment e
+    WHERE e.tenant_id = {row}.tenant_id AND e.account_id = {row}.id;"""
 
 _PG_PROGRAMS = """
 CREATE OR REPLACE FUNCTION segment_inputs_programs() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -101,24 +105,35 @@ $fn$
 
 
 def _sqlite_triggers() -> list[str]:
+    """Row triggers that write a program's row only when it is missing (one writer at a
+    time: the WHEN clause's probe and the insert cannot race)."""
     out = []
+    moved = "(OLD.tenant_id IS NOT NEW.tenant_id OR OLD.program_id IS NOT NEW.program_id)"
     for table, columns in _PROGRAM_TABLES.items():
         changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+        of = ", ".join(columns)
         out += [
-            f"CREATE TRIGGER segment_inputs_{table}_insert AFTER INSERT ON {table} BEGIN "
+            f"CREATE TRIGGER segment_inputs_{table}_insert AFTER INSERT ON {table} WHEN "
+            + _SQLITE_ABSENT.format(row="NEW") + " BEGIN " + _SQLITE_LOG.format(row="NEW")
+            + " END",
+            f"CREATE TRIGGER segment_inputs_{table}_delete AFTER DELETE ON {table} WHEN "
+            + _SQLITE_ABSENT.format(row="OLD") + " BEGIN " + _SQLITE_LOG.format(row="OLD")
+            + " END",
+            f"CREATE TRIGGER segment_inputs_{table}_update AFTER UPDATE OF {of} ON {table} "
+            f"WHEN ({changed}) AND " + _SQLITE_ABSENT.format(row="NEW") + " BEGIN "
             + _SQLITE_LOG.format(row="NEW") + " END",
-            f"CREATE TRIGGER segment_inputs_{table}_delete AFTER DELETE ON {table} BEGIN "
+            f"CREATE TRIGGER segment_inputs_{table}_moved AFTER UPDATE OF {of} ON {table} "
+            f"WHEN {moved} AND " + _SQLITE_ABSENT.format(row="OLD") + " BEGIN "
             + _SQLITE_LOG.format(row="OLD") + " END",
-            f"CREATE TRIGGER segment_inputs_{table}_update AFTER UPDATE OF {', '.join(columns)} "
-            f"ON {table} WHEN {changed} BEGIN " + _SQLITE_LOG.format(row="OLD")
-            + " " + _SQLITE_LOG.format(row="NEW") + " END",
         ]
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _ACCOUNT_COLUMNS)
     out += [
         f"CREATE TRIGGER segment_inputs_account_update AFTER UPDATE OF "
-        f"{', '.join(_ACCOUNT_COLUMNS)} ON account WHEN {changed} BEGIN "
+        f"{', '.join(_ACCOUNT_COLUMNS)} ON account WHEN ({changed}) AND "
+        + _SQLITE_ACCOUNT_ABSENT.format(row="NEW") + " BEGIN "
         + _SQLITE_ACCOUNT.format(row="NEW") + " END",
-        "CREATE TRIGGER segment_inputs_account_delete AFTER DELETE ON account BEGIN "
+        "CREATE TRIGGER segment_inputs_account_delete AFTER DELETE ON account WHEN "
+        + _SQLITE_ACCOUNT_ABSENT.format(row="OLD") + " BEGIN "
         + _SQLITE_ACCOUNT.format(row="OLD") + " END",
     ]
     return out
@@ -126,7 +141,7 @@ def _sqlite_triggers() -> list[str]:
 
 def _sqlite_names() -> list[str]:
     return [f"segment_inputs_{table}_{event}" for table in _PROGRAM_TABLES
-            for event in ("insert", "delete", "update")] + [
+            for event in ("insert", "delete", "update", "moved")] + [
         "segment_inputs_account_update", "segment_inputs_account_delete"]
 
 
