@@ -21,17 +21,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from allegiance import definitions, members
-from allegiance.campaigns import domain
+from allegiance import definitions, members, tenants
+from allegiance.campaigns import domain, rfm
 from allegiance.campaigns.models import RfmModel, Segment, SegmentInputChange, SegmentRefresh
 
 TIME_FIELDS = frozenset({"member.enrolled_days"})  # change with the clock alone: never skipped
+
+
+def begin(session: Session, tenant_id: str, program_id: str,
+          nodes: Sequence[tuple[Segment, object]], used: Mapping[str, str],
+          now: datetime) -> tuple[RfmModel | None, str | None, bool]:
+    """A refresh's first step (``nodes``: the segments and their compiled conditions),
+    before it reads anything: the RFM model (created when a
+    segment reads scores) and its window slid to today (its own changes are then taken with
+    the others), the fingerprint, the change rows taken; returns (model, fingerprint,
+    whether nothing changed since the last full refresh)."""
+    model = rfm.ensure_model(session, tenant_id, program_id) if domain.uses_rfm(used) \
+        else rfm.get_model(session, tenant_id, program_id)
+    day = rfm.today(tenants.get_program(session, tenant_id, program_id), now)
+    if model is not None:
+        rfm.slide_if_moved(session, tenant_id, program_id, model, day)
+    print_ = fingerprint(session, tenant_id, program_id, (g for g, _ in nodes), used, model,
+                         day, now)
+    changed = take_changes(session, tenant_id, program_id)
+    return model, print_, unchanged(session, tenant_id, program_id, changed, print_)
 
 
 def fingerprint(session: Session, tenant_id: str, program_id: str, segments: Iterable[Segment],

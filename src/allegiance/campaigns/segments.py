@@ -521,8 +521,8 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     no RFM score go to a writer thread (:mod:`allegiance.kit.writer`, the database's insert
     work overlapping Python's) while this one joins the scores and evaluates the RFM
     segments, whose writes follow. One transaction: a failure anywhere rolls every write
-    back, and no write runs on after it. When no segment input changed since the last full
-    refresh (:mod:`.inputs`), nothing is read or written but the refresh times."""
+    back, and no write runs on after it. No input changed since the last full one
+    (:mod:`.inputs`): nothing is read or written but the times."""
     totals = {"segments": 0, "entered": 0, "left": 0}
     types, lists = _program_types(session, tenant_id, program_id)
     nodes: list[tuple[Segment, rules.Node]] = []
@@ -534,16 +534,8 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     used = {name: kind for name, kind in types.items()
             if any(name in node.fields() for _, node in nodes)}
     now = clock.now()
-    model = rfm.ensure_model(session, tenant_id, program_id) if domain.uses_rfm(used) \
-        else rfm.get_model(session, tenant_id, program_id)
-    day = rfm.today(tenants.get_program(session, tenant_id, program_id), now)
-    if model is not None:  # the slide's own changes before the change rows are taken
-        rfm.slide_if_moved(session, tenant_id, program_id, model, day)
-    print_ = inputs.fingerprint(session, tenant_id, program_id, (g for g, _ in nodes), used,
-                                model, day, now)
-    # before anything is read: a change committed after this leaves a row for the next one
-    changed = inputs.take_changes(session, tenant_id, program_id)
-    if inputs.unchanged(session, tenant_id, program_id, changed, print_):
+    model, print_, same = inputs.begin(session, tenant_id, program_id, nodes, used, now)
+    if same:
         return inputs.stand(session, [g for g, _ in nodes], model, now)
     read = rfm.read_inputs(session, tenant_id, program_id) \
         if domain.uses_rfm(used) or model is not None else None

@@ -141,8 +141,8 @@ __all__ = [
     "rfm_inputs",
     "set_opt_out",
     "slide_window",
-    "window_of",
     "state_of",
     "submit",
     "update_challenge",
+    "window_of",
 ]
