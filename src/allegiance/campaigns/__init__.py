@@ -2,6 +2,7 @@
 codes a member is in are ``member.segments`` to every rule), and campaigns — time-boxed earning
 rules for segments with budgets — added to the earning path while they run."""
 
+from allegiance.campaigns.inputs import inputs_changed
 from allegiance.campaigns.memberships import segment_codes
 from allegiance.campaigns.models import Campaign, Segment, SegmentMember
 from allegiance.campaigns.rfm import get_model as rfm_model
@@ -35,6 +36,7 @@ __all__ = [
     "create_segment",
     "get_campaign",
     "get_segment",
+    "inputs_changed",
     "leave_all_segments",
     "list_campaigns",
     "list_segments",

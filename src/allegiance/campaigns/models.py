@@ -99,3 +99,31 @@ class RfmModel(Base):
     computed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SegmentInputChange(Base):
+    """A program whose segment inputs (enrolments, enrolled accounts' region, attributes and
+    status, running RFM inputs, member counters) a transaction changed, written by database
+    triggers (migration ``0034_segmentinputs``; ``tx``: the PostgreSQL transaction id, 0 on
+    SQLite) and deleted by the refresh that read it."""
+
+    __tablename__ = "segment_input_change"
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tx: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+
+class SegmentRefresh(Base):
+    """What a program's last full segment refresh was computed for (``fingerprint``: local
+    day, definition version, RFM window, segments and conditions)."""
+
+    __tablename__ = "segment_refresh"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    refreshed_at: Mapped[datetime]

@@ -135,6 +135,15 @@ def slide_window(session: Session, tenant_id: str, program_id: str) -> None:
     engagement.slide_window(session, tenant_id, program_id, last - model.window_days + 1)
 
 
+def slide_if_moved(session: Session, tenant_id: str, program_id: str, model: RfmModel,
+                   last: int) -> None:
+    """Move the running inputs to the window ending on day ``last`` if it moved (its row is
+    locked only then: events read it shared)."""
+    first = last - model.window_days + 1
+    if engagement.window_of(session, tenant_id, program_id) != first:
+        engagement.slide_window(session, tenant_id, program_id, first)
+
+
 def refresh(session: Session, tenant_id: str, program_id: str) -> RfmModel:
     """Score every buyer of the window at once — one row per buyer read from the running
     inputs the earning path keeps (engagement), ranks in Polars — and keep the breakpoints

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allegiance import definitions, members, rules, tenants
-from allegiance.campaigns import domain, rfm
+from allegiance.campaigns import domain, inputs, rfm
 from allegiance.campaigns.errors import DuplicateCode, InvalidSegment, SegmentNotFound
 from allegiance.campaigns.memberships import (
     ERASED,
@@ -446,6 +446,7 @@ def leave_all_segments(session: Session, tenant_id: str, account_id: str) -> lis
         _count(session, segment, -1)
         _announce(session, tenant_id, segment, "segment.left", [account_id])
         left.append(segment.code)
+        inputs.inputs_changed(session, tenant_id, segment.program_id)
     session.flush()
     return sorted(left)
 
@@ -505,6 +506,8 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
             left.append(segment.code)
             _announce(session, tenant_id, segment, "segment.left", [account_id])
             _trigger(session, tenant_id, segment, "segment.left", [account_id], now)
+    if entered or left:  # memberships written outside a full refresh: the next one is full
+        inputs.inputs_changed(session, tenant_id, program_id)
     session.flush()
     return entered, left
 
@@ -518,7 +521,8 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     no RFM score go to a writer thread (:mod:`allegiance.kit.writer`, the database's insert
     work overlapping Python's) while this one joins the scores and evaluates the RFM
     segments, whose writes follow. One transaction: a failure anywhere rolls every write
-    back, and no write runs on after it."""
+    back, and no write runs on after it. No input changed since the last full one
+    (:mod:`.inputs`): nothing is read or written but the times."""
     totals = {"segments": 0, "entered": 0, "left": 0}
     types, lists = _program_types(session, tenant_id, program_id)
     nodes: list[tuple[Segment, rules.Node]] = []
@@ -529,27 +533,30 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
             raise InvalidSegment(f"segment {segment.code}: {exc}", field="condition") from exc
     used = {name: kind for name, kind in types.items()
             if any(name in node.fields() for _, node in nodes)}
-    inputs = rfm.read_inputs(session, tenant_id, program_id) \
-        if domain.uses_rfm(used) or rfm.get_model(session, tenant_id, program_id) is not None \
-        else None
     now = clock.now()
+    model, print_, same = inputs.begin(session, tenant_id, program_id, nodes, used, now)
+    if same:
+        return inputs.stand(session, [g for g, _ in nodes], model, now)
+    read = rfm.read_inputs(session, tenant_id, program_id) \
+        if domain.uses_rfm(used) or model is not None else None
     changes: list[tuple[Segment, int, Accounts, Accounts]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="allegiance-rank") as pool:
         # the scores ranked by a second thread (Polars only) while this one reads the members
-        ranking = None if inputs is None else pool.submit(
-            rfm.rank, inputs[1], inputs[2], inputs[0].window_days)
+        ranking = None if read is None else pool.submit(
+            rfm.rank, read[1], read[2], read[0].window_days)
         if nodes:
             _refresh_segments(session, tenant_id, program_id, nodes, used, ranking, now,
                               changes)
-        if inputs is not None and ranking is not None:
-            rfm.keep(inputs[0], ranking.result(), now)
+        if read is not None and ranking is not None:
+            rfm.keep(read[0], ranking.result(), now)
     for segment, count, entered, left in changes:
         _record(session, tenant_id, segment, count, entered, left, now)
         totals["segments"] += 1
         totals["entered"] += len(entered)
         totals["left"] += len(left)
-    session.flush()
+    inputs.remember(session, tenant_id, program_id, print_, now)
     return totals
+
 
 
 def _refresh_segments(session: Session, tenant_id: str, program_id: str,

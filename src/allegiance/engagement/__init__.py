@@ -52,7 +52,13 @@ from allegiance.engagement.models import (
 from allegiance.engagement.programs import apply_section as apply_definition
 from allegiance.engagement.programs import check_section as check_definition
 from allegiance.engagement.returns import on_return
-from allegiance.engagement.running import BOARD_KINDS, BOARD_METRICS, rfm_inputs, slide_window
+from allegiance.engagement.running import (
+    BOARD_KINDS,
+    BOARD_METRICS,
+    rfm_inputs,
+    slide_window,
+    window_of,
+)
 from allegiance.engagement.service import (
     Progress,
     create_challenge,
@@ -138,4 +144,5 @@ __all__ = [
     "state_of",
     "submit",
     "update_challenge",
+    "window_of",
 ]
