@@ -1,5 +1,5 @@
 """The expiry job keeps the liability summaries true (on PostgreSQL it pauses
-``liability_aging_track`` and appends the grouped sums itself: migration 0034_expirypause),
+``liability_aging_track`` and appends the grouped sums itself: migration 0035_expirypause),
 and its inactivity pass selects the lots of many wallets of several tenants in one chunk."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Whether a program's segment inputs changed since its last full refresh.
 
-Database triggers (migration ``0034_segmentinputs``) write a row to ``segment_input_change``
+Database triggers (migration ``0036_segmentinputs``) write a row to ``segment_input_change``
 for each program and transaction that changes what a refresh reads: enrolments, enrolled
 accounts' region, attributes and status, running RFM inputs, member counters. What else a
 refresh depends on — the local day (when RFM scores are read), the definition version in

@@ -104,7 +104,7 @@ class RfmModel(Base):
 class SegmentInputChange(Base):
     """A program whose segment inputs (enrolments, enrolled accounts' region, attributes and
     status, running RFM inputs, member counters) a transaction changed, written by database
-    triggers (migration ``0034_segmentinputs``; ``tx``: the PostgreSQL transaction id, 0 on
+    triggers (migration ``0036_segmentinputs``; ``tx``: the PostgreSQL transaction id, 0 on
     SQLite) and deleted by the refresh that read it."""
 
     __tablename__ = "segment_input_change"

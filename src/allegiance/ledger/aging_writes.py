@@ -132,7 +132,7 @@ def add(session: Session, tenant_id: str, moves: Moves) -> None:
 # --- PostgreSQL: many aging rows changed in one statement, their liability sums with it ------
 # ``liability_aging_track`` (0026_analytics) appends one ``liability_delta`` row per changed
 # aging row, a PL/pgSQL call each. A writer that changes a chunk's aging rows in one statement
-# pauses it (0034_expirypause: ``allegiance.liability_paused``, transaction-local) and appends
+# pauses it (0035_expirypause: ``allegiance.liability_paused``, transaction-local) and appends
 # the same sums grouped per (program, unit, tier, day), in the same statement. The tier is the
 # trigger's: the member's enrolment tier in the wallet's program, '' when none.
 _PG_LIABILITY_PAUSE = "SELECT set_config('allegiance.liability_paused', %s, true)"

@@ -10,8 +10,8 @@ expiry job) pauses it for that statement and appends the same sums to ``liabilit
 itself, grouped, in the same statement (``ledger.expiry_bulk``). Every other writer is
 unchanged. SQLite: nothing (its triggers write ``liability_holding``; it has no such setting).
 
-Revision ID: 0034_expirypause
-Revises: 0033_reversesidx
+Revision ID: 0035_expirypause
+Revises: 0034_posthot
 Create Date: 2026-11-25 05:00:00
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0034_expirypause'
-down_revision: str | None = '0033_reversesidx'
+revision: str = '0035_expirypause'
+down_revision: str | None = '0034_posthot'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,8 +21,8 @@ a tier recalculation of a million enrolments adds one row). SQLite: row triggers
 the log's key each; a row is written only by the first change of a program since the last
 refresh), on UPDATE only for the columns read and with the log's probe in the WHEN clause.
 
-Revision ID: 0034_segmentinputs
-Revises: 0033_reversesidx
+Revision ID: 0036_segmentinputs
+Revises: 0035_expirypause
 Create Date: 2026-11-25 04:40:00
 """
 
@@ -36,8 +36,8 @@ from alembic import op
 from allegiance.kit import tenancy
 from allegiance.kit.db import UTCDateTime
 
-revision: str = '0034_segmentinputs'
-down_revision: str | None = '0033_reversesidx'
+revision: str = '0036_segmentinputs'
+down_revision: str | None = '0035_expirypause'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
