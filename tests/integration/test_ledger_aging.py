@@ -9,24 +9,18 @@ import random
 from datetime import timedelta
 
 from allegiance import analytics, ledger, members
-from allegiance.analytics.liability import aged_now, outstanding_rows
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from tests.conftest import build_world
-from tests.integration.analytics_support import History, at, history, post, standard
+from tests.integration.analytics_support import (
+    History,
+    at,
+    check_aging,
+    history,
+    post,
+    standard,
+)
 from tests.support.invariants import assert_ledger_invariants
-
-
-def check_aging(h: History) -> None:
-    w = h.world
-    with h.db.read() as s:
-        stored = ledger.stored_aging(s, w.tenant_id)
-        assert stored == ledger.recompute_aging(s, w.tenant_id)
-        aged = aged_now(s, w.tenant_id, w.program_id)
-        # The postings' path at a moment after every entry (it takes entries strictly before).
-        scanned = outstanding_rows(s, w.tenant_id, w.program_id,
-                                   clock.now() + timedelta(seconds=1))
-    assert sorted(aged, key=repr) == sorted(scanned, key=repr)
 
 
 def test_aging_follows_the_standard_history_with_expiry_holds_and_reversals(
