@@ -101,7 +101,11 @@ def drop_postgres(url: str) -> None:
 
 
 def drop_template() -> None:
-    global _TEMPLATE_PG
+    """Remove this run's templates (the SQLite file's directory, the PostgreSQL database)."""
+    global _TEMPLATE_PG, _TEMPLATE_SQLITE
+    if _TEMPLATE_SQLITE is not None:
+        shutil.rmtree(_TEMPLATE_SQLITE.parent, ignore_errors=True)
+        _TEMPLATE_SQLITE = None
     if _TEMPLATE_PG is not None and postgres_available():
         with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE_PG}" WITH (FORCE)')
