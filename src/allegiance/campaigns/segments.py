@@ -558,7 +558,6 @@ def refresh_program(session: Session, tenant_id: str, program_id: str) -> dict[s
     return totals
 
 
-
 def _refresh_segments(session: Session, tenant_id: str, program_id: str,
                       nodes: list[tuple[Segment, rules.Node]], used: Mapping[str, str],
                       ranking: Future[rfm.Ranked] | None, now: datetime,
