@@ -350,6 +350,10 @@ def test_the_cli_imports_with_a_mapping_file_and_reports_json(
     assert shop.wallet(accounts["M1"]).posted == 35
     again = json.loads(CliRunner().invoke(app, args).stdout)
     assert (again["created"], again["replayed"]) == (0, 1)
+    by_id = [*args[:4], shop.program_id, *args[5:]]  # the id make run prints works too
+    replayed = CliRunner().invoke(app, by_id)
+    assert replayed.exit_code == 0, (replayed.output, replayed.exception)
+    assert json.loads(replayed.stdout)["replayed"] == 1, replayed.output
 
     wrong = tmp_path / "erp.xlsx"
     wrong.write_bytes(b"")

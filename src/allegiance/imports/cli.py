@@ -33,7 +33,7 @@ app = typer.Typer(help="Bulk import from CSV, XLSX or Parquet (purchases, activi
 
 FileArg = Annotated[Path, typer.Argument(help="The file: .csv, .tsv, .xlsx or .parquet.",
                                          exists=True, dir_okay=False, readable=True)]
-ProgramOpt = Annotated[str, typer.Option("--program", help="The program's code.")]
+ProgramOpt = Annotated[str, typer.Option("--program", help="The program's code or id (prg_…).")]
 TenantOpt = Annotated[str, typer.Option("--tenant", help="The tenant id (ten_…).")]
 SourceOpt = Annotated[str | None, typer.Option(
     "--source", help="The events' source: (program, source, external_id) is unique, so keep it "
@@ -79,7 +79,7 @@ def _import(kind: str, file: Path, program: str, tenant: str, source: str | None
     with open_database(database_url) as db:
         with db.read() as s:
             tenants.get_tenant(s, tenant)
-            program_id = tenants.program_by_code(s, tenant, program).id
+            program_id = tenants.program_by_code_or_id(s, tenant, program).id
             if mapping is not None:
                 data = _mapping_file(mapping)
             else:  # the mapping saved for this source, if any
@@ -156,7 +156,7 @@ def save_mapping(kind: KindArg, source: SourceArg,
     """Save (or replace) the mapping of a source's files of one kind."""
     data = _mapping_file(file)
     with open_database(database_url) as db, db.transaction() as s:
-        program_id = tenants.program_by_code(s, tenant, program).id
+        program_id = tenants.program_by_code_or_id(s, tenant, program).id
         mappings.save_mapping(s, tenant, program_id, source, kind, data, actor="cli")
     console.print(f"saved the {kind} mapping of source {source}")
 
@@ -166,7 +166,7 @@ def show_mapping(kind: KindArg, source: SourceArg, program: ProgramOpt, tenant: 
                  database_url: DatabaseUrl = None) -> None:
     """Print a saved mapping as YAML."""
     with open_database(database_url) as db, db.read() as s:
-        program_id = tenants.program_by_code(s, tenant, program).id
+        program_id = tenants.program_by_code_or_id(s, tenant, program).id
         row = mappings.get_mapping(s, tenant, program_id, source, kind)
         typer.echo(yaml.safe_dump(dict(row.mapping), sort_keys=False, allow_unicode=True))
 
@@ -176,6 +176,6 @@ def list_mappings(program: ProgramOpt, tenant: TenantOpt,
                   database_url: DatabaseUrl = None) -> None:
     """List the saved mappings of a program."""
     with open_database(database_url) as db, db.read() as s:
-        program_id = tenants.program_by_code(s, tenant, program).id
+        program_id = tenants.program_by_code_or_id(s, tenant, program).id
         for row in mappings.list_mappings(s, tenant, program_id):
             console.print(f"{row.source}\t{row.kind}\t{', '.join(sorted(row.mapping))}")

@@ -230,7 +230,7 @@ def run(
     if batch < 1:
         raise domain.MappingInvalid("batch must be at least 1", field="batch")
     with db.read() as s:
-        program_id = tenants.program_by_code(s, tenant_id, program_code).id
+        program_id = tenants.program_by_code_or_id(s, tenant_id, program_code).id
     opened = reader.open_source(path)
     plan = domain.plan(kind, mapping or domain.ColumnMapping(), opened.headers)
     report = Report(kind=kind, errors_file=None)

@@ -18,7 +18,7 @@ from allegiance.kit import clock, zones
 from allegiance.kit.auth import Principal, PrincipalCache
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.expiry import ExpiryPolicy
-from allegiance.kit.ids import new_id
+from allegiance.kit.ids import has_prefix, new_id
 from allegiance.kit.models import Tenant
 from allegiance.kit.money import is_currency_code
 from allegiance.kit.settings import get_settings
@@ -137,6 +137,16 @@ def program_by_code(session: Session, tenant_id: str, code: str) -> Program:
     if program is None:
         raise ProgramNotFound(f"program {code!r} not found", field="program")
     return program
+
+
+def program_by_code_or_id(session: Session, tenant_id: str, ref: str) -> Program:
+    """A program named as a command line names it: its id (``prg_…``, what ``make run`` and
+    the API print) or its code."""
+    if has_prefix(ref, "prg"):
+        found = session.get(Program, (tenant_id, ref))
+        if found is not None:
+            return found
+    return program_by_code(session, tenant_id, ref)
 
 
 def list_programs(session: Session, tenant_id: str) -> list[Program]:
