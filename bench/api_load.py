@@ -203,7 +203,8 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     now = loop.time
     answered: set[int] = set()
-    trace: list[tuple[float, float]] = []  # (scheduled seconds from start, latency), if asked
+    # (scheduled seconds from start, latency, how late it was sent), if asked
+    trace: list[tuple[float, float, float]] = []
 
     async def one(i: int, scheduled: float) -> None:
         nonlocal errors
@@ -213,6 +214,7 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
         except OSError:
             errors += 1
             return
+        sent = now()
         try:
             status = await conn.send(request)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
@@ -222,7 +224,7 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
         pool.give_back(conn)
         statuses[str(status)] += 1
         latencies.append(now() - scheduled)
-        trace.append((scheduled - start, latencies[-1]))
+        trace.append((scheduled - start, latencies[-1], sent - scheduled))
         if status in ok:
             answered.add(i)
 
@@ -253,7 +255,9 @@ async def open_loop(job: dict[str, Any]) -> dict[str, Any]:
     result.update(offered=total, rate=rate, seconds=seconds, connections=pool.opened,
                   failed=failed)
     if job.get("trace"):
-        result["trace"] = [[round(at, 4), round(took, 4)] for at, took in sorted(trace)]
+        result["trace"] = [[round(at, 4), round(took, 4), round(late, 4)]
+                           for at, took, late in sorted(trace)]
+        result["trace_start_unix"] = time.time() - (now() - start)
     return result
 
 

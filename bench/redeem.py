@@ -184,7 +184,9 @@ def _engine(engine: str, args: argparse.Namespace, lines: list[str],
             result = load(base, job)
             if args.redeem_trace:
                 Path(f"{args.redeem_trace}.{engine}.json").write_text(
-                    json.dumps(result["trace"]))
+                    json.dumps({"start_unix": result["trace_start_unix"],
+                                "columns": ["scheduled_s", "latency_s", "sent_late_s"],
+                                "requests": result["trace"]}))
             statuses = result["statuses"]
             out_of_stock = statuses.get("409", 0)
             created = statuses.get("201", 0) + warm["statuses"].get("201", 0)
