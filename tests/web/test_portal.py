@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from allegiance import ledger, members, operators, rewards, tenants
@@ -16,6 +17,9 @@ def test_balance_tier_and_branding(web: Web) -> None:
     assert "14,000" in page  # dealer_west: 12,000 + 4,500 - 2,500
     assert "Northwind Partner Rewards" in page and "--brand: #0b5d4b" in page
     assert "Partner: Silver" in page and "more spend this period to reach <strong>gold" in page
+    # The tier year is shown by its first and last days, not the exclusive end.
+    year = re.search(r"Period (\d{4})-01-01 to (\d{4})-12-31\.", page)
+    assert year is not None and year.group(1) == year.group(2), page
 
 
 def test_branding_colours_are_checked(web: Web) -> None:

@@ -3,7 +3,7 @@ pages use, and a response helper that adds the CSP nonce and the signed-in conte
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -59,11 +59,18 @@ def day(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d")
 
 
+def last_day(value: datetime | None) -> str:
+    """The last day of a period that ends at ``value`` exclusive (a tier year ending at
+    2027-01-01 00:00 shows as 2026-12-31)."""
+    return "—" if value is None else (value - timedelta(microseconds=1)).strftime("%Y-%m-%d")
+
+
 def percent(value: float | Decimal | None) -> str:
     return "—" if value is None else f"{float(value) * 100:.1f}%"
 
 
-env.filters.update(number=number, amount=amount, signed=signed, when=when, day=day, percent=percent)
+env.filters.update(number=number, amount=amount, signed=signed, when=when, day=day, last_day=last_day,
+                   percent=percent)
 env.globals["version"] = __version__
 
 
