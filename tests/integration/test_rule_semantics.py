@@ -16,7 +16,8 @@ from sqlalchemy import text
 from allegiance import definitions, events
 from allegiance.kit import clock
 from allegiance.kit.db import Database
-from allegiance.rules.domain import Rounding, divide
+from allegiance.kit.money import Rounding
+from allegiance.rules.domain import divide
 from tests.integration.events_support import NOW, Shop, definition
 from tests.support.invariants import assert_ledger_invariants
 
