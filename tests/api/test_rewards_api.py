@@ -3,6 +3,7 @@ isolation, scopes, idempotency and validation."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -100,6 +101,32 @@ def test_catalogue_and_redemption_lifecycle(api: Api) -> None:
                 {"reward_id": rw["id"], "account_id": acc}, 409)
     assert err["error"]["code"] == "out_of_stock"
     assert_ledger_invariants(api.db)
+
+
+def test_the_catalogue_filters_by_visibility_and_availability(api: Api) -> None:
+    """``?visible=true`` lists what is shown now (a teaser not yet redeemable included, a
+    hidden reward not); ``?account_id=`` lists what that member may redeem now (neither)."""
+    pid, uid, acc = _setup(api)
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+
+    def create(code: str, **window: datetime) -> str:
+        body = {"code": code, "name": code, "kind": "physical", "unit_id": uid, "cost": 10,
+                **{k: v.isoformat() for k, v in window.items()}}
+        return str(_call(api, "POST", f"/programs/{pid}/rewards", body, 201)["id"])
+
+    shown = create("shown")
+    teaser = create("teaser", visible_from=now - day, available_from=now + day)
+    hidden = create("hidden", visible_from=now + day, available_from=now - day)
+    ended = create("ended", visible_to=now - day)
+
+    def listed(query: str) -> set[str]:
+        return {r["id"] for r in _call(api, "GET", f"/programs/{pid}/rewards{query}")["items"]}
+
+    assert listed("") == {shown, teaser, hidden, ended}
+    assert listed("?visible=true") == {shown, teaser}
+    assert listed(f"?account_id={acc}") == {shown}
+    assert listed(f"?visible=true&account_id={acc}") == {shown}
 
 
 def test_region_codes_and_coupons(api: Api) -> None:
