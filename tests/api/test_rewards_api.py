@@ -140,21 +140,21 @@ def test_a_shipped_gift_is_tracked_after_fulfilment(api: Api) -> None:
                 {"reward_id": tv["id"], "account_id": acc,
                  "shipping": {"address": "1 Main St"}}, 201)
     path = f"/redemptions/{red['id']}/shipping"
-    assert _call(api, "POST", path, {"status": "shipped"}, 409)["error"]["code"] == (
+    assert _call(api, "POST", path, {"shipping_status": "shipped"}, 409)["error"]["code"] == (
         "invalid_transition")  # not fulfilled yet
     _call(api, "POST", f"/redemptions/{red['id']}/fulfil",
           {"shipping": {"carrier": "UPS", "status": "shipped"}})
-    moving = _call(api, "POST", path, {"status": "in_transit", "tracking": "1Z999"})
+    moving = _call(api, "POST", path, {"shipping_status": "in_transit", "tracking": "1Z999"})
     assert moving["status"] == "fulfilled"
     assert {k: moving["shipping"][k] for k in ("address", "carrier", "status", "tracking")} == {
         "address": "1 Main St", "carrier": "UPS", "status": "in_transit", "tracking": "1Z999"}
-    done = _call(api, "POST", path, {"status": "delivered", "note": "left at reception"})
+    done = _call(api, "POST", path, {"shipping_status": "delivered", "note": "left at reception"})
     assert (done["shipping"]["status"], done["shipping"]["tracking"]) == ("delivered", "1Z999")
     assert _call(api, "GET", f"/redemptions/{red['id']}")["shipping"]["status"] == "delivered"
-    err = _call(api, "POST", path, {"status": "in_transit"}, 409)["error"]
-    assert (err["code"], err["field"]) == ("invalid_transition", "status")
-    _call(api, "POST", path, {"status": "teleported"}, 422)
-    _call(api, "POST", path, {"status": "returned"}, key=api.key_with(["read"]), status=403)
+    err = _call(api, "POST", path, {"shipping_status": "in_transit"}, 409)["error"]
+    assert (err["code"], err["field"]) == ("invalid_transition", "shipping_status")
+    _call(api, "POST", path, {"shipping_status": "teleported"}, 422)
+    _call(api, "POST", path, {"shipping_status": "returned"}, key=api.key_with(["read"]), status=403)
     with api.db.read() as s:
         trail = [(r.action, r.before, r.after) for r in reversed(audit.history(
             s, api.tenant_id, object_type="redemption", object_id=red["id"]))]
@@ -168,10 +168,10 @@ def test_a_shipped_gift_is_tracked_after_fulfilment(api: Api) -> None:
     spa = _call(api, "POST", f"/programs/{pid}/redemptions",
                 {"reward_id": spa_reward["id"], "account_id": acc}, 201)
     _call(api, "POST", f"/redemptions/{spa['id']}/fulfil")
-    assert _call(api, "POST", f"/redemptions/{spa['id']}/shipping", {"status": "shipped"},
+    assert _call(api, "POST", f"/redemptions/{spa['id']}/shipping", {"shipping_status": "shipped"},
                  409)["error"]["code"] == "invalid_transition"
     _, other = api.new_tenant()
-    _call(api, "POST", path, {"status": "returned"}, 404, key=other)
+    _call(api, "POST", path, {"shipping_status": "returned"}, 404, key=other)
 
 
 def test_region_codes_and_coupons(api: Api) -> None:

@@ -207,7 +207,7 @@ def update_shipping(redemption_id: str, body: ShippingUpdate,
         ctx.check_program(service.get_redemption(session, ctx.tenant_id,
                                                  redemption_id).program_id)
         row = shipping.update_shipping(session, ctx.tenant_id, redemption_id, actor=ctx.actor,
-                                       status=body.status, carrier=body.carrier,
+                                       status=body.shipping_status, carrier=body.carrier,
                                        tracking=body.tracking, note=body.note)
         return RedemptionRead.model_validate(row)
 

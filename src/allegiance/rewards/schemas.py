@@ -115,7 +115,7 @@ class Fulfilment(_In):
 
 
 class ShippingUpdate(_In):
-    status: Literal["preparing", "shipped", "in_transit", "delivered", "returned", "lost"]
+    shipping_status: Literal["preparing", "shipped", "in_transit", "delivered", "returned", "lost"]
     carrier: str | None = Field(None, max_length=100)
     tracking: str | None = Field(None, max_length=200)
     note: str | None = Field(None, max_length=500)

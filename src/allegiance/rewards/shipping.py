@@ -34,17 +34,17 @@ def update_shipping(session: Session, tenant_id: str, redemption_id: str, *, act
     kind = session.scalar(select(Reward.kind).where(Reward.tenant_id == tenant_id,
                                                     Reward.id == row.reward_id))
     if kind != "physical":
-        raise InvalidTransition(f"a {kind} reward is not shipped", field="status")
+        raise InvalidTransition(f"a {kind} reward is not shipped", field="redemption_id")
     if row.status != "fulfilled":
         raise InvalidTransition(f"a {row.status} redemption has not been shipped yet; "
-                                "fulfil it first", field="status")
+                                "fulfil it first", field="redemption_id")
     before = dict(row.shipping or {})
     current = str(before.get("status") or "")
     if current not in domain.SHIPPING:
         current = "preparing"  # a free-text status given at fulfilment: any next step
     if not domain.may_ship(current, status):
         raise InvalidTransition(f"shipping cannot go from {current or 'none'} to {status}",
-                                field="status")
+                                field="shipping_status")
     after: dict[str, Any] = {**before, "status": status, "updated_at": clock.now().isoformat()}
     for name, value in (("carrier", carrier), ("tracking", tracking), ("note", note)):
         if value is not None:
