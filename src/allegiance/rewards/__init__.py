@@ -17,9 +17,10 @@ from allegiance.rewards.service import (
     reject,
     update_reward,
 )
+from allegiance.rewards.shipping import update_shipping
 
 __all__ = [
     "Redemption", "Reward", "RewardCode", "add_codes", "approve", "cancel", "create_reward",
     "free_codes", "fulfil", "get_redemption", "get_reward", "list_redemptions", "list_rewards",
-    "redeem", "reject", "update_reward", "use_coupon", "validate_coupon",
+    "redeem", "reject", "update_reward", "update_shipping", "use_coupon", "validate_coupon",
 ]
