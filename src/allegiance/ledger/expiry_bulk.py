@@ -214,6 +214,11 @@ def _expire_tenant(
         lots = [x for x in lots if entry_key(x) not in taken_keys]
     if not lots:
         return
+    # Written in wallet order (a wallet's lots keep their expiry order): the chunk was read in
+    # expiry order, scattered over the wallets, and every statement below then walks the
+    # indexes it changes (counters, the postings' account index, aging, open lots) in key
+    # order instead of jumping between pages.
+    lots = sorted(lots, key=lambda x: x.account_id)
     # The program's "expired" account, once per (program, unit).
     expired: dict[tuple[str, str], repo.AccountInfo] = {}
     for program_id, unit_id in sorted({(x.wallet.program_id, x.wallet.unit_id) for x in lots}):
@@ -255,30 +260,16 @@ def _expire_tenant(
     out.entries += len(lots)
 
 
-# _track_aging keeps ledger_aging for the chunk (the trigger paused for its postings) in two
-# statements: the wallets' debits on the day, then their remaining per day recomputed.
-_AGING_UPSERT = (
-    "INSERT INTO ledger_aging AS g (tenant_id, account_id, day, credits, debits, remaining) "
-    "{values} ON CONFLICT (tenant_id, account_id, day) DO UPDATE "
-    "SET debits = g.debits + excluded.debits"
-)
-_AGING_SQL = _AGING_UPSERT.format(
-    values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j WHERE true")
-
-
 def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: datetime) -> None:
-    """The chunk's wallet debits on ``ledger_aging``, as the trigger would have kept them:
-    added to the day of ``now`` (every expiry entry's), then each wallet's remaining per day
-    recomputed."""
+    """The chunk's wallet debits on ``ledger_aging``, as the trigger would have kept them
+    (added to the day of ``now``, every expiry entry's; then each wallet's remaining per day
+    recomputed), with the liability sums of the changes grouped, the liability trigger(s)
+    paused meanwhile (one upsert and a tier lookup per changed aging row otherwise)."""
     day = day_number(now)
     if session.get_bind().dialect.name == "postgresql":
-        # with the liability sums, the liability trigger paused (a PL/pgSQL call per row)
         aging_writes.debit_day_postgres(session, tenant_id, day, taken)
-        return
-    wallets = sorted(taken)
-    with driver_connection(session) as conn:
-        conn.execute(_AGING_SQL, (tenant_id, day, json.dumps([[w, taken[w]] for w in wallets])))
-    aging_writes.recompute_remaining(session, tenant_id, wallets)
+    else:
+        aging_writes.debit_day_sqlite(session, tenant_id, day, taken)
 
 
 _SQLITE_DEBIT = (
