@@ -32,7 +32,7 @@ from allegiance import ledger, tenants, tiers
 from allegiance.kit import clock, sequences
 from allegiance.kit.db import Database
 from allegiance.kit.migrate import upgrade
-from allegiance.ledger import aging_writes
+from allegiance.ledger import aging_writes, expiry
 from allegiance.ledger import expiry_bulk as bulk
 from bench.common import PG_ADMIN, create_pg_database, drop_pg_database, pg_url
 from bench.expiry import LADDER, NOW, generate, load
@@ -163,7 +163,7 @@ def _timed_transaction(db: Database, timings: Timings) -> Callable[[], Any]:
     return transaction
 
 
-def _run(url: str, ids: dict[str, str]) -> tuple[float, float, Timings]:
+def _run(url: str, ids: dict[str, str], batch: int) -> tuple[float, float, Timings]:
     timings: Timings = defaultdict(float)
     db = Database(url)
     try:
@@ -176,7 +176,7 @@ def _run(url: str, ids: dict[str, str]) -> tuple[float, float, Timings]:
             unstatement = _time_statements(timings)
             try:
                 started = time.perf_counter()
-                report = ledger.run_expiry(_timed_transaction(db, timings))
+                report = ledger.run_expiry(_timed_transaction(db, timings), batch=batch)
                 seconds = time.perf_counter() - started
             finally:
                 unstatement()
@@ -228,6 +228,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--keep", type=Path, default=Path("/tmp/expiry-profile"),
                         help="where the loaded snapshots are kept between invocations")
+    parser.add_argument("--batch", type=int, default=expiry.CHUNK,
+                        help="lots per chunk (the job's default)")
     parser.add_argument("--explain", type=int, default=None, metavar="MS",
                         help="PostgreSQL: log the analyzed plans of statements slower than MS")
     args = parser.parse_args()
@@ -244,7 +246,7 @@ def main() -> None:
                 name = create_pg_database(source)
                 target, drop = pg_url(name), name
             try:
-                limit, seconds, timings = _run(target, ids)
+                limit, seconds, timings = _run(target, ids, args.batch)
             finally:
                 if drop:
                     drop_pg_database(drop)

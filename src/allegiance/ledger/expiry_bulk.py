@@ -235,16 +235,15 @@ def _expire_tenant(
         deltas[expired[(lot.wallet.program_id, lot.wallet.unit_id)].id].credits_posted += (
             lot.amount)
         taken[lot.account_id] += lot.amount
+    # The wallets first, then the program accounts: every writer's lock order.
     if session.get_bind().dialect.name == "sqlite":
         failed = _debit_wallets_sqlite(session, tenant_id, taken)
-        program_deltas = {k: v for k, v in deltas.items() if k not in taken}
-        failed = failed or repo.apply_deltas(session, tenant_id, infos, program_deltas, None)
     else:
-        failed = repo.apply_deltas(session, tenant_id, infos, deltas, None)
+        failed = _debit_wallets_postgres(session, tenant_id, lots, taken)
+    program_deltas = {k: v for k, v in deltas.items() if k not in taken}
+    failed = failed or repo.apply_deltas(session, tenant_id, infos, program_deltas, None)
     if failed is not None:
         raise Conflict(f"wallet {failed} changed while its lots expired", field="lots")
-    if session.get_bind().dialect.name == "postgresql":
-        _check_unchanged(session, tenant_id, lots, taken)
     aging_writes.pause(session, tenant_id, True)
     try:
         _write_journal(session, tenant_id, lots, expired, now)
@@ -292,24 +291,42 @@ def _debit_wallets_sqlite(session: Session, tenant_id: str, taken: dict[str, int
     return None if changed == len(taken) else "of the chunk"
 
 
-def _check_unchanged(
+# PostgreSQL: the wallets locked in every writer's order (member accounts by id, code-point
+# order: ``writes.lock_order``), their available balance read under the lock.
+_PG_LOCK_WALLETS = (
+    "SELECT id, CASE WHEN normal = 'credit' THEN credits_posted - debits_posted - debits_pending "
+    "ELSE debits_posted - credits_posted - credits_pending END FROM ledger_account "
+    'WHERE tenant_id = %s AND id = ANY(%b) ORDER BY id COLLATE "C" FOR UPDATE'
+)
+_PG_DEBIT_WALLETS = (
+    "UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.amount "
+    "FROM unnest(%b::text[], %b::bigint[]) AS v(id, amount) "
+    "WHERE a.tenant_id = %s AND a.id = v.id"
+)
+
+
+def _debit_wallets_postgres(
     session: Session, tenant_id: str, lots: list[DueLot], taken: dict[str, int]
-) -> None:
-    """PostgreSQL: the wallets are locked now (by the counter update); their available
-    balance must be what was read, less what this chunk took — else another writer moved
-    them in between and the amounts were computed from a stale read."""
+) -> str | None:
+    """PostgreSQL: lock the chunk's wallets (in lock order) and read their available balance;
+    it must be what the chunk's read saw — else another writer moved the wallet in between
+    and the amounts were computed from a stale read (:class:`Conflict`). Then every wallet's
+    debit in one statement: what it loses is at most what it had available (the check's
+    read), so none is overdrawn. (Lock, update and a re-read were three statements over
+    every wallet of the chunk.)"""
     read = {x.account_id: x.available for x in lots}
     ids = sorted(read)
     with driver_connection(session) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, CASE WHEN normal = 'credit' "
-            "THEN credits_posted - debits_posted - debits_pending "
-            "ELSE debits_posted - credits_posted - credits_pending END "
-            "FROM ledger_account WHERE tenant_id = %s AND id = ANY(%b)", (tenant_id, ids))
+        cursor.execute(_PG_LOCK_WALLETS, (tenant_id, ids))
         now_available = {str(r[0]): int(r[1]) for r in cursor.fetchall()}
-    for account_id in ids:
-        if now_available.get(account_id) != read[account_id] - taken[account_id]:
-            raise Conflict(f"wallet {account_id} changed while its lots expired", field="lots")
+        for account_id in ids:
+            if now_available.get(account_id) != read[account_id]:
+                raise Conflict(f"wallet {account_id} changed while its lots expired",
+                               field="lots")
+        cursor.execute(_PG_DEBIT_WALLETS, (ids, [taken[w] for w in ids], tenant_id))
+        if cursor.rowcount != len(ids):
+            return "of the chunk"
+    return None
 
 
 def _write_journal(
