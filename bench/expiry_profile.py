@@ -69,7 +69,8 @@ def _instrument(timings: Timings) -> Callable[[], None]:
     targets: list[tuple[Any, str, str]] = [
         (bulk, "due_chunk", "read due"), (bulk, "inactive_chunk", "read inactive"),
         (bulk, "_debit_wallets_sqlite", "counters"), (bulk.repo, "apply_deltas", "counters"),
-        (bulk, "_check_unchanged", "counters check"), (bulk, "program_account", "accounts"),
+        (bulk, "_check_unchanged", "counters check"),
+        (bulk, "_debit_wallets_postgres", "counters"), (bulk, "program_account", "accounts"),
         (sequences, "reserve", "journal reserve"),
         (bulk, "_write_journal_sqlite", "journal sql"),
         (bulk, "_write_journal_postgres", "journal sql"),
@@ -78,7 +79,9 @@ def _instrument(timings: Timings) -> Callable[[], None]:
     ]
     undo: list[tuple[Any, str, Any]] = []
     for module, name, label in targets:
-        original = getattr(module, name)
+        original = getattr(module, name, None)
+        if original is None:  # a step of another version of the job
+            continue
 
         def wrapped(*args: Any, _f: Any = original, _l: str = label, **kwargs: Any) -> Any:
             started = time.perf_counter()
