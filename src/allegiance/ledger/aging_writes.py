@@ -134,10 +134,9 @@ def add(session: Session, tenant_id: str, moves: Moves) -> None:
 # aging row, a PL/pgSQL call each. A writer that changes a chunk's aging rows in one statement
 # pauses it (0035_expirypause: ``allegiance.liability_paused``, transaction-local) and appends
 # the same sums grouped per (program, unit, tier, day), in the same statement. The tier is the
-# trigger's: the member's enrolment tier in the wallet's program, '' when none (the same SQL
-# on SQLite).
+# trigger's: the member's enrolment tier in the wallet's program, '' when none.
 _PG_LIABILITY_PAUSE = "SELECT set_config('allegiance.liability_paused', %s, true)"
-_TIER = (
+_PG_TIER = (
     "COALESCE((SELECT en.tier FROM enrolment en WHERE en.tenant_id = a.tenant_id "
     "AND en.program_id = a.program_id AND en.account_id = CASE WHEN a.owner_type = 'account' "
     "THEN a.owner_id ELSE (SELECT u.account_id FROM member_user u WHERE u.tenant_id = "
@@ -146,7 +145,7 @@ _TIER = (
 _PG_DELTAS = (
     "INSERT INTO liability_delta (tenant_id, program_id, unit_id, tier, day, remaining, net) "
     "SELECT t, p, u, tier, day, SUM(dr), SUM(dn) FROM ("
-    f"SELECT a.tenant_id AS t, a.program_id AS p, a.unit_id AS u, {_TIER} AS tier, "
+    f"SELECT a.tenant_id AS t, a.program_id AS p, a.unit_id AS u, {_PG_TIER} AS tier, "
     "c.day, c.dr, c.dn FROM {changes} c JOIN ledger_account a "
     "ON a.tenant_id = %s AND a.id = c.account_id) x "
     "GROUP BY t, p, u, tier, day HAVING SUM(dr) <> 0 OR SUM(dn) <> 0"
@@ -191,61 +190,3 @@ def debit_day_postgres(session: Session, tenant_id: str, day: int,
                                     tenant_id))
         cursor.execute(_PG_REMAINING, (tenant_id, wallets, tenant_id, tenant_id))
         cursor.execute(_PG_LIABILITY_PAUSE, ("off",))
-
-
-# --- SQLite: the same, with its triggers on ``ledger_aging`` paused ---------------------------
-# ``liability_aging_insert``/``_update`` (0026_analytics) upsert ``liability_holding`` per
-# changed aging row, a tier lookup each. A writer that changes a chunk's aging rows pauses
-# them (0037_expiryliability: a ``sequence`` row ``liability_paused`` that exists only inside
-# its transaction, one writer at a time) and adds the same sums itself, grouped.
-_SQ_LIABILITY_PAUSE = {
-    True: "INSERT INTO sequence (tenant_id, name, last_value, last_hash) "
-          "VALUES (?, 'liability_paused', 0, '')",
-    False: "DELETE FROM sequence WHERE tenant_id = ? AND name = 'liability_paused'",
-}
-# The wallets' debits added to one day (a new row has credits and remaining 0).
-_SQ_DEBITS = (
-    "INSERT INTO ledger_aging AS g (tenant_id, account_id, day, credits, debits, remaining) "
-    "SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j WHERE true "
-    "ON CONFLICT (tenant_id, account_id, day) DO UPDATE SET debits = g.debits + excluded.debits"
-)
-# Before the wallets' remaining are recomputed: each day's change of remaining (the window of
-# the recomputation) and the day's net change (−debit), summed per (program, unit, tier, day).
-# CROSS JOIN keeps the chunk's rows outside (a probe of ``ledger_account`` each) whatever the
-# statistics say.
-_SQ_LIABILITY = (
-    "INSERT INTO liability_holding (tenant_id, program_id, unit_id, tier, day, remaining, net) "
-    "SELECT t, p, u, tier, day, SUM(dr), SUM(dn) FROM ("
-    f"SELECT a.tenant_id AS t, a.program_id AS p, a.unit_id AS u, {_TIER} AS tier, "
-    "c.day AS day, c.dr AS dr, c.dn AS dn FROM ("
-    "SELECT account_id, day, part - remaining AS dr, 0 AS dn FROM ("
-    "SELECT account_id, day, remaining, max(0, min(credits, bal - (newer - credits))) AS part "
-    "FROM (SELECT account_id, day, credits, remaining, "
-    "SUM(credits - debits) OVER (PARTITION BY account_id) AS bal, "
-    "SUM(credits) OVER (PARTITION BY account_id ORDER BY day DESC "
-    "ROWS UNBOUNDED PRECEDING) AS newer "
-    "FROM ledger_aging WHERE tenant_id = ? AND account_id IN "
-    "(SELECT j.value ->> 0 FROM json_each(?) AS j))) WHERE part <> remaining "
-    "UNION ALL SELECT j.value ->> 0, ?, 0, -(j.value ->> 1) FROM json_each(?) AS j"
-    ") AS c CROSS JOIN ledger_account AS a WHERE a.tenant_id = ? AND a.id = c.account_id) "
-    "GROUP BY t, p, u, tier, day HAVING SUM(dr) <> 0 OR SUM(dn) <> 0 "
-    "ON CONFLICT (tenant_id, program_id, unit_id, tier, day) DO UPDATE SET "
-    "remaining = remaining + excluded.remaining, net = net + excluded.net"
-)
-
-
-def debit_day_sqlite(session: Session, tenant_id: str, day: int,
-                     debits: Mapping[str, int]) -> None:
-    """SQLite: what :func:`debit_day_postgres` does — each wallet's debit added to its aging
-    row of ``day``, the wallets' remaining per day recomputed, and the liability sums of both
-    added to ``liability_holding`` grouped, its triggers paused meanwhile."""
-    wallets = sorted(debits)
-    if not wallets:
-        return
-    listed = json.dumps([[w, debits[w]] for w in wallets])
-    with driver_connection(session) as conn:
-        conn.execute(_SQ_LIABILITY_PAUSE[True], (tenant_id,))
-        conn.execute(_SQ_DEBITS, (tenant_id, day, listed))
-        conn.execute(_SQ_LIABILITY, (tenant_id, listed, day, listed, tenant_id))
-        conn.execute(_RECOMPUTE[True], (tenant_id, json.dumps(wallets), tenant_id))
-        conn.execute(_SQ_LIABILITY_PAUSE[False], (tenant_id,))

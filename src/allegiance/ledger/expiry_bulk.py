@@ -95,11 +95,30 @@ def _due_lot(row: Any) -> DueLot:
                   int(row[12]))
 
 
+# PostgreSQL: every statement of a chunk reads or changes a few rows per lot or wallet, by key.
+# Knowing the arrays' sizes, the planner chose hash joins over whole-table scans — the lots,
+# the wallets and the aging rows read in full by every chunk (≈ 1 s a chunk each at 100 000
+# members, and the job growing with the square of the data) — the windows' sorts spilled to
+# disk at the default 4 MB, and JIT compiled them. For the chunk's transaction only:
+_PG_CHUNK_SETTINGS = (
+    "SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off",
+    "SET LOCAL enable_seqscan = off", "SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
+)
+
+
+def _probe_plans(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        with driver_connection(session) as conn, conn.cursor() as cursor:
+            for statement in _PG_CHUNK_SETTINGS:
+                cursor.execute(statement)
+
+
 def due_chunk(
     session: Session, now: datetime, limit: int, after: tuple[datetime, str] | None = None
 ) -> tuple[list[DueLot], tuple[datetime, str] | None]:
     """The next ``limit`` open lots past their expiry, in (expires_at, id) order after
     ``after``, with their wallets; and the position of the last one (None when none)."""
+    _probe_plans(session)
     query = select(Lot.tenant_id, Lot.id, Lot.account_id, Lot.remaining, Lot.expires_at).where(
         Lot.expires_at.is_not(None), Lot.expires_at <= now, Lot.remaining > 0)
     if after is not None:
@@ -133,6 +152,7 @@ def inactive_chunk(
     old; and the position of the last wallet read (None when there is none)."""
     if not policies:
         return [], None
+    _probe_plans(session)
     a = LedgerAccount
     # A superset in SQL (a few days of slack for month ends), the exact months in Python.
     deadline = or_(*(
@@ -259,16 +279,32 @@ def _expire_tenant(
     out.entries += len(lots)
 
 
+# _track_aging keeps ledger_aging for the chunk (the trigger paused for its postings) in two
+# statements: the wallets' debits on the day, then their remaining per day recomputed.
+_AGING_UPSERT = (
+    "INSERT INTO ledger_aging AS g (tenant_id, account_id, day, credits, debits, remaining) "
+    "{values} ON CONFLICT (tenant_id, account_id, day) DO UPDATE "
+    "SET debits = g.debits + excluded.debits"
+)
+_AGING_SQL = _AGING_UPSERT.format(
+    values="SELECT ?, j.value ->> 0, ?, 0, j.value ->> 1, 0 FROM json_each(?) AS j WHERE true")
+
+
 def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: datetime) -> None:
-    """The chunk's wallet debits on ``ledger_aging``, as the trigger would have kept them
-    (added to the day of ``now``, every expiry entry's; then each wallet's remaining per day
-    recomputed), with the liability sums of the changes grouped, the liability trigger(s)
-    paused meanwhile (one upsert and a tier lookup per changed aging row otherwise)."""
+    """The chunk's wallet debits on ``ledger_aging``, as the trigger would have kept them:
+    added to the day of ``now`` (every expiry entry's), then each wallet's remaining per day
+    recomputed. (SQLite: its liability triggers on ``ledger_aging`` run per changed row; the
+    same sums written grouped, as on PostgreSQL, were slower — the recomputation's window
+    read twice — session 12.)"""
     day = day_number(now)
     if session.get_bind().dialect.name == "postgresql":
+        # with the liability sums, the liability trigger paused (a PL/pgSQL call per row)
         aging_writes.debit_day_postgres(session, tenant_id, day, taken)
-    else:
-        aging_writes.debit_day_sqlite(session, tenant_id, day, taken)
+        return
+    wallets = sorted(taken)
+    with driver_connection(session) as conn:
+        conn.execute(_AGING_SQL, (tenant_id, day, json.dumps([[w, taken[w]] for w in wallets])))
+    aging_writes.recompute_remaining(session, tenant_id, wallets)
 
 
 _SQLITE_DEBIT = (
