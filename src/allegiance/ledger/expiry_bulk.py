@@ -99,7 +99,9 @@ def _due_lot(row: Any) -> DueLot:
 # Knowing the arrays' sizes, the planner chose hash joins over whole-table scans — the lots,
 # the wallets and the aging rows read in full by every chunk (≈ 1 s a chunk each at 100 000
 # members, and the job growing with the square of the data) — the windows' sorts spilled to
-# disk at the default 4 MB, and JIT compiled them. For the chunk's transaction only:
+# disk at the default 4 MB, and JIT compiled them. For the chunk's transaction only (a
+# caller's own transaction, through ``expire_due_lots``/``expire_inactive``, keeps them to its
+# end):
 _PG_CHUNK_SETTINGS = (
     "SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off",
     "SET LOCAL enable_seqscan = off", "SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
