@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from allegiance import ledger
 from allegiance.kit import clock
 from allegiance.kit.db import Database
+from allegiance.kit.errors import Conflict
+from allegiance.ledger import expiry_bulk as bulk
 from allegiance.ledger.models import JournalEntry, Lot, LotUse
 from tests.conftest import World, build_world
 from tests.support.invariants import assert_ledger_invariants
@@ -206,4 +208,27 @@ def test_a_lot_whose_expiry_key_is_taken_is_left_alone(
     report = ledger.run_expiry(db.transaction)  # the chunk meets the key, is read again
     assert (report.lots, report.points) == (1, 20)
     assert _lots(db, a) == [10] and _lots(db, b) == [0]
+    assert_ledger_invariants(db)
+
+
+def test_a_wallet_changed_after_its_chunk_was_read_is_a_conflict(
+        db: Database, start: clock.FrozenClock) -> None:
+    """On PostgreSQL the chunk is read without locks: the wallets' available balances are
+    read again under their locks, and a chunk read before another writer moved a wallet is
+    refused (the job reads it again). SQLite reads and writes under one write lock."""
+    if db.is_sqlite:
+        pytest.skip("SQLite: the chunk is read inside the writer's lock")
+    w = build_world(db, expiry=YEARLY)
+    a, b = w.wallet("acc_a"), w.wallet("acc_b")
+    w.earn(a, 100)
+    w.earn(b, 40)
+    start.set(AFTER_A_YEAR)
+    with db.transaction() as s:
+        stale, _ = bulk.due_chunk(s, clock.now(), 10)
+    _hold(w, a, 30)  # another writer reserves part of a's balance meanwhile
+    with pytest.raises(Conflict), db.transaction() as s:
+        bulk.expire(s, stale, clock.now())
+    report = ledger.run_expiry(db.transaction)  # read again: what the hold reserves stays
+    assert (report.lots, report.points) == (2, 70 + 40)
+    assert w.balance(a).posted == 30 and w.balance(b).posted == 0
     assert_ledger_invariants(db)

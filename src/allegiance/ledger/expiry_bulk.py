@@ -95,11 +95,32 @@ def _due_lot(row: Any) -> DueLot:
                   int(row[12]))
 
 
+# PostgreSQL: every statement of a chunk reads or changes a few rows per lot or wallet, by key.
+# Knowing the arrays' sizes, the planner chose hash joins over whole-table scans — the lots,
+# the wallets and the aging rows read in full by every chunk (≈ 1 s a chunk each at 100 000
+# members, and the job growing with the square of the data) — the windows' sorts spilled to
+# disk at the default 4 MB, and JIT compiled them. For the chunk's transaction only (a
+# caller's own transaction, through ``expire_due_lots``/``expire_inactive``, keeps them to its
+# end):
+_PG_CHUNK_SETTINGS = (
+    "SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off",
+    "SET LOCAL enable_seqscan = off", "SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
+)
+
+
+def _probe_plans(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        with driver_connection(session) as conn, conn.cursor() as cursor:
+            for statement in _PG_CHUNK_SETTINGS:
+                cursor.execute(statement)
+
+
 def due_chunk(
     session: Session, now: datetime, limit: int, after: tuple[datetime, str] | None = None
 ) -> tuple[list[DueLot], tuple[datetime, str] | None]:
     """The next ``limit`` open lots past their expiry, in (expires_at, id) order after
     ``after``, with their wallets; and the position of the last one (None when none)."""
+    _probe_plans(session)
     query = select(Lot.tenant_id, Lot.id, Lot.account_id, Lot.remaining, Lot.expires_at).where(
         Lot.expires_at.is_not(None), Lot.expires_at <= now, Lot.remaining > 0)
     if after is not None:
@@ -133,6 +154,7 @@ def inactive_chunk(
     old; and the position of the last wallet read (None when there is none)."""
     if not policies:
         return [], None
+    _probe_plans(session)
     a = LedgerAccount
     # A superset in SQL (a few days of slack for month ends), the exact months in Python.
     deadline = or_(*(
@@ -214,6 +236,11 @@ def _expire_tenant(
         lots = [x for x in lots if entry_key(x) not in taken_keys]
     if not lots:
         return
+    # Written in wallet order (a wallet's lots keep their expiry order): the chunk was read in
+    # expiry order, scattered over the wallets, and every statement below then walks the
+    # indexes it changes (counters, the postings' account index, aging, open lots) in key
+    # order instead of jumping between pages.
+    lots = sorted(lots, key=lambda x: x.account_id)
     # The program's "expired" account, once per (program, unit).
     expired: dict[tuple[str, str], repo.AccountInfo] = {}
     for program_id, unit_id in sorted({(x.wallet.program_id, x.wallet.unit_id) for x in lots}):
@@ -230,16 +257,15 @@ def _expire_tenant(
         deltas[expired[(lot.wallet.program_id, lot.wallet.unit_id)].id].credits_posted += (
             lot.amount)
         taken[lot.account_id] += lot.amount
+    # The wallets first, then the program accounts: every writer's lock order.
     if session.get_bind().dialect.name == "sqlite":
         failed = _debit_wallets_sqlite(session, tenant_id, taken)
-        program_deltas = {k: v for k, v in deltas.items() if k not in taken}
-        failed = failed or repo.apply_deltas(session, tenant_id, infos, program_deltas, None)
     else:
-        failed = repo.apply_deltas(session, tenant_id, infos, deltas, None)
+        failed = _debit_wallets_postgres(session, tenant_id, lots, taken)
+    program_deltas = {k: v for k, v in deltas.items() if k not in taken}
+    failed = failed or repo.apply_deltas(session, tenant_id, infos, program_deltas, None)
     if failed is not None:
         raise Conflict(f"wallet {failed} changed while its lots expired", field="lots")
-    if session.get_bind().dialect.name == "postgresql":
-        _check_unchanged(session, tenant_id, lots, taken)
     aging_writes.pause(session, tenant_id, True)
     try:
         _write_journal(session, tenant_id, lots, expired, now)
@@ -269,7 +295,9 @@ _AGING_SQL = _AGING_UPSERT.format(
 def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: datetime) -> None:
     """The chunk's wallet debits on ``ledger_aging``, as the trigger would have kept them:
     added to the day of ``now`` (every expiry entry's), then each wallet's remaining per day
-    recomputed."""
+    recomputed. (SQLite: its liability triggers on ``ledger_aging`` run per changed row; the
+    same sums written grouped, as on PostgreSQL, were slower — the recomputation's window
+    read twice — session 12.)"""
     day = day_number(now)
     if session.get_bind().dialect.name == "postgresql":
         # with the liability sums, the liability trigger paused (a PL/pgSQL call per row)
@@ -301,24 +329,42 @@ def _debit_wallets_sqlite(session: Session, tenant_id: str, taken: dict[str, int
     return None if changed == len(taken) else "of the chunk"
 
 
-def _check_unchanged(
+# PostgreSQL: the wallets locked in every writer's order (member accounts by id, code-point
+# order: ``writes.lock_order``), their available balance read under the lock.
+_PG_LOCK_WALLETS = (
+    "SELECT id, CASE WHEN normal = 'credit' THEN credits_posted - debits_posted - debits_pending "
+    "ELSE debits_posted - credits_posted - credits_pending END FROM ledger_account "
+    'WHERE tenant_id = %s AND id = ANY(%b) ORDER BY id COLLATE "C" FOR UPDATE'
+)
+_PG_DEBIT_WALLETS = (
+    "UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.amount "
+    "FROM unnest(%b::text[], %b::bigint[]) AS v(id, amount) "
+    "WHERE a.tenant_id = %s AND a.id = v.id"
+)
+
+
+def _debit_wallets_postgres(
     session: Session, tenant_id: str, lots: list[DueLot], taken: dict[str, int]
-) -> None:
-    """PostgreSQL: the wallets are locked now (by the counter update); their available
-    balance must be what was read, less what this chunk took — else another writer moved
-    them in between and the amounts were computed from a stale read."""
+) -> str | None:
+    """PostgreSQL: lock the chunk's wallets (in lock order) and read their available balance;
+    it must be what the chunk's read saw — else another writer moved the wallet in between
+    and the amounts were computed from a stale read (:class:`Conflict`). Then every wallet's
+    debit in one statement: what it loses is at most what it had available (the check's
+    read), so none is overdrawn. (Lock, update and a re-read were three statements over
+    every wallet of the chunk.)"""
     read = {x.account_id: x.available for x in lots}
     ids = sorted(read)
     with driver_connection(session) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, CASE WHEN normal = 'credit' "
-            "THEN credits_posted - debits_posted - debits_pending "
-            "ELSE debits_posted - credits_posted - credits_pending END "
-            "FROM ledger_account WHERE tenant_id = %s AND id = ANY(%b)", (tenant_id, ids))
+        cursor.execute(_PG_LOCK_WALLETS, (tenant_id, ids))
         now_available = {str(r[0]): int(r[1]) for r in cursor.fetchall()}
-    for account_id in ids:
-        if now_available.get(account_id) != read[account_id] - taken[account_id]:
-            raise Conflict(f"wallet {account_id} changed while its lots expired", field="lots")
+        for account_id in ids:
+            if now_available.get(account_id) != read[account_id]:
+                raise Conflict(f"wallet {account_id} changed while its lots expired",
+                               field="lots")
+        cursor.execute(_PG_DEBIT_WALLETS, (ids, [taken[w] for w in ids], tenant_id))
+        if cursor.rowcount != len(ids):
+            return "of the chunk"
+    return None
 
 
 def _write_journal(
