@@ -537,6 +537,12 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
         session.execute(text("ANALYZE tier_scratch"))
         session.execute(text("SET LOCAL enable_nestloop = on"))
     code = _code_case(ladder, e.target_rank)
+    # PostgreSQL: the scratch rows come out of a hash aggregate in no order; written in key
+    # order, the new status and history rows go to the right edge of their primary keys (one
+    # cached leaf, full pages) instead of a random leaf each — an index larger than the
+    # buffer pool otherwise evicts and splits pages for every row. (SQLite's scratch is in
+    # key order already: its grouping reads the metric rows in account order.)
+    in_order: tuple[Any, ...] = (e.account_id,) if postgres else ()
     at_status, at_change = literal(at, s.updated_at.type), literal(at, TierChange.at.type)
     change_cols = ["tenant_id", "ladder_id", "account_id", "seq", "program_id", "from_level",
                    "to_level", "reason", "actor", "note", "value", "at"]
@@ -547,12 +553,13 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
              "since", "locked", "lock_reason", "anchor_month", "version", "updated_at"],
             select(lit_t, lit_l, e.account_id, literal(program_id, String), code,
                    e.target_rank, at_status, literal(False), literal(None, String),
-                   literal(ref, BigInteger), literal(1, BigInteger), at_status).where(*first),
+                   literal(ref, BigInteger), literal(1, BigInteger), at_status)
+            .where(*first).order_by(*in_order),
         ))
         session.execute(insert(TierChange).from_select(change_cols, select(
             lit_t, lit_l, e.account_id, literal(1, BigInteger), literal(program_id, String),
             literal(None, String), code, literal("upgrade", String), literal(actor, String),
-            literal(None, String), e.value, at_change).where(*first)))
+            literal(None, String), e.value, at_change).where(*first).order_by(*in_order)))
 
     # 4. Moves of accounts with a status: history rows, then the statuses themselves.
     if moving:
@@ -563,7 +570,7 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
             lit_t, lit_l, e.account_id, s.version + 1, literal(program_id, String),
             s.level_code, code, reason, literal(actor, String), literal(None, String),
             e.value, at_change,
-        ).where(*changed)))
+        ).where(*changed).order_by(*in_order)))
         session.execute(update(s).where(*changed).values(
             level_rank=e.target_rank, level_code=code, since=at, version=s.version + 1,
             updated_at=at))
