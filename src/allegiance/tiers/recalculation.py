@@ -155,17 +155,21 @@ scratch = Table(
 )
 
 
-def _insert_evaluations(session: Session, tenant_id: str, ladder_id: str,
-                        ladder: domain.Ladder, source: Any, *, ref: int,
-                        period_end: bool, fresh: bool = False) -> None:
-    """Insert evaluation rows from ``source`` (account_id, value, qualified), deciding each
-    account's target rank against its status: up at once, down only when its period ends.
+SCRATCH_COLUMNS = ["account_id", "value", "current_rank", "target_rank"]
+
+
+def _evaluations(tenant_id: str, ladder_id: str, ladder: domain.Ladder, source: Any, *,
+                 ref: int, period_end: bool, fresh: bool = False) -> Any:
+    """The evaluation rows (account_id, value, current_rank, target_rank) of ``source``
+    (account_id, value, qualified), deciding each account's target rank against its status:
+    up at once, down only when its period ends.
 
     ``fresh``: the ladder has no status row yet, so every account is new and the lookup of
     its status (one index seek per account) is skipped."""
     if fresh:
-        rows = select(source.c.account_id, source.c.value, literal(NEW, BigInteger),
-                      source.c.qualified)
+        rows = select(source.c.account_id, source.c.value,
+                      literal(NEW, BigInteger).label("current_rank"),
+                      source.c.qualified.label("target_rank"))
     else:
         st = TierStatus.__table__.alias("st")
         falls: Any = None
@@ -187,13 +191,47 @@ def _insert_evaluations(session: Session, tenant_id: str, ladder_id: str,
                                            st.c.ladder_id == ladder_id,
                                            st.c.account_id == source.c.account_id))
         rows = (select(source.c.account_id, source.c.value,
-                       func.coalesce(st.c.level_rank, literal(NEW, BigInteger)),
-                       case(*whens, else_=st.c.level_rank))
+                       func.coalesce(st.c.level_rank,
+                                     literal(NEW, BigInteger)).label("current_rank"),
+                       case(*whens, else_=st.c.level_rank).label("target_rank"))
                 .select_from(joined))
     if ladder.audience:
         rows = rows.where(source.c.account_id.in_(_audience(tenant_id, ladder)))
-    session.execute(insert(scratch).from_select(
-        ["account_id", "value", "current_rank", "target_rank"], rows))
+    return rows
+
+
+def _insert_evaluations(session: Session, tenant_id: str, ladder_id: str,
+                        ladder: domain.Ladder, source: Any, *, ref: int,
+                        period_end: bool, fresh: bool = False) -> None:
+    rows = _evaluations(tenant_id, ladder_id, ladder, source, ref=ref, period_end=period_end,
+                        fresh=fresh)
+    session.execute(insert(scratch).from_select(SCRATCH_COLUMNS, rows))
+
+
+def _entering(current: Any, target: Any) -> Any:
+    """An account without a status reaching a level."""
+    return and_(current == NEW, target > domain.NO_LEVEL)
+
+
+def _moving(current: Any, target: Any) -> Any:
+    """An account with a status changing level."""
+    return and_(current != NEW, target != current)
+
+
+def _tally(session: Session, rows: Any) -> tuple[int, int, int, int, int]:
+    """evaluated, upgraded, downgraded, entering, moving over ``rows`` (current_rank,
+    target_rank): one scan, no write."""
+    current, target = rows.c.current_rank, rows.c.target_rank
+    up = and_(target > current, target > domain.NO_LEVEL)
+    counts = session.execute(select(
+        func.count(),
+        func.coalesce(func.sum(case((up, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((target < current, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((_entering(current, target), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((_moving(current, target), 1), else_=0)), 0),
+    ).select_from(rows)).one()
+    evaluated, upgraded, downgraded, entering, moving = (int(v) for v in counts)
+    return evaluated, upgraded, downgraded, entering, moving
 
 
 def _has_statuses(session: Session, tenant_id: str, ladder_id: str) -> bool:
@@ -243,16 +281,32 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
         # probe per row (the plan a first recalculation's statistics, taken when the table
         # was empty, would otherwise choose for a million statuses).
         session.execute(text("SET LOCAL enable_indexscan = off"))
-    _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
-                        period_end=period_end, fresh=fresh)
+    holders = period_end and not fresh
+    free = ladder.levels[0].threshold == 0
+    counted: tuple[int, int, int, int, int] | None = None
+    if fresh or holders or free:
+        _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
+                            period_end=period_end, fresh=fresh)
+    else:
+        # Statuses exist and only the accounts with a value can move (no period end, no
+        # free level): count first, without writing a row. Moves are rare here — credits
+        # move members at once, in the per-event and the bulk paths — so the usual run
+        # ends with this one read; only when something moved is the evaluation run again
+        # to keep the movers (and only them) for the writes.
+        ev = _evaluations(tenant_id, ladder_id, ladder, source, ref=ref,
+                          period_end=period_end).subquery("ev")
+        counted = _tally(session, ev)
+        if counted[3] or counted[4]:
+            cur, tgt = ev.c.current_rank, ev.c.target_rank
+            session.execute(insert(scratch).from_select(SCRATCH_COLUMNS, select(ev).where(
+                _entering(cur, tgt) | _moving(cur, tgt))))
     if postgres:
         session.execute(text("SET LOCAL enable_indexscan = on"))
 
     # 2. Accounts without a value that may still move: holders of a level (at a period end,
     #    when they may fall) and, when the lowest level is free, every active enrolment.
     zero = literal(0, BigInteger)
-    holders = period_end and not fresh
-    if holders or ladder.levels[0].threshold == 0:
+    if holders or free:
         session.execute(text("CREATE INDEX tier_scratch_account ON tier_scratch (account_id)"))
     if holders:
         holder = TierStatus.__table__.alias("holder")
@@ -264,7 +318,7 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
         ).subquery("held")
         _insert_evaluations(session, tenant_id, ladder_id, ladder, source, ref=ref,
                             period_end=period_end)
-    if ladder.levels[0].threshold == 0:
+    if free:
         en = enrolment_t
         q0 = _qualified(tenant_id, program_id, ladder, zero, en.c.account_id, ref)
         source = select(en.c.account_id, zero.label("value"), q0.label("qualified")).where(
@@ -277,17 +331,9 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
 
     # The counts, read before writing: a recalculation that moves nobody (the usual repeat)
     # writes nothing and runs none of the statements below.
-    first = [e.current_rank == NEW, e.target_rank > domain.NO_LEVEL]
-    moved = [e.current_rank != NEW, e.target_rank != e.current_rank]
-    up = and_(e.target_rank > e.current_rank, e.target_rank > domain.NO_LEVEL)
-    counts = session.execute(select(
-        func.count(),
-        func.coalesce(func.sum(case((up, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((e.target_rank < e.current_rank, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((and_(*first), 1), else_=0)), 0),
-        func.coalesce(func.sum(case((and_(*moved), 1), else_=0)), 0),
-    )).one()
-    evaluated, upgraded, downgraded, entering, moving = (int(v) for v in counts)
+    evaluated, upgraded, downgraded, entering, moving = counted or _tally(session, scratch)
+    first = [_entering(e.current_rank, e.target_rank)]
+    moved = [_moving(e.current_rank, e.target_rank)]
 
     if postgres and (entering or moving):
         # The writes fire row triggers (the liability-by-tier tracking on `enrolment`) whose
