@@ -205,7 +205,21 @@ def _insert_evaluations(session: Session, tenant_id: str, ladder_id: str,
                         period_end: bool, fresh: bool = False) -> None:
     rows = _evaluations(tenant_id, ladder_id, ladder, source, ref=ref, period_end=period_end,
                         fresh=fresh)
-    session.execute(insert(scratch).from_select(SCRATCH_COLUMNS, rows))
+    session.execute(insert(scratch).from_select(SCRATCH_COLUMNS, _in_key_order(session, rows)))
+
+
+def _in_key_order(session: Session, rows: Any) -> Any:
+    """PostgreSQL: ``rows`` sorted by account (byte order, ``COLLATE "C"``: no locale
+    comparisons) before they enter the scratch. Its rows come out of a hash aggregate in no
+    order; kept in account order, the statements that read it write new statuses and history
+    rows at the right edge of their keys (one cached leaf, full pages — an index larger than
+    the buffer pool otherwise evicts and splits a random leaf per row) and update enrolments
+    in account order (ids grow with time, as the table does) instead of a random page each
+    (36 s instead of 19 s for 0.94 M moves at a million members, loaded machine). SQLite's
+    grouping reads the metric rows in account order already."""
+    if session.connection().dialect.name != "postgresql":
+        return rows
+    return rows.order_by(rows.selected_columns.account_id.collate("C"))
 
 
 def _entering(current: Any, target: Any) -> Any:
@@ -298,8 +312,8 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
         counted = _tally(session, ev)
         if counted[3] or counted[4]:
             cur, tgt = ev.c.current_rank, ev.c.target_rank
-            session.execute(insert(scratch).from_select(SCRATCH_COLUMNS, select(ev).where(
-                _entering(cur, tgt) | _moving(cur, tgt))))
+            session.execute(insert(scratch).from_select(SCRATCH_COLUMNS, _in_key_order(
+                session, select(ev).where(_entering(cur, tgt) | _moving(cur, tgt)))))
     if postgres:
         session.execute(text("SET LOCAL enable_indexscan = on"))
 
@@ -344,12 +358,6 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
         session.execute(text("ANALYZE tier_scratch"))
         session.execute(text("SET LOCAL enable_nestloop = on"))
     code = _code_case(ladder, e.target_rank)
-    # PostgreSQL: the scratch rows come out of a hash aggregate in no order; written in key
-    # order, the new status and history rows go to the right edge of their primary keys (one
-    # cached leaf, full pages) instead of a random leaf each — an index larger than the
-    # buffer pool otherwise evicts and splits pages for every row. (SQLite's scratch is in
-    # key order already: its grouping reads the metric rows in account order.)
-    in_order: tuple[Any, ...] = (e.account_id,) if postgres else ()
     at_status, at_change = literal(at, s.updated_at.type), literal(at, TierChange.at.type)
     change_cols = ["tenant_id", "ladder_id", "account_id", "seq", "program_id", "from_level",
                    "to_level", "reason", "actor", "note", "value", "at"]
@@ -361,12 +369,12 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
             select(lit_t, lit_l, e.account_id, literal(program_id, String), code,
                    e.target_rank, at_status, literal(False), literal(None, String),
                    literal(ref, BigInteger), literal(1, BigInteger), at_status)
-            .where(*first).order_by(*in_order),
+            .where(*first),
         ))
         session.execute(insert(TierChange).from_select(change_cols, select(
             lit_t, lit_l, e.account_id, literal(1, BigInteger), literal(program_id, String),
             literal(None, String), code, literal("upgrade", String), literal(actor, String),
-            literal(None, String), e.value, at_change).where(*first).order_by(*in_order)))
+            literal(None, String), e.value, at_change).where(*first)))
 
     # 4. Moves of accounts with a status: history rows, then the statuses themselves.
     if moving:
@@ -377,13 +385,15 @@ def _recalculate(session: Session, tenant_id: str, program_id: str, ladder_id: s
             lit_t, lit_l, e.account_id, s.version + 1, literal(program_id, String),
             s.level_code, code, reason, literal(actor, String), literal(None, String),
             e.value, at_change,
-        ).where(*changed).order_by(*in_order)))
+        ).where(*changed)))
         session.execute(update(s).where(*changed).values(
             level_rank=e.target_rank, level_code=code, since=at, version=s.version + 1,
             updated_at=at))
 
     if ladder.primary and (entering or moving):
         en = enrolment_t
+        # (the scratch in account order: whichever side the hash join builds, enrolments
+        # are updated in account order or in their table's)
         session.execute(
             update(en)
             .where(en.c.tenant_id == tenant_id, en.c.program_id == program_id,
