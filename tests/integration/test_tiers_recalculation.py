@@ -449,3 +449,40 @@ def test_postgres_writes_and_their_triggers_plan_with_nested_loops(pg_db: Databa
         event.remove(pg_db.engine, "before_cursor_execute", watch)
     assert seen == [("INSERT INTO tier_scratch", "off"), ("INSERT INTO tier_status", "on"),
                     ("UPDATE enrolment", "on")]
+
+
+def test_postgres_scratch_is_kept_in_account_order(pg_db: Database) -> None:
+    """The evaluation leaves its rows in account order (the grouping's hash order otherwise):
+    the writes read them in that order, to the right edge of the status and history keys and
+    along the enrolments (ids grow with time) instead of a random page per row."""
+    t = Tiers(pg_db)
+    t.ladder({**SKINCEUTICALS, "primary": True})
+    accounts = t.bulk_accounts(400)
+    rng = random.Random(7)
+    bucket = domain.month_index(at(2026, 3), "UTC")
+    with pg_db.transaction() as s:
+        s.execute(insert(tiers.TierMetric), [
+            {"tenant_id": t.tenant_id, "program_id": t.program_id, "metric": "spend",
+             "account_id": a, "bucket": bucket, "value": rng.randint(1, 9) * 1_500_000,
+             "updated_at": at(2026, 3)} for a in rng.sample(accounts, len(accounts))])
+        s.execute(text("ANALYZE tier_metric"))
+    seen: list[list[str]] = []
+
+    def hashed(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tier_scratch"):  # the grouping of a million
+            cursor.connection.execute("SET LOCAL enable_sort = off")  # (a small one sorts)
+
+    def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tier_scratch"):
+            rows = cursor.connection.execute("SELECT account_id FROM tier_scratch").fetchall()
+            seen.append([r[0] for r in rows])
+
+    event.listen(pg_db.engine, "before_cursor_execute", hashed)
+    event.listen(pg_db.engine, "after_cursor_execute", watch)
+    try:
+        result = t.recalc(at(2026, 3, 20))
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", hashed)
+        event.remove(pg_db.engine, "after_cursor_execute", watch)
+    assert result.evaluated == len(accounts) and len(seen) == 1
+    assert seen[0] == sorted(accounts)
