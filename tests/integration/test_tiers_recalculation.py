@@ -290,6 +290,82 @@ def test_a_recalculation_that_moves_nobody_writes_nothing(t: Tiers) -> None:
     assert t.history(shop) == [(None, t.level(shop), "upgrade")]
 
 
+def test_an_upgrade_only_run_counts_first_and_keeps_only_the_movers(t: Tiers) -> None:
+    """Statuses exist, no period end, no free level: the evaluation is counted without a
+    write; only when someone moves is it run again, keeping the movers alone for the writes.
+    300 members with random values, levels and locks end where the pure domain puts them;
+    a repeat writes no scratch row at all."""
+    definition = {"code": "status", "metric": "points_earned", "primary": True,
+                  "period": {"kind": "calendar_year"},
+                  "levels": [{"code": "l0", "threshold": 100}, {"code": "l1", "threshold": 500},
+                             {"code": "l2", "threshold": 900}]}
+    ladder_id = t.ladder(definition)
+    ladder = domain.from_dict(definition)
+    rng = random.Random(20261125)
+    accounts = t.bulk_accounts(300)
+    ref = domain.month_index(at(2026, 6), "UTC")
+    values: dict[str, int] = {}
+    current: dict[str, tuple[int, bool]] = {}
+    metric_rows: list[dict[str, Any]] = []
+    status_rows: list[dict[str, Any]] = []
+    for acc in accounts:
+        if rng.random() < 0.9:
+            months = rng.sample(range(ref - 5, ref + 1), rng.randint(1, 4))
+            amounts = [rng.randint(-50, 400) for _ in months]
+            values[acc] = sum(amounts)
+            metric_rows += [{"account_id": acc, "bucket": b, "value": v}
+                            for b, v in zip(months, amounts, strict=True)]
+        if rng.random() < 0.7:
+            rank, locked = rng.randint(-1, 2), rng.random() < 0.15
+            current[acc] = (rank, locked)
+            status_rows.append({
+                "account_id": acc, "level_rank": rank, "level_code": ladder.code_of(rank),
+                "locked": locked, "since": at(2025, 1), "lock_reason": None, "version": 0,
+                "anchor_month": ref - 20})
+    common = {"tenant_id": t.tenant_id, "program_id": t.program_id}
+    with t.db.transaction() as s:
+        s.execute(insert(tiers.TierMetric),
+                  [{**common, **r, "metric": "points_earned", "updated_at": at(2026, 1)}
+                   for r in metric_rows])
+        s.execute(insert(tiers.TierStatus),
+                  [{**common, **r, "ladder_id": ladder_id, "updated_at": at(2025, 1)}
+                   for r in status_rows])
+    kept: list[int] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tier_scratch"):
+            kept.append(cursor.rowcount)
+
+    expected: dict[str, int] = {}
+    for acc in accounts:
+        rank, locked = current.get(acc, (-1, False))
+        qualified = domain.qualify_rank(ladder, values[acc]) if acc in values else -1
+        expected[acc] = domain.decide_rank(ladder, rank, qualified, period_end=False,
+                                           locked=locked)
+    movers = [a for a in accounts if expected[a] != current.get(a, (-1, False))[0]]
+    event.listen(t.db.engine, "after_cursor_execute", watch)
+    try:
+        result = t.recalc(at(2026, 6, 20))
+        assert kept == [len(movers)] and len(movers) > 30
+        assert (result.evaluated, result.downgraded) == (len(values), 0)
+        assert result.upgraded == len(movers)
+        with t.db.read() as s:
+            got = dict(s.execute(select(tiers.TierStatus.account_id,
+                                        tiers.TierStatus.level_rank)).all())
+            tiers_of = dict(s.execute(select(members.Enrolment.account_id,
+                                             members.Enrolment.tier)).all())
+            changes = s.execute(select(tiers.TierChange.account_id)).scalars().all()
+        assert {a: got.get(a, -1) for a in accounts} == expected
+        assert sorted(changes) == sorted(movers)
+        assert all(tiers_of[a] == ladder.code_of(expected[a]) for a in movers)
+        kept.clear()
+        again = t.recalc(at(2026, 6, 21))
+        assert kept == []
+        assert (again.evaluated, again.upgraded, again.downgraded) == (len(values), 0, 0)
+    finally:
+        event.remove(t.db.engine, "after_cursor_execute", watch)
+
+
 def test_storage_leaves_room_for_the_recalculations_writes(db: Database) -> None:
     """Migration 0023: tier history clustered by its key on SQLite; enrolments half-full on
     PostgreSQL so that the copy of the primary level into enrolment.tier is a heap-only
@@ -332,7 +408,7 @@ def test_postgres_evaluation_reads_statuses_without_index_probes(pg_db: Database
     seen: list[str] = []
 
     def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("INSERT INTO tier_scratch"):
+        if "tier_status AS st " in statement:  # the evaluation: values against statuses
             row = cursor.connection.execute("SHOW enable_indexscan").fetchone()
             seen.append(row[0])
 
@@ -373,3 +449,40 @@ def test_postgres_writes_and_their_triggers_plan_with_nested_loops(pg_db: Databa
         event.remove(pg_db.engine, "before_cursor_execute", watch)
     assert seen == [("INSERT INTO tier_scratch", "off"), ("INSERT INTO tier_status", "on"),
                     ("UPDATE enrolment", "on")]
+
+
+def test_postgres_scratch_is_kept_in_account_order(pg_db: Database) -> None:
+    """The evaluation leaves its rows in account order (the grouping's hash order otherwise):
+    the writes read them in that order, to the right edge of the status and history keys and
+    along the enrolments (ids grow with time) instead of a random page per row."""
+    t = Tiers(pg_db)
+    t.ladder({**SKINCEUTICALS, "primary": True})
+    accounts = t.bulk_accounts(400)
+    rng = random.Random(7)
+    bucket = domain.month_index(at(2026, 3), "UTC")
+    with pg_db.transaction() as s:
+        s.execute(insert(tiers.TierMetric), [
+            {"tenant_id": t.tenant_id, "program_id": t.program_id, "metric": "spend",
+             "account_id": a, "bucket": bucket, "value": rng.randint(1, 9) * 1_500_000,
+             "updated_at": at(2026, 3)} for a in rng.sample(accounts, len(accounts))])
+        s.execute(text("ANALYZE tier_metric"))
+    seen: list[list[str]] = []
+
+    def hashed(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tier_scratch"):  # the grouping of a million
+            cursor.connection.execute("SET LOCAL enable_sort = off")  # (a small one sorts)
+
+    def watch(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tier_scratch"):
+            rows = cursor.connection.execute("SELECT account_id FROM tier_scratch").fetchall()
+            seen.append([r[0] for r in rows])
+
+    event.listen(pg_db.engine, "before_cursor_execute", hashed)
+    event.listen(pg_db.engine, "after_cursor_execute", watch)
+    try:
+        result = t.recalc(at(2026, 3, 20))
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", hashed)
+        event.remove(pg_db.engine, "after_cursor_execute", watch)
+    assert result.evaluated == len(accounts) and len(seen) == 1
+    assert seen[0] == sorted(accounts)

@@ -17,7 +17,7 @@ from allegiance import tenants
 from allegiance.kit import clock, outbox
 from allegiance.kit.errors import ValidationFailed
 from allegiance.kit.ids import new_id
-from allegiance.tiers import domain, repository
+from allegiance.tiers import domain, recalculation, repository
 from allegiance.tiers.errors import (
     AccountNotFound,
     DuplicateLadder,
@@ -466,7 +466,7 @@ def recalculate(session: Session, tenant_id: str, program_id: str, *,
     for row in repository.ladders_of(session, tenant_id, program_id):
         repository.lock_ladder(session, tenant_id, row.id)
         settle = period_end and (row.settled_through is None or row.settled_through < ref)
-        per_ladder[row.code] = repository.recalculate_ladder(
+        per_ladder[row.code] = recalculation.recalculate_ladder(
             session, tenant_id, program_id, row.id, ladder_of(row), ref=ref, period_end=settle,
             at=at, actor=actor,
         )
