@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from allegiance import ledger, tenants
+from allegiance import ledger, members, tenants
 from allegiance.cli import app
 from allegiance.kit import clock
 from allegiance.kit.db import Database
@@ -203,3 +203,39 @@ def test_serve_answers_with_the_demo_key(sqlite_db: Database) -> None:
 def test_help_pages(command: list[str]) -> None:
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
+
+
+
+def _plans(db: Database) -> list[list[str]]:
+    from allegiance.ledger import expiry_bulk
+
+    with db.engine.connect() as conn:
+        return [[str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql,
+                                                          ("[]", "t")).all()]
+                for sql in (expiry_bulk._SQLITE_DEBIT, expiry_bulk._SQLITE_LOTS)]
+
+
+def test_expiry_batch_updates_probe_by_key_without_statistics(sqlite_db: Database) -> None:
+    """A fresh SQLite database has no statistics: the expiry job's batch updates were planned
+    as a scan of the tenant's accounts (lots) with the chunk scanned once per row — quadratic.
+    Materialised, the chunk drives primary-key lookups whatever the statistics."""
+    from tests.conftest import build_world
+
+    world = build_world(sqlite_db)
+    with sqlite_db.transaction() as s:
+        for n in range(300):
+            account = members.create_account(s, world.tenant_id, name=f"Shop {n}").id
+            ledger.wallet(s, world.tenant_id, world.program_id, world.unit_id, "account",
+                          account)
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").scalar() == 0
+    for plan in _plans(sqlite_db):
+        searches = [step for step in plan if step.startswith("SEARCH")]
+        assert plan.index("SCAN j VIRTUAL TABLE INDEX 1:") < plan.index(searches[0]), plan
+        assert "tenant_id=? AND id=?" in searches[0], plan
+    # A job run refreshes the planner's statistics first (kit.statistics).
+    run_json(sqlite_db.url, "jobs", "run", "release")
+    with sqlite_db.engine.connect() as conn:
+        analysed = {row[0] for row in conn.exec_driver_sql("SELECT tbl FROM sqlite_stat1")}
+    assert {"ledger_account", "account"} <= analysed

@@ -10,7 +10,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from allegiance import jobs
-from allegiance.kit import priority
+from allegiance.kit import priority, statistics
 from allegiance.kit.cli import DatabaseUrl, JsonFlag, console, fail, open_database
 
 app = typer.Typer(help="Batch jobs (expiry…): run them from cron or a scheduler.",
@@ -40,6 +40,7 @@ def run(
         fail(str(exc.args[0]))
     priority.background()  # batch work: the API's requests go first on a shared machine
     with open_database(database_url) as db:
+        statistics.refresh(db.engine)  # SQLite: plans that fit the data's size (see the module)
         if as_json:
             summary = job.run(db, batch, lambda _step, _count: None)
         else:

@@ -309,13 +309,29 @@ def _track_aging(session: Session, tenant_id: str, taken: dict[str, int], now: d
     aging_writes.recompute_remaining(session, tenant_id, wallets)
 
 
+# The chunk's rows as a MATERIALIZED table: otherwise SQLite flattens it and, without
+# statistics (a database nobody analysed), plans the tenant's index scan on the outside with the
+# chunk scanned once per account — quadratic. Materialised, the chunk drives key lookups.
 _SQLITE_DEBIT = (
-    "UPDATE ledger_account SET debits_posted = debits_posted + v.amount "
-    "FROM (SELECT j.value ->> 0 AS id, j.value ->> 1 AS amount FROM json_each(?) AS j) AS v "
+    "WITH v AS MATERIALIZED (SELECT j.value ->> 0 AS id, j.value ->> 1 AS amount "
+    "FROM json_each(?) AS j) "
+    "UPDATE ledger_account SET debits_posted = debits_posted + v.amount FROM v "
     "WHERE ledger_account.tenant_id = ? AND ledger_account.id = v.id "
     "AND (NOT no_overdraw OR (CASE WHEN normal = 'credit' "
     "THEN credits_posted - (debits_posted + v.amount) - debits_pending "
     "ELSE (debits_posted + v.amount) - credits_posted - credits_pending END) >= floor)"
+)
+def _changes(conn: Any) -> int:
+    """Rows the last statement changed. Python's sqlite3 reports ``rowcount`` only for a
+    statement that starts with INSERT, UPDATE, DELETE or REPLACE, not for ``WITH … UPDATE``."""
+    return int(conn.execute("SELECT changes()").fetchone()[0])
+
+
+_SQLITE_LOTS = (  # materialised for the same reason as _SQLITE_DEBIT
+    "WITH v AS MATERIALIZED (SELECT j.value ->> 0 AS id, j.value ->> 1 AS amount, "
+    "j.value ->> 2 AS old FROM json_each(?) AS j) "
+    "UPDATE lot SET remaining = remaining - v.amount FROM v "
+    "WHERE lot.tenant_id = ? AND lot.id = v.id AND lot.remaining = v.old"
 )
 
 
@@ -324,8 +340,8 @@ def _debit_wallets_sqlite(session: Session, tenant_id: str, taken: dict[str, int
     (one statement, not one per wallet: see :func:`_write_journal_sqlite`). Returns a wallet
     that would be overdrawn, or None."""
     with driver_connection(session) as conn:
-        changed = conn.execute(_SQLITE_DEBIT, (json.dumps(sorted(taken.items())),
-                                               tenant_id)).rowcount
+        conn.execute(_SQLITE_DEBIT, (json.dumps(sorted(taken.items())), tenant_id))
+        changed = _changes(conn)
     return None if changed == len(taken) else "of the chunk"
 
 
@@ -483,12 +499,9 @@ def _take_from_lots(session: Session, tenant_id: str, lots: list[DueLot]) -> Non
                 changed = cursor.rowcount
             else:
                 cursor.execute(
-                    "UPDATE lot SET remaining = remaining - v.amount FROM (SELECT "
-                    "j.value ->> 0 AS id, j.value ->> 1 AS amount, j.value ->> 2 AS old "
-                    "FROM json_each(?) AS j) AS v "
-                    "WHERE lot.tenant_id = ? AND lot.id = v.id AND lot.remaining = v.old",
+                    _SQLITE_LOTS,
                     (json.dumps(list(zip(ids, amounts, olds, strict=True))), tenant_id))
-                changed = cursor.rowcount
+                changed = _changes(cursor)
         finally:
             cursor.close()
     if changed != len(lots):
