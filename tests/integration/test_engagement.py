@@ -225,7 +225,8 @@ def test_survey_reward_once_and_nps_by_segment(shop: Shop) -> None:
     with shop.db.read() as s:
         report = engagement.nps_report(s, shop.tenant_id, shop.program_id)
     assert (report.overall.responses, report.overall.score) == (4, 25)
-    assert report.by_segment["retail"].score == 33 and report.by_segment["pro"].score == 0
+    assert report.by_segment_attribute["retail"].score == 33 \
+        and report.by_segment_attribute["pro"].score == 0
     with shop.db.read() as s:
         entries = s.scalars(select(ledger.JournalEntry).where(
             ledger.JournalEntry.source_type == "survey_response")).all()

@@ -245,9 +245,16 @@ class NpsRead(Output):
     score: int | None
 
 
+class SegmentNpsRead(NpsRead):
+    segment_id: str
+
+
 class NpsReportRead(Output):
     overall: NpsRead
-    by_segment: dict[str, NpsRead]
+    by_segment: dict[str, SegmentNpsRead] = Field(
+        description="per segment of the program, by code: answers of its members now")
+    by_segment_attribute: dict[str, NpsRead] = Field(
+        description="per value of the account attribute segment when it answered (none: no value)")
     leavers: NpsRead
 
 
