@@ -179,6 +179,12 @@ def test_finance_statement_reconciles_with_the_ledger(api: Api) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["totals"] == {"points": {"earn": 10_000, "cashout": -2_500, "donation": -1_000}}
+    # finance pays money: a point is worth US$0.01, so the 2,500-point cash-out is US$25.00
+    assert body["currency"] == "USD"
+    assert body["value_totals"] == {"points": {"earn": "100.00", "cashout": "-25.00",
+                                               "donation": "-10.00"}}
+    cashout = next(line for line in body["lines"] if line["category"] == "cashout")
+    assert (cashout["amount"], cashout["currency"], cashout["value"]) == (-2_500, "USD", "-25.00")
     assert [line["detail"] for line in body["lines"]][-1] == "Red Cross"
     with api.db.read() as s:
         posted = ledger.balance_of(ledger.wallet(s, api.tenant_id, pid, points, "account",
@@ -187,7 +193,10 @@ def test_finance_statement_reconciles_with_the_ledger(api: Api) -> None:
     r = api.client.get(f"/v1/programs/{pid}/statements", params={**period, "format": "csv"},
                        headers=api.headers())
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    assert len(r.text.strip().splitlines()) == 1 + len(body["lines"])
+    rows = r.text.strip().splitlines()
+    assert len(rows) == 1 + len(body["lines"])
+    assert rows[0].endswith(",amount,detail,currency,value")
+    assert next(row for row in rows if ",cashout," in row).endswith(",-2500,cash,USD,-25.00")
     bad = api.client.get(f"/v1/programs/{pid}/statements",
                          params={"from": period["to"], "to": period["from"]},
                          headers=api.headers())

@@ -3,11 +3,12 @@ isolation, scopes, idempotency and validation."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from allegiance import ledger, members, tenants
+from allegiance import audit, ledger, members, tenants
 from tests.api.conftest import Api
 from tests.support.invariants import assert_ledger_invariants
 
@@ -100,6 +101,77 @@ def test_catalogue_and_redemption_lifecycle(api: Api) -> None:
                 {"reward_id": rw["id"], "account_id": acc}, 409)
     assert err["error"]["code"] == "out_of_stock"
     assert_ledger_invariants(api.db)
+
+
+def test_the_catalogue_filters_by_visibility_and_availability(api: Api) -> None:
+    """``?visible=true`` lists what is shown now (a teaser not yet redeemable included, a
+    hidden reward not); ``?account_id=`` lists what that member may redeem now (neither)."""
+    pid, uid, acc = _setup(api)
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+
+    def create(code: str, **window: datetime) -> str:
+        body = {"code": code, "name": code, "kind": "physical", "unit_id": uid, "cost": 10,
+                **{k: v.isoformat() for k, v in window.items()}}
+        return str(_call(api, "POST", f"/programs/{pid}/rewards", body, 201)["id"])
+
+    shown = create("shown")
+    teaser = create("teaser", visible_from=now - day, available_from=now + day)
+    hidden = create("hidden", visible_from=now + day, available_from=now - day)
+    ended = create("ended", visible_to=now - day)
+
+    def listed(query: str) -> set[str]:
+        return {r["id"] for r in _call(api, "GET", f"/programs/{pid}/rewards{query}")["items"]}
+
+    assert listed("") == {shown, teaser, hidden, ended}
+    assert listed("?visible=true") == {shown, teaser}
+    assert listed(f"?account_id={acc}") == {shown}
+    assert listed(f"?visible=true&account_id={acc}") == {shown}
+
+
+def test_a_shipped_gift_is_tracked_after_fulfilment(api: Api) -> None:
+    """Shipping moves on after fulfilment (shipped → in transit → delivered, new tracking),
+    each step audited; no going back from delivered, nothing for an unfulfilled or
+    non-physical redemption, and the points never move."""
+    pid, uid, acc = _setup(api)
+    tv = _call(api, "POST", f"/programs/{pid}/rewards",
+               {"code": "tv", "name": "TV", "kind": "physical", "unit_id": uid, "cost": 300}, 201)
+    red = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": tv["id"], "account_id": acc,
+                 "shipping": {"address": "1 Main St"}}, 201)
+    path = f"/redemptions/{red['id']}/shipping"
+    assert _call(api, "POST", path, {"shipping_status": "shipped"}, 409)["error"]["code"] == (
+        "invalid_transition")  # not fulfilled yet
+    _call(api, "POST", f"/redemptions/{red['id']}/fulfil",
+          {"shipping": {"carrier": "UPS", "status": "shipped"}})
+    moving = _call(api, "POST", path, {"shipping_status": "in_transit", "tracking": "1Z999"})
+    assert moving["status"] == "fulfilled"
+    assert {k: moving["shipping"][k] for k in ("address", "carrier", "status", "tracking")} == {
+        "address": "1 Main St", "carrier": "UPS", "status": "in_transit", "tracking": "1Z999"}
+    done = _call(api, "POST", path, {"shipping_status": "delivered", "note": "left at reception"})
+    assert (done["shipping"]["status"], done["shipping"]["tracking"]) == ("delivered", "1Z999")
+    assert _call(api, "GET", f"/redemptions/{red['id']}")["shipping"]["status"] == "delivered"
+    err = _call(api, "POST", path, {"shipping_status": "in_transit"}, 409)["error"]
+    assert (err["code"], err["field"]) == ("invalid_transition", "shipping_status")
+    _call(api, "POST", path, {"shipping_status": "teleported"}, 422)
+    _call(api, "POST", path, {"shipping_status": "returned"}, key=api.key_with(["read"]), status=403)
+    with api.db.read() as s:
+        trail = [(r.action, r.before, r.after) for r in reversed(audit.history(
+            s, api.tenant_id, object_type="redemption", object_id=red["id"]))]
+    updates = [(b["shipping_status"], a["shipping_status"], a["shipping_tracking"])
+               for action, b, a in trail if action == "redemption.shipping_updated"]
+    assert updates == [("shipped", "in_transit", "1Z999"), ("in_transit", "delivered", "1Z999")]
+    assert _available(api, pid, uid, acc) == 700
+    spa_reward = _call(api, "POST", f"/programs/{pid}/rewards",
+                       {"code": "spa", "name": "Spa", "kind": "experience", "unit_id": uid,
+                        "cost": 100}, 201)
+    spa = _call(api, "POST", f"/programs/{pid}/redemptions",
+                {"reward_id": spa_reward["id"], "account_id": acc}, 201)
+    _call(api, "POST", f"/redemptions/{spa['id']}/fulfil")
+    assert _call(api, "POST", f"/redemptions/{spa['id']}/shipping", {"shipping_status": "shipped"},
+                 409)["error"]["code"] == "invalid_transition"
+    _, other = api.new_tenant()
+    _call(api, "POST", path, {"shipping_status": "returned"}, 404, key=other)
 
 
 def test_region_codes_and_coupons(api: Api) -> None:

@@ -56,6 +56,33 @@ def test_invoice_key_ignores_formatting() -> None:
     assert claims.invoice_key("Other", "123") != claims.invoice_key("Acme", "123")
 
 
+@pytest.mark.parametrize(("seller", "number"), [
+    ("Acme Ltd", "INV2026000457"), ("ACME GmbH & Co. KG", "inv-2026-457"),
+    ("Acme, L.L.C.", "#2026000457"), ("acme and co", "No. 2026/000457"),
+    ("ACME INC.", "INV 002026000457")])
+def test_a_copy_in_another_format_or_seller_spelling_is_a_duplicate(
+        m: Money, seller: str, number: str) -> None:
+    first = submit(m, m.account(), "INV-2026-000457")
+    copy = submit(m, m.account(), number, seller=seller)
+    assert (copy.status, copy.duplicate_of) == ("duplicate", first.id)
+
+
+def test_a_number_without_separators_claimed_first_catches_the_padded_copy(m: Money) -> None:
+    first = submit(m, m.account(), "INV2026000457")
+    assert submit(m, m.account(), "INV-2026-000457").duplicate_of == first.id
+    assert submit(m, m.account(), "INV-2026-000458").status == "submitted"  # control
+
+
+def test_a_rejection_releases_every_key_of_the_invoice(m: Money) -> None:
+    first = submit(m, m.account(), "INV-2026-000457")
+    decide(m, claims.reject, first.id, reason="blurred scan")
+    with m.db.read() as s:
+        assert s.query(claims.ClaimInvoiceKey).filter_by(claim_id=first.id).count() == 0
+    again = submit(m, m.account(), "INV2026000457")
+    assert again.status == "submitted"
+    assert submit(m, m.account(), "inv-2026-000457").duplicate_of == again.id
+
+
 def test_approval_earns_through_the_rules_and_pays_the_rep(m: Money) -> None:
     partner = m.account()
     rep = m.user(partner, role="rep")

@@ -219,6 +219,31 @@ def test_windows_and_retirement(w: World) -> None:
     assert refused(w, rid, acc).code == "reward_retired"
 
 
+def test_the_catalogue_shows_the_visibility_window_and_offers_the_availability_window(
+        w: World) -> None:
+    """A reward shown before it can be redeemed (a teaser), one redeemable but not shown (a
+    hidden, link-only offer), one whose showing ended: ``visible_only`` keeps what is shown
+    now; an ``account_id`` keeps what is shown and redeemable now."""
+    acc = account(w)
+    day = timedelta(days=1)
+    shown = reward(w, code="shown")
+    teaser = reward(w, code="teaser", visible_from=NOW - day, available_from=NOW + day)
+    hidden = reward(w, code="hidden", visible_from=NOW + day, available_from=NOW - day)
+    ended = reward(w, code="ended", visible_to=NOW - day)
+
+    def listed(**kw: Any) -> set[str]:
+        with w.db.read() as s:
+            return {r.id for r in rewards.list_rewards(s, w.tenant_id, w.program_id, **kw)}
+
+    assert listed() == {shown, teaser, hidden, ended}
+    assert listed(visible_only=True) == {shown, teaser}
+    assert listed(account_id=acc) == {shown}
+    assert listed(account_id=acc, visible_only=True) == {shown}
+    with clock.frozen(NOW + 2 * day):  # the teaser opens and the hidden offer shows
+        assert listed(visible_only=True) == {shown, teaser, hidden}
+        assert listed(account_id=acc) == {shown, teaser, hidden}
+
+
 def test_celebrity_cash_out_minimum(w: World) -> None:
     rid = reward(w, code="cash", kind="cashout", cost=100, min_balance=2500)
     short, enough = account(w, balance=2499), account(w, balance=2500)

@@ -141,9 +141,14 @@ def test_t30d_every_duplicate_invoice_variant_is_flagged(db: Database) -> None:
         m = Money(db)
         assert _claim(m, m.account(), "INV-2026-000457") == "submitted"
         variants = ["inv 2026 457", "INV2026457", "Invoice No. 2026-00457", "#inv-2026-457",
-                    "inv.2026/457", "INVOICE 2026 0457"]
+                    "inv.2026/457", "INVOICE 2026 0457", "INV2026000457", "#2026000457",
+                    "No. 002026000457"]
         flagged = [_claim(m, m.account(), v, seller=" ACME limited ") for v in variants]
         assert flagged == ["duplicate"] * len(variants)
+        sellers = ["ACME GmbH & Co. KG", "Acme, L.L.C.", "acme and co", "Acme, Inc.",
+                   "ACME CORP."]
+        flagged = [_claim(m, m.account(), "INV2026000457", seller=s) for s in sellers]
+        assert flagged == ["duplicate"] * len(sellers)
         assert _claim(m, m.account(), "INV-2026-000458") == "submitted"  # control
 
 

@@ -20,7 +20,26 @@ def test_invoice_number_variants(number: str) -> None:
     assert claims.invoice_number_key(number) == "2026457"
 
 
+@pytest.mark.parametrize("number", ["INV-2026-000457", "INV2026000457", "inv2026000457",
+                                    "#2026000457", "No. 2026 000457", "INV 002026000457"])
+def test_invoice_number_without_separators_shares_a_key(number: str) -> None:
+    """One digit run cannot be split back into padded runs: the whole-number key (leading
+    zeros of the whole dropped) is the key a separated and an unseparated form share."""
+    assert "2026000457" in claims.invoice_number_keys(number)
+
+
+@pytest.mark.parametrize("seller", ["ACME GmbH & Co. KG", "Acme, L.L.C.", "acme llc", "ACME",
+                                    "Acme and Co", "Acme & Co.", "Acme, Inc.", "acme corp."])
+def test_seller_variants(seller: str) -> None:
+    assert claims.seller_key(seller) == "ACME"
+
+
 def test_invoice_keys_keep_what_matters() -> None:
+    assert set(claims.invoice_number_keys("2026-457")).isdisjoint(
+        claims.invoice_number_keys("2026-458"))
+    assert set(claims.invoice_number_keys("20264570")).isdisjoint(
+        claims.invoice_number_keys("2026457"))  # a trailing zero is a digit, not padding
+    assert claims.seller_key("Acme Trading") != claims.seller_key("Acme")
     assert claims.invoice_number_key("A-12") != claims.invoice_number_key("B-12")
     assert claims.invoice_number_key("000") == "0"
     assert claims.invoice_number_key("INV") == "INV"  # a label alone is the number

@@ -95,3 +95,14 @@ def test_coupon_codes_carry_a_check_character() -> None:
             swapped = code[:i] + code[i + 1] + code[i] + code[i + 2:]
             assert not domain.code_well_formed(swapped)
     assert not domain.code_well_formed("0O1IL")
+
+
+def test_shipping_moves_forward_and_returned_is_the_end() -> None:
+    assert domain.may_ship("", "shipped") and domain.may_ship("shipped", "delivered")
+    assert domain.may_ship("shipped", "shipped")  # a new tracking number
+    assert domain.may_ship("delivered", "returned")
+    assert not domain.may_ship("delivered", "in_transit")
+    assert not domain.may_ship("returned", "delivered")
+    assert not domain.may_ship("shipped", "preparing")
+    assert set(domain.SHIPPING_STATUSES) == {"preparing", "shipped", "in_transit", "delivered",
+                                             "returned", "lost"}

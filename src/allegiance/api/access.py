@@ -44,6 +44,7 @@ MATRIX: dict[str, str] = {
     "POST /v1/redemptions/{redemption_id}/reject": "admin",
     "POST /v1/redemptions/{redemption_id}/cancel": "integration",
     "POST /v1/redemptions/{redemption_id}/fulfil": "admin",
+    "POST /v1/redemptions/{redemption_id}/shipping": "admin",
     "POST /v1/coupons/validate": "read",
     "POST /v1/coupons/redeem": "integration",
     "POST /v1/programs/{program_id}/events": "integration",

@@ -52,8 +52,9 @@ class SalesClaim(Base):
 
 
 class ClaimInvoiceKey(Base):
-    """One row per invoice currently claimed (submitted or approved) in a program: the
-    primary key is the duplicate check, so concurrent copies cannot both get in."""
+    """One row per key of an invoice currently claimed (submitted or approved) in a program
+    (``claims.domain.invoice_keys``: one or two per claim): the primary key is the duplicate
+    check, so concurrent copies cannot both get in."""
 
     __tablename__ = "claim_invoice_key"
     __table_args__ = (

@@ -102,6 +102,7 @@ def submit(session: Session, tenant_id: str, program_id: str, *, account_id: str
     if invoice_date.tzinfo is None:
         raise InvalidClaim("invoice_date needs a time zone offset", field="invoice_date")
     key = domain.invoice_key(seller, invoice_number)
+    keys = domain.invoice_keys(seller, invoice_number)
     if key.startswith("|") or key.endswith("|"):
         raise InvalidClaim("seller and invoice_number must have letters or digits",
                            field="invoice_number")
@@ -127,15 +128,18 @@ def submit(session: Session, tenant_id: str, program_id: str, *, account_id: str
     session.flush()
     try:
         with session.begin_nested():
-            session.add(ClaimInvoiceKey(tenant_id=tenant_id, program_id=program.id,
-                                        invoice_key=key, claim_id=claim.id, created_at=now))
-            session.flush()
+            for each in keys:  # sorted: concurrent claims take the rows in one order
+                session.add(ClaimInvoiceKey(tenant_id=tenant_id, program_id=program.id,
+                                            invoice_key=each, claim_id=claim.id,
+                                            created_at=now))
+                session.flush()
     except IntegrityError as exc:
         if not is_unique_violation(exc):
             raise
         first = session.scalar(select(ClaimInvoiceKey.claim_id).where(
             ClaimInvoiceKey.tenant_id == tenant_id, ClaimInvoiceKey.program_id == program.id,
-            ClaimInvoiceKey.invoice_key == key))
+            ClaimInvoiceKey.invoice_key.in_(keys)).order_by(ClaimInvoiceKey.created_at,
+                                                            ClaimInvoiceKey.claim_id).limit(1))
         claim.status = "duplicate"
         claim.duplicate_of = first
         claim.reason = f"invoice already claimed by {first}"
@@ -212,9 +216,10 @@ def reject(session: Session, tenant_id: str, claim_id: str, *, actor: str,
     if not reason.strip():
         raise InvalidClaim("a rejection needs a reason", field="reason")
     claim = _pending(session, tenant_id, claim_id, actor)
+    keys = {claim.invoice_key, *domain.invoice_keys(claim.seller, claim.invoice_number)}
     session.execute(delete(ClaimInvoiceKey).where(
         ClaimInvoiceKey.tenant_id == tenant_id, ClaimInvoiceKey.program_id == claim.program_id,
-        ClaimInvoiceKey.invoice_key == claim.invoice_key, ClaimInvoiceKey.claim_id == claim.id))
+        ClaimInvoiceKey.invoice_key.in_(sorted(keys)), ClaimInvoiceKey.claim_id == claim.id))
     return _decide(session, tenant_id, claim, "rejected", actor, reason)
 
 

@@ -119,9 +119,11 @@ def statement(program_id: str, start: datetime = Query(alias="from"),
     with ctx.read() as session:
         lines = statements.statement(session, ctx.tenant_id, program_id, start=start, end=end,
                                      unit_id=unit_id)
+        currency = tenants.get_program(session, ctx.tenant_id, program_id).base_currency
     if format == "csv":
         return Response(statements.to_csv(lines), media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="statement-{program_id}.csv"'})
-    return StatementRead(program_id=program_id, start=start, end=end,
+    return StatementRead(program_id=program_id, start=start, end=end, currency=currency,
                          totals=statements.totals(lines),
+                         value_totals=statements.value_totals(lines),
                          lines=[StatementLineRead(**asdict(line)) for line in lines])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
@@ -77,11 +78,18 @@ class StatementLineRead(BaseModel):
     unit: str
     amount: int
     detail: str
+    currency: str = Field(description="the program's base currency; empty when the unit has "
+                                      "no value")
+    value: Decimal | None = Field(description="the amount's value in that currency (unit "
+                                              "value_in_base × amount, to the minor unit)")
 
 
 class StatementRead(BaseModel):
     program_id: str
     start: datetime
     end: datetime
+    currency: str = Field(description="the base currency of every value")
     totals: dict[str, dict[str, int]]
+    value_totals: dict[str, dict[str, Decimal]] = Field(
+        description="{unit: {category: net value}} for the units that have a value")
     lines: list[StatementLineRead]

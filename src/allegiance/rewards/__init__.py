@@ -23,10 +23,11 @@ from allegiance.rewards.service import (
     reject,
     update_reward,
 )
+from allegiance.rewards.shipping import update_shipping
 
 __all__ = [
     "Redemption", "Reward", "RewardCode", "add_codes", "approve", "cancel", "coupon_reward",
     "create_reward", "free_codes", "fulfil", "get_redemption", "get_reward", "issue_coupon",
-    "list_redemptions", "list_rewards", "redeem", "reject", "update_reward", "use_coupon",
-    "validate_coupon", "void_coupon",
+    "list_redemptions", "list_rewards", "redeem", "reject", "update_reward", "update_shipping",
+    "use_coupon", "validate_coupon", "void_coupon",
 ]

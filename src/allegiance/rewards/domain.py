@@ -24,6 +24,25 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "rejected": frozenset(),
 }
 
+# Shipping of a fulfilled physical gift: status -> the statuses it may move to (the same
+# status again updates the carrier or tracking; returned is the end)
+SHIPPING: dict[str, frozenset[str]] = {
+    "": frozenset({"preparing", "shipped", "in_transit", "delivered", "lost"}),
+    "preparing": frozenset({"preparing", "shipped", "in_transit", "delivered", "lost"}),
+    "shipped": frozenset({"shipped", "in_transit", "delivered", "returned", "lost"}),
+    "in_transit": frozenset({"in_transit", "delivered", "returned", "lost"}),
+    "delivered": frozenset({"delivered", "returned"}),
+    "lost": frozenset({"lost", "delivered", "returned"}),
+    "returned": frozenset(),
+}
+SHIPPING_STATUSES = tuple(s for s in SHIPPING if s)
+
+
+def may_ship(current: str, target: str) -> bool:
+    """May a gift's shipping status move from ``current`` ('' when none yet) to ``target``?"""
+    return target in SHIPPING.get(current, frozenset())
+
+
 # Coupon codes: no 0/O/1/I/L, so a code read aloud or typed survives.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 

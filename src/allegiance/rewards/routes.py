@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from allegiance import audit
 from allegiance.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from allegiance.kit.web import Ctx, need
-from allegiance.rewards import codes, service
+from allegiance.rewards import codes, service, shipping
 from allegiance.rewards.models import Redemption
 from allegiance.rewards.schemas import (
     CodesAdded,
@@ -25,6 +25,7 @@ from allegiance.rewards.schemas import (
     RewardPage,
     RewardRead,
     RewardUpdate,
+    ShippingUpdate,
 )
 
 router = APIRouter(tags=["rewards"])
@@ -195,6 +196,22 @@ def cancel(redemption_id: str, body: Decision | None = None,
 def fulfil(redemption_id: str, body: Fulfilment | None = None,
            ctx: Ctx = Depends(need("admin"))) -> Response:
     return _decide(ctx, redemption_id, body or Fulfilment(), "fulfil")
+
+
+@router.post("/redemptions/{redemption_id}/shipping", response_model=RedemptionRead,
+             summary="Update the shipping of a fulfilled physical gift (status, carrier, "
+                     "tracking; audited)")
+def update_shipping(redemption_id: str, body: ShippingUpdate,
+                    ctx: Ctx = Depends(need("admin"))) -> Response:
+    def run(session: Session) -> RedemptionRead:
+        ctx.check_program(service.get_redemption(session, ctx.tenant_id,
+                                                 redemption_id).program_id)
+        row = shipping.update_shipping(session, ctx.tenant_id, redemption_id, actor=ctx.actor,
+                                       status=body.shipping_status, carrier=body.carrier,
+                                       tracking=body.tracking, note=body.note)
+        return RedemptionRead.model_validate(row)
+
+    return ctx.write(body, run)
 
 
 def _coupon(row_code: str, row: Redemption) -> CouponRead:

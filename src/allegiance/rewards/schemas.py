@@ -114,6 +114,13 @@ class Fulfilment(_In):
     shipping: dict[str, Any] | None = Field(None, description="e.g. carrier, tracking, status")
 
 
+class ShippingUpdate(_In):
+    shipping_status: Literal["preparing", "shipped", "in_transit", "delivered", "returned", "lost"]
+    carrier: str | None = Field(None, max_length=100)
+    tracking: str | None = Field(None, max_length=200)
+    note: str | None = Field(None, max_length=500)
+
+
 class RedemptionRead(_Out):
     id: str
     program_id: str
