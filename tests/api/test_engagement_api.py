@@ -125,7 +125,8 @@ def test_survey_as_activity_and_nps(api: Api) -> None:
         report = _call(api, "GET", f"/programs/{pid}/nps")
         assert report["overall"] == {"responses": 3, "promoters": 2, "passives": 0,
                                      "detractors": 1, "score": 33}
-        assert report["by_segment"]["us"]["score"] == 0 and report["by_segment"]["eu"][
+        assert report["by_segment_attribute"]["us"]["score"] == 0 \
+            and report["by_segment_attribute"]["eu"][
             "score"] == 100
         assert _available(api, pid, accounts[0]) == 20 + 5
         _call(api, "POST", f"/surveys/{survey['id']}/status", {"status": "closed"})

@@ -145,7 +145,7 @@ def test_leavers_survey_sent_once_and_reported_apart(world: World) -> None:
             report = engagement.nps_report(s, w.tenant_id, w.program_id)
             assert (report.overall.responses, report.overall.score) == (1, 100)
             assert (report.leavers.responses, report.leavers.score) == (1, -100)
-            assert list(report.by_segment) == ["none"]
+            assert list(report.by_segment_attribute) == ["none"]
             sent = [m.payload for m in s.scalars(select(OutboxMessage).where(
                 OutboxMessage.event_type == "survey.invited"))]
         assert [p["account_id"] for p in sent] == [leave]

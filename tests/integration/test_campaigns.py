@@ -4,7 +4,7 @@ time-boxed rules for segments with budgets through the ledger (SQLite and Postgr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -162,3 +162,47 @@ def test_dry_run_includes_campaigns(shop: Shop) -> None:
             external_id="dry", account_id=acc, amount=10_000, occurred_at=NOW))
     assert sum(a.amount for a in run.awards if a.unit == "points") == 200
     assert any(t.rule == "campaign:double" and t.matched for t in run.traces)
+
+
+def test_an_event_after_the_campaign_ends_earns_no_campaign_award(shop: Shop) -> None:
+    """``ends_at`` is exclusive: an event at or after it earns the program's rules only."""
+    acc = enrolled(shop)
+    ends = datetime(2026, 10, 3, tzinfo=UTC)
+    campaign(shop, starts_at=Q4[0], ends_at=ends)
+    shop.event(external_id="in", account_id=acc, amount=10_000,
+               occurred_at=ends - timedelta(seconds=1))
+    assert shop.wallet(acc).available == 200
+    shop.event(external_id="at-end", account_id=acc, amount=10_000, occurred_at=ends)
+    shop.event(external_id="after", account_id=acc, amount=10_000,
+               occurred_at=datetime(2026, 10, 4, 9, tzinfo=UTC))
+    assert shop.wallet(acc).available == 200 + 100 + 100
+
+
+def test_leaving_a_segment_fires_a_segment_left_rule(db: Database) -> None:
+    with clock.frozen(NOW):
+        doc = definition({"code": "come-back", "trigger": "activity:segment_left",
+                          "condition": 'event.attributes.segment == "retail"',
+                          "effects": [{"type": "fixed", "unit": "points", "points": 300}]},
+                         replace=True)
+        doc["member_attributes"] = {"kind": "str"}
+        doc["activity_types"]["segment_left"] = {"attributes": {"segment": "str"}}
+        shop = Shop(db, doc)
+        leaver = enrolled(shop, attributes={"kind": "retailer"})
+        stayer = enrolled(shop, attributes={"kind": "retailer"})
+        retail = segment(shop, "retail", 'member.attributes.kind == "retailer"')
+        assert shop.wallet(leaver).posted == 0  # entering pays nothing
+        with shop.db.transaction() as s:
+            members.update_account(s, shop.tenant_id, leaver,
+                                   {"attributes": {"kind": "distributor"}}, actor="test")
+            campaigns.refresh_segment(s, shop.tenant_id, retail)  # (it left on the change)
+        with shop.db.read() as s:
+            assert campaigns.segment_codes(s, shop.tenant_id, shop.program_id, leaver) == []
+            assert campaigns.segment_codes(s, shop.tenant_id, shop.program_id, stayer) == [
+                "retail"]
+        assert shop.wallet(leaver).posted == 300
+        assert shop.wallet(stayer).posted == 0
+        with shop.db.read() as s:
+            left = sorted(e.attributes["segment"] for e in s.scalars(select(events.Event).where(
+                events.Event.account_id == leaver, events.Event.activity_type == "segment_left")))
+        assert left == ["retail"]
+    assert_ledger_invariants(db)

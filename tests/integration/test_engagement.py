@@ -117,6 +117,36 @@ def test_late_event_fills_the_gap(shop: Shop) -> None:
     assert progress(shop, acc).completions == 1
 
 
+def test_max_completions_caps_a_streak_that_would_complete_more_often(shop: Shop) -> None:
+    """Two days in a row, at most twice: six days in a row would complete three times."""
+    acc = shop.account()
+    challenge(shop, trigger="purchase", target=1, period="day", streak=2, max_completions=2)
+    for day in range(1, 7):
+        buy(shop, acc, datetime(2026, 3, day, 15, tzinfo=UTC), amount=100)
+    p = progress(shop, acc)
+    assert (p.completions, p.remaining, len(p.done_in)) == (2, 0, 2)
+    assert challenge_points(shop, acc) == 1000
+    assert shop.wallet(acc).available == 6 * 1 + 1000
+
+
+def test_leaderboard_months_follow_the_program_time_zone(shop: Shop) -> None:
+    """A purchase at 22:00 in New York on 28 February is 1 March in UTC: it counts in
+    February's board; one at 01:00 on 1 March counts in March's (tally day in the zone)."""
+    late, early = shop.account(name="Late"), shop.account(name="Early")
+    buy(shop, late, datetime(2026, 3, 1, 3, tzinfo=UTC), amount=7000)  # 28 Feb 22:00 local
+    buy(shop, early, datetime(2026, 3, 1, 6, tzinfo=UTC), amount=3000)  # 1 Mar 01:00 local
+    with shop.db.read() as s:
+        for metric, scale in (("sales", 1), ("points_earned", 100)):
+            feb = engagement.leaderboard(s, shop.tenant_id, shop.program_id, metric=metric,
+                                         period="month", at=datetime(2026, 2, 15, tzinfo=UTC))
+            mar = engagement.leaderboard(s, shop.tenant_id, shop.program_id, metric=metric,
+                                         period="month", at=datetime(2026, 3, 15, tzinfo=UTC))
+            assert (feb.label, [(e.name, e.score) for e in feb.entries]) == (
+                "2026-02", [("Late", 7000 // scale)]), metric
+            assert (mar.label, [(e.name, e.score) for e in mar.entries]) == (
+                "2026-03", [("Early", 3000 // scale)]), metric
+
+
 def test_spend_on_a_product_list_this_quarter_with_cap_badge_and_tier_credit(shop: Shop) -> None:
     acc = shop.account()
     with shop.db.transaction() as s:
@@ -225,7 +255,8 @@ def test_survey_reward_once_and_nps_by_segment(shop: Shop) -> None:
     with shop.db.read() as s:
         report = engagement.nps_report(s, shop.tenant_id, shop.program_id)
     assert (report.overall.responses, report.overall.score) == (4, 25)
-    assert report.by_segment["retail"].score == 33 and report.by_segment["pro"].score == 0
+    assert report.by_segment_attribute["retail"].score == 33 \
+        and report.by_segment_attribute["pro"].score == 0
     with shop.db.read() as s:
         entries = s.scalars(select(ledger.JournalEntry).where(
             ledger.JournalEntry.source_type == "survey_response")).all()

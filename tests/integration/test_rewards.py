@@ -154,6 +154,22 @@ def test_region_restricted_physical_reward(w: World) -> None:
                                                    account_id=us)] == [rid]
 
 
+def test_a_country_admits_its_subdivisions_as_program_enrolment_does(w: World) -> None:
+    """A reward for ["US"] is redeemed by a member in US-NY (tenants.region_eligible's rule);
+    one for ["US-CA"] refuses US-NY and a member registered only as US."""
+    us_only = reward(w, code="us-mug", eligible_regions=["US"])
+    california = reward(w, code="ca-mug", eligible_regions=["US-CA"])
+    ny, us, de = account(w, "US-NY", 500), account(w, "US", 500), account(w, "DE-BE", 500)
+    assert redeem(w, us_only, ny).status == "approved"  # physical: approved, then shipped
+    assert refused(w, us_only, de).code == "region_not_eligible"
+    assert refused(w, california, ny).code == "region_not_eligible"
+    assert refused(w, california, us).code == "region_not_eligible"
+    assert balance(w, ny).available == 400
+    with w.db.read() as s:
+        assert {r.id for r in rewards.list_rewards(s, w.tenant_id, w.program_id,
+                                                   account_id=ny)} == {us_only}
+
+
 def test_tier_restricted_reward(w: World) -> None:
     with w.db.transaction() as s:
         tiers.create_ladder(s, w.tenant_id, w.program_id, {

@@ -29,6 +29,13 @@ def test_eligibility_reports_the_first_failing_reason() -> None:
     assert domain.ineligibility(us_only, NOW, "us", set()) is None
     assert domain.ineligibility(us_only, NOW, "DE", set())[0] == "region_not_eligible"
     assert domain.ineligibility(us_only, NOW, None, set())[0] == "region_not_eligible"
+    # a country admits its subdivisions, as program enrolment does; a subdivision only itself
+    assert domain.ineligibility(us_only, NOW, "US-NY", set()) is None
+    assert domain.ineligibility(us_only, NOW, "DE-BE", set())[0] == "region_not_eligible"
+    california = offer(eligible_regions=["US-CA"])
+    assert domain.ineligibility(california, NOW, "us-ca", set()) is None
+    for region in ("US-NY", "US"):
+        assert domain.ineligibility(california, NOW, region, set())[0] == "region_not_eligible"
     gold = offer(eligible_tiers=["gold", "platinum"])
     assert domain.ineligibility(gold, NOW, None, {"silver"})[0] == "tier_not_eligible"
     assert domain.ineligibility(gold, NOW, None, {"gold"}) is None

@@ -252,6 +252,10 @@ def _challenge(item: Mapping[str, Any], path: str, context: Mapping[str, set[str
         if effect["type"] == "badge" and effect.get("badge") not in context["badges"]:
             out.append((f"{where}.badge",
                         f"no badge {effect.get('badge')!r} in engagement.badges"))
+        if effect["type"] == "coupon" and (not isinstance(effect.get("reward"), str)
+                                           or not effect["reward"]):
+            out.append((f"{where}.reward",
+                        "must name a coupon-kind reward of the catalogue (its code)"))
         if effect["type"] in ("points", "tier_credit") and not _positive(effect.get("amount")):
             out.append((f"{where}.amount", "must be a positive whole number"))
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance import audit, ledger, tenants, tiers
+from allegiance import audit, ledger, rewards, tenants, tiers
 from allegiance.engagement import domain
 from allegiance.engagement import repository as repo
 from allegiance.engagement.models import (
@@ -101,6 +101,11 @@ def _undo(session: Session, tenant_id: str, program: tenants.Program, challenge:
             tiers.add_credit(session, tenant_id, program.id, completion.account_id,
                              str(effect["metric"]), -int(effect["amount"]), when, actor=actor)
             taken.append(dict(effect))
+        elif effect.get("type") == "coupon" and effect.get("redemption_id") and \
+                rewards.void_coupon(session, tenant_id, str(effect["redemption_id"]),
+                                    actor=actor):
+            taken.append({"type": "coupon", "reward": effect["reward"],
+                          "redemption_id": effect["redemption_id"]})
     repo.add_tally(session, tenant_id, program.id, completion.account_id, when,
                    program.time_zone, challenges=-1)
     completion.reversed_at = clock.now()

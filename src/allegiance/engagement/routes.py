@@ -48,6 +48,7 @@ from allegiance.engagement.schemas import (
     ProgressRead,
     ResponseCreate,
     ResponseRead,
+    SegmentNpsRead,
     SponsorCreate,
     SponsorRead,
     StandingRead,
@@ -306,9 +307,13 @@ def nps(program_id: str, survey_id: str | None = Query(None, max_length=40),
     def one(result: object) -> NpsRead:
         return NpsRead.model_validate(result)
 
-    return NpsReportRead(overall=one(report.overall),
-                         by_segment={k: one(v) for k, v in report.by_segment.items()},
-                         leavers=one(report.leavers))
+    return NpsReportRead(
+        overall=one(report.overall),
+        by_segment={k: SegmentNpsRead(segment_id=report.segment_ids[k],
+                                      **one(v).model_dump())
+                    for k, v in report.by_segment.items()},
+        by_segment_attribute={k: one(v) for k, v in report.by_segment_attribute.items()},
+        leavers=one(report.leavers))
 
 
 # --- member events ---------------------------------------------------------------------------

@@ -14,13 +14,17 @@ Metric = Literal["count", "amount", "quantity"]
 
 
 class EffectIn(Input):
-    type: Literal["points", "badge", "tier_credit"]
+    type: Literal["points", "badge", "tier_credit", "coupon"]
     unit: str | None = Field(None, max_length=64, description="points: the unit code")
     amount: int | None = Field(None, ge=1, description="points or tier credit")
     badge: str | None = Field(None, max_length=64, description="badge: its code")
     level: int | None = Field(None, ge=1, description="badge: level (default: one up)")
     metric: Literal["points_earned", "spend", "count"] | None = Field(
         None, description="tier_credit: the tier metric")
+    reward: str | None = Field(
+        None, max_length=64,
+        description="coupon: code of a coupon-kind reward of the catalogue; each completion "
+                    "issues one single-use code of it")
 
 
 class ChallengeCreate(Input):
@@ -241,9 +245,16 @@ class NpsRead(Output):
     score: int | None
 
 
+class SegmentNpsRead(NpsRead):
+    segment_id: str
+
+
 class NpsReportRead(Output):
     overall: NpsRead
-    by_segment: dict[str, NpsRead]
+    by_segment: dict[str, SegmentNpsRead] = Field(
+        description="per segment of the program, by code: answers of its members now")
+    by_segment_attribute: dict[str, NpsRead] = Field(
+        description="per value of the account attribute segment when it answered (none: no value)")
     leavers: NpsRead
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance import audit, definitions, ledger, members, rules, tenants, tiers
+from allegiance import audit, definitions, ledger, members, rewards, rules, tenants, tiers
 from allegiance.engagement import academy, badges, domain
 from allegiance.engagement import repository as repo
 from allegiance.engagement.errors import ChallengeNotFound, DuplicateCode, InvalidChallenge
@@ -28,7 +28,7 @@ from allegiance.kit import clock, outbox
 from allegiance.kit.db import add_unique, is_unique_violation
 from allegiance.kit.ids import new_id
 
-EFFECT_TYPES = ("points", "badge", "tier_credit")
+EFFECT_TYPES = ("points", "badge", "tier_credit", "coupon")
 TIER_METRICS = ("points_earned", "spend", "count")
 UPDATABLE = frozenset({"name", "description", "ends_at", "max_completions", "status"})
 
@@ -60,6 +60,13 @@ def _check_effects(session: Session, tenant_id: str, program_id: str,
                 raise InvalidChallenge(f"level must be 1 to {len(badge.levels)}",
                                        field=f"{path}.level")
             out.append({"type": "badge", "badge": badge.code, "level": level})
+        elif kind == "coupon":
+            code = effect.get("reward")
+            if not isinstance(code, str) or rewards.coupon_reward(
+                    session, tenant_id, program_id, code) is None:
+                raise InvalidChallenge(f"no active coupon reward {code!r} in the catalogue",
+                                       field=f"{path}.reward")
+            out.append({"type": "coupon", "reward": code})
         else:
             if effect.get("metric") not in TIER_METRICS:
                 raise InvalidChallenge(f"metric must be one of {', '.join(TIER_METRICS)}",
@@ -314,6 +321,13 @@ def _complete(session: Session, tenant_id: str, program: tenants.Program, challe
                                       effect["badge"], level=effect.get("level"),
                                       source=f"challenge:{challenge.code}", actor=actor)
             given.append({**effect, "level": held.level})
+        elif effect["type"] == "coupon":
+            coupon = rewards.issue_coupon(
+                session, tenant_id, program.id, effect["reward"], account_id,
+                source="challenge completion", source_id=completion_id, actor=actor)
+            given.append({**effect, "redemption_id": coupon.id, "code": coupon.code,
+                          "expires_at": coupon.code_expires_at.isoformat()
+                          if coupon.code_expires_at is not None else None})
         else:
             tiers.add_credit(session, tenant_id, program.id, account_id, effect["metric"],
                              int(effect["amount"]), event.occurred_at, actor=actor)

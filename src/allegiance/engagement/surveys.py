@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance import ledger, members, tenants
+from allegiance import campaigns, ledger, members, tenants
 from allegiance.engagement import domain
 from allegiance.engagement import repository as repo
 from allegiance.engagement.errors import (
@@ -173,24 +173,31 @@ def leaver_enrolment(session: Session, tenant_id: str, survey: Survey,
 @dataclass(frozen=True)
 class NpsReport:
     overall: domain.NpsResult
-    by_segment: dict[str, domain.NpsResult]
+    by_segment_attribute: dict[str, domain.NpsResult]
     leavers: domain.NpsResult
+    by_segment: dict[str, domain.NpsResult] = field(default_factory=dict)
+    segment_ids: dict[str, str] = field(default_factory=dict)
 
 
 def nps_report(session: Session, tenant_id: str, program_id: str,
                survey_id: str | None = None) -> NpsReport:
-    """NPS of the program's responses (or one survey's), overall and per account segment
-    (the account attribute ``segment`` when it answered; no segment reads ``none``). Answers
-    to leavers' surveys are reported apart (``leavers``), never mixed into the members'."""
+    """NPS of the program's responses (or one survey's): ``overall``; ``by_segment``, per
+    segment of the program (campaigns' segments, by code: the answers of the accounts that are
+    members of the segment now — an account in two segments counts in both, every segment is
+    listed, one with no answers at 0 responses); ``by_segment_attribute``, per value of the
+    account attribute ``segment`` when it answered (no value reads ``none``). Answers to
+    leavers' surveys are reported apart (``leavers``), never mixed into the members'."""
     tenants.get_program(session, tenant_id, program_id)
-    query = select(SurveyResponse.nps, SurveyResponse.segment, Survey.audience).join(Survey, (
-        Survey.tenant_id == SurveyResponse.tenant_id) & (Survey.id == SurveyResponse.survey_id)
-    ).where(Survey.tenant_id == tenant_id, Survey.program_id == program_id,
-            SurveyResponse.nps.is_not(None))
+    wanted = [Survey.tenant_id == tenant_id, Survey.program_id == program_id,
+              SurveyResponse.nps.is_not(None)]
     if survey_id is not None:
         if get_survey(session, tenant_id, survey_id).program_id != program_id:
             raise SurveyNotFound(f"survey {survey_id} not found", field="survey_id")
-        query = query.where(Survey.id == survey_id)
+        wanted.append(Survey.id == survey_id)
+    joined = (Survey.tenant_id == SurveyResponse.tenant_id) & (
+        Survey.id == SurveyResponse.survey_id)
+    query = select(SurveyResponse.nps, SurveyResponse.segment, Survey.audience).join(
+        Survey, joined).where(*wanted)
     everyone: list[int] = []
     leavers: list[int] = []
     grouped: dict[str, list[int]] = defaultdict(list)
@@ -202,6 +209,23 @@ def nps_report(session: Session, tenant_id: str, program_id: str,
             continue
         everyone.append(score)
         grouped[segment or "none"].append(score)
+    segments = {code: seg_id for seg_id, code in session.execute(
+        select(campaigns.Segment.id, campaigns.Segment.code).where(
+            campaigns.Segment.tenant_id == tenant_id,
+            campaigns.Segment.program_id == program_id))}
+    per_segment: dict[str, list[int]] = {code: [] for code in segments}
+    member = campaigns.SegmentMember
+    in_segments = select(SurveyResponse.nps, campaigns.Segment.code).join(
+        Survey, joined).join(member, (member.tenant_id == SurveyResponse.tenant_id) & (
+            member.account_id == SurveyResponse.account_id)).join(campaigns.Segment, (
+                campaigns.Segment.tenant_id == member.tenant_id) & (
+                campaigns.Segment.id == member.segment_id)).where(
+        *wanted, Survey.audience != "leavers", campaigns.Segment.program_id == program_id)
+    for score, code in session.execute(in_segments):
+        if score is not None:
+            per_segment[code].append(score)
     return NpsReport(domain.nps(everyone),
                      {name: domain.nps(values) for name, values in sorted(grouped.items())},
-                     domain.nps(leavers))
+                     domain.nps(leavers),
+                     {code: domain.nps(values) for code, values in sorted(per_segment.items())},
+                     segments)

@@ -8,6 +8,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from allegiance.kit.regions import region_eligible
+
 KINDS = ("physical", "egift", "experience", "service", "coupon", "cashout", "donation",
          "marketing")
 PERIODS = ("day", "month", "year", "all")
@@ -76,15 +78,14 @@ def ineligibility(offer: Offer, now: datetime, region: str | None,
                   member_segments: Collection[str] = ()) -> tuple[str, str] | None:
     """The first reason (code, message) why the member may not redeem now, or None. A
     segment restriction is met by the account's ``segment`` attribute or by any segment
-    (``member_segments``: codes of the program's segments it is in)."""
+    (``member_segments``: codes of the program's segments it is in). A region restriction
+    follows program enrolment: a country admits its subdivisions (``US`` admits ``US-NY``)."""
     if offer.status != "active":
         return "reward_retired", "the reward is retired"
     if not _within(now, offer.available_from, offer.available_to):
         return "reward_unavailable", "the reward is not available now"
-    if offer.eligible_regions:
-        allowed = {r.upper() for r in offer.eligible_regions}
-        if region is None or region.upper() not in allowed:
-            return "region_not_eligible", "the reward is not offered in the member's region"
+    if not region_eligible(offer.eligible_regions, region):
+        return "region_not_eligible", "the reward is not offered in the member's region"
     if offer.eligible_segments and segment not in offer.eligible_segments \
             and not set(offer.eligible_segments) & set(member_segments):
         return "segment_not_eligible", "the member's segment may not redeem this reward"

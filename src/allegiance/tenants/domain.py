@@ -6,8 +6,9 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from allegiance.kit.auth import SCOPES, scope_allows
+from allegiance.kit.regions import region_eligible
 
-__all__ = ["SCOPES", "scope_allows"]
+__all__ = ["SCOPES", "region_eligible", "scope_allows"]
 
 ENROLMENT_MODES = ("open", "application", "invitation", "automatic")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -30,16 +31,3 @@ def valid_code(code: str) -> bool:
 def valid_region(region: str) -> bool:
     """ISO 3166-1 alpha-2, optionally with an ISO 3166-2 subdivision (``US``, ``US-CA``)."""
     return bool(_REGION.match(region))
-
-
-def region_eligible(eligible: list[str], region: str | None) -> bool:
-    """Whether a member in ``region`` may join a program limited to ``eligible`` regions.
-
-    An empty list means everywhere; a country in the list admits all its subdivisions.
-    """
-    if not eligible:
-        return True
-    if region is None:
-        return False
-    country = region.split("-", 1)[0]
-    return region in eligible or country in eligible
