@@ -7,8 +7,8 @@ earning path inserts with ``ON CONFLICT DO NOTHING`` and adds 1 to ``member_coun
 when its row was inserted — two events of the same course count once, of different courses
 twice.
 
-Revision ID: 0037_counterkeys
-Revises: 0036_segmentinputs
+Revision ID: 0038_counterkeys
+Revises: 0037_claimkeys
 Create Date: 2026-11-25 08:45:00
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 from allegiance.kit import tenancy
 
-revision: str = '0037_counterkeys'
-down_revision: str | None = '0036_segmentinputs'
+revision: str = '0038_counterkeys'
+down_revision: str | None = '0037_claimkeys'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
