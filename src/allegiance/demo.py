@@ -120,7 +120,8 @@ PARTNER_REWARDS: dict[str, Any] = {
     "activity_types": {"course_completed": {"attributes": {"course_id": "str",
                                                             "mandatory": "bool"}}},
     "counters": {"mandatory_courses": {"trigger": "activity:course_completed",
-                                       "condition": "event.attributes.mandatory"}},
+                                       "condition": "event.attributes.mandatory",
+                                       "distinct": "event.attributes.course_id"}},
     "rules": [
         {"code": "base", "name": "1 token per US$1 of purchases",
          "effects": [{"type": "points_per_amount", "unit": "tokens", "rate": "0.01"},

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from allegiance import events, ledger, tenants, tiers
+from allegiance.events import repository as events_repo
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.errors import AllegianceError
@@ -94,6 +95,82 @@ def test_activity_with_typed_attributes_and_counter_rule(shop: Shop) -> None:
     quiet = shop.event(external_id="N-1", kind="activity", activity_type="newsletter_opt_in",
                        account_id=acc)
     assert quiet.event.status == "processed" and quiet.awards == []
+
+
+def _distinct_shop(db: Database) -> Shop:
+    doc = definition()
+    doc["counters"]["mandatory_courses"]["distinct"] = "event.attributes.course_id"
+    return Shop(db, doc)
+
+
+def _course(shop: Shop, acc: str, ref: str, course_id: str) -> events.EventData:
+    return events.EventData(external_id=ref, kind="activity", activity_type="course_completed",
+                            account_id=acc, occurred_at=NOW,
+                            attributes={"course_id": course_id, "mandatory": True})
+
+
+def _counted(shop: Shop, acc: str) -> int:
+    with shop.db.read() as s:
+        return events_repo.counters_of(s, shop.tenant_id, shop.program_id,
+                                       acc).get("mandatory_courses", 0)
+
+
+def test_distinct_counter_counts_a_repeated_course_once(db: Database) -> None:
+    shop = _distinct_shop(db)
+    acc = shop.account()
+
+    def send(ref: str, course_id: str, account: str = acc) -> dict[str, int]:
+        with shop.db.transaction() as s:
+            return _points(events.ingest(s, shop.tenant_id, shop.program_id,
+                                         _course(shop, account, ref, course_id), actor="t"))
+
+    def dry(ref: str, course_id: str) -> set[str]:
+        with shop.db.read() as s:
+            result = events.dry_run(s, shop.tenant_id, shop.program_id,
+                                    _course(shop, acc, ref, course_id))
+        return {a.rule for a in result.awards}
+
+    assert send("C-1", "M1") == {"course": 50} and _counted(shop, acc) == 1
+    # the same course completed again: still one course, no set bonus (it paid 100 before)
+    assert dry("C-2", "M1") == {"course"}
+    assert send("C-2", "M1") == {"course": 50} and _counted(shop, acc) == 1
+    assert dry("C-3", "M2") == {"course", "two-mandatory"}
+    assert send("C-3", "M2") == {"course": 50, "two-mandatory": 100}
+    assert _counted(shop, acc) == 2 and shop.count("member_counter_key") == 2
+    # another member's M1 is their own first course
+    other = shop.account(name="Other")
+    assert send("O-1", "M1", other) == {"course": 50} and _counted(shop, other) == 1
+    assert shop.wallet(acc).available == 250
+    assert_ledger_invariants(db)
+
+
+def test_distinct_counter_under_concurrency(db: Database) -> None:
+    """Six concurrent completions, three of course A and three of course B: the counter ends
+    at 2 (each course once, both courses counted) and the set bonus is paid once."""
+    shop = _distinct_shop(db)
+    acc = shop.account()
+    shop.event(external_id="warm-up", account_id=acc, amount=100)  # enrolled, wallet exists
+    barrier = threading.Barrier(6)
+    errors: list[Exception] = []
+
+    def send(ref: str, course_id: str) -> None:
+        barrier.wait()
+        try:
+            with shop.db.transaction() as s:
+                events.ingest(s, shop.tenant_id, shop.program_id,
+                              _course(shop, acc, ref, course_id), actor="t")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(f"K-{n}", "AB"[n % 2])) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert _counted(shop, acc) == 2 and shop.count("member_counter_key") == 2
+    assert shop.wallet(acc).available == 1 + 6 * 50 + 100
+    assert_ledger_invariants(db)
 
 
 def test_third_party_report_matched_by_member_number(shop: Shop) -> None:

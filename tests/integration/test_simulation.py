@@ -201,3 +201,63 @@ def test_cli_table_csv_json_and_charts(db: Database, tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert lines[0] == "section,item,unit,baseline,draft,change"
     assert any(line.startswith("rule,big,points,0,") for line in lines)
+
+
+def test_draft_with_a_counter_rule_shows_the_set_bonus(db: Database) -> None:
+    """A draft adds Lenovo's set bonus (a counter of mandatory courses, 100 points at the
+    second): the simulation counts the courses from the replayed events, per member in order,
+    a repeated course once unless the counter is not distinct."""
+    shop = Shop(db, base_document())
+    for name in ("A", "B"):
+        shop.account(name=name, member_number=name)
+    plan = [("A", "M1"), ("B", "M1"), ("A", "M1"), ("B", "M1"), ("A", "M2"), ("A", "M3")]
+    for n, (member, course) in enumerate(plan):
+        shop.event(external_id=f"c{n}", kind="activity", activity_type="course_completed",
+                   member_number=member, occurred_at=START + timedelta(days=n + 1),
+                   attributes={"course_id": course, "mandatory": True})
+    draft = definition()  # base_document's rules plus the counter and "two-mandatory"
+    draft["counters"]["mandatory_courses"]["distinct"] = "event.attributes.course_id"
+
+    def bonus(document: dict[str, Any]) -> tuple[int, int, list[str]]:
+        with db.read() as s:
+            result = simulation.simulate(s, shop.tenant_id, shop.program_id, document,
+                                         START, END).to_dict()
+        rule = {r["rule"]: r for r in result["rules"]}["two-mandatory"]
+        return rule["baseline"], rule["draft"], result["notes"]
+
+    base, drafted, notes = bonus(draft)
+    assert (base, drafted) == (0, 100)  # A's second course (M2), once; B did M1 twice
+    assert any("counted from the period's events" in n for n in notes)
+    del draft["counters"]["mandatory_courses"]["distinct"]
+    assert bonus(draft)[:2] == (0, 200)  # counting events: B's repeat of M1 pays too
+
+
+def test_counters_replayed_as_the_earning_path_counted_them(db: Database) -> None:
+    """The program in force has distinct and amount counters: its replay equals what the API
+    recorded event by event (purchases with several lines, repeated and elective courses)."""
+    doc = definition(
+        {"code": "big-spender", "trigger": "purchase",
+         "condition": "member.counters.spent >= 20000",
+         "effects": [{"type": "fixed", "unit": "points", "points": 7}]})
+    doc["counters"]["mandatory_courses"]["distinct"] = "event.attributes.course_id"
+    doc["counters"]["spent"] = {"trigger": "purchase", "measure": "amount"}
+    shop = Shop(db, doc)
+    for name in ("A", "B"):
+        shop.account(name=name, member_number=name)
+    plan = [("A", "M1", True), ("A", "M1", True), ("B", "M1", True), ("A", "E1", False),
+            ("B", "M2", True), ("A", "M2", True)]
+    for day, (member, course, mandatory) in enumerate(plan, start=1):
+        shop.event(external_id=f"c{day}", kind="activity", activity_type="course_completed",
+                   member_number=member, occurred_at=START + timedelta(days=day),
+                   attributes={"course_id": course, "mandatory": mandatory})
+        shop.event(external_id=f"p{day}", member_number=member,
+                   occurred_at=START + timedelta(days=day, hours=1),
+                   lines=[{"sku": "SKU-1", "quantity": 1, "unit_price": 4_000},
+                          {"sku": "SKU-9", "quantity": 2, "unit_price": 1_500}])
+    with db.read() as s:
+        result = simulation.simulate(s, shop.tenant_id, shop.program_id, doc, START,
+                                     END).to_dict()
+    by_rule = {r["rule"]: r["baseline"] for r in result["rules"] if r["baseline"]}
+    assert by_rule == recorded(db, shop.tenant_id)
+    # A reaches $200 spent at its third purchase (3 × $70) and earns at its fourth too
+    assert by_rule["two-mandatory"] == 200 and by_rule["big-spender"] == 7 * 2

@@ -106,6 +106,19 @@ def test_counters_name_known_activity_types() -> None:
     assert paths(doc) == ["counters.courses.trigger"]
 
 
+def test_distinct_counter_names_the_field_path() -> None:
+    doc = good()
+    doc["activity_types"] = {"course": {"attributes": {"course_id": "str"}}}
+    doc["counters"] = {"courses": {"trigger": "activity:course",
+                                   "distinct": "event.attributes.course_id"}}
+    assert validate(doc) == []
+    for bad in ("event.attributes.colour", "member.tier", "line.sku", 7):
+        doc["counters"]["courses"]["distinct"] = bad
+        assert paths(doc) == ["counters.courses.distinct"], bad
+    doc["counters"]["courses"].update(distinct="event.attributes.course_id", measure="amount")
+    assert paths(doc) == ["counters.courses.distinct"]
+
+
 def test_normalise_turns_yaml_dates_into_text() -> None:
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     assert normalise({"a": [moment]}) == {"a": ["2026-01-01T00:00:00+00:00"]}

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from allegiance import campaigns, ledger, members, rules, tenants
 from allegiance.events import repository as repo
-from allegiance.events.inputs import EventData, build_input, counter_deltas, member_fields, unit_ids
+from allegiance.events.inputs import EventData, build_input, counter_steps, member_fields, unit_ids
 from allegiance.events.service import prepare, user_of
 
 
@@ -43,8 +43,10 @@ def dry_run(session: Session, tenant_id: str, program_id: str, data: EventData) 
         counters = repo.counters_of(session, tenant_id, program.id, account.id)
         base = build_input(compiled, event, draft.lines, tz,
                            member_fields(compiled, account, enrolment, user, counters, at))
-        for name, step in counter_deltas(compiled, base).items():
-            counters[name] = counters.get(name, 0) + step
+        for step in counter_steps(compiled, base):
+            if step.key is None or not repo.has_counter_key(
+                    session, tenant_id, program.id, account.id, step.name, step.key):
+                counters[step.name] = counters.get(step.name, 0) + step.step
         usage = repo.read_usage(session, tenant_id, program.id, account.id,
                                 rules.usage_keys([r for r in fitting if r.limits], at, tz))
         member = member_fields(compiled, account, enrolment, user, counters, at)

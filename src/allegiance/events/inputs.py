@@ -133,18 +133,36 @@ def build_input(
     return rules.EventInput(event.kind, event.activity_type, event.occurred_at, fields, rows)
 
 
-def counter_deltas(compiled: rules.CompiledProgram, event_input: rules.EventInput) -> dict[str, int]:
-    """How much each counter the event fits adds (count: 1, amount: the event amount)."""
-    out: dict[str, int] = {}
+@dataclass(frozen=True)
+class CounterStep:
+    """What an event adds to one counter: ``step``; for a ``distinct`` counter only when the
+    member has not counted ``key`` yet (the caller checks and records it)."""
+
+    name: str
+    step: int
+    key: str | None = None
+
+
+def counter_steps(compiled: rules.CompiledProgram,
+                  event_input: rules.EventInput) -> list[CounterStep]:
+    """The counters the event fits (count: 1, amount: the event amount; a ``distinct`` counter
+    1 with the event's value as key, nothing when the event has no value)."""
+    out: list[CounterStep] = []
     for counter in compiled.counters:
         probe = rules.Rule(code=counter.name, trigger=counter.trigger, priority=0,
                            stacking="stack", condition=counter.condition, source=None,
                            effects=())
         result = rules.evaluate([probe], event_input, period_key=lambda p, at: "all")
-        if result.traces and result.traces[0].matched:
-            step = 1 if counter.measure == "count" else int(event_input.fields["event.amount"])
-            if step:
-                out[counter.name] = step
+        if not (result.traces and result.traces[0].matched):
+            continue
+        if counter.distinct is not None:
+            key = rules.distinct_key(event_input.fields.get(counter.distinct))
+            if key is not None:
+                out.append(CounterStep(counter.name, 1, key))
+            continue
+        step = 1 if counter.measure == "count" else int(event_input.fields["event.amount"])
+        if step:
+            out.append(CounterStep(counter.name, step))
     return out
 
 

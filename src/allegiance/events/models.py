@@ -137,3 +137,19 @@ class MemberCounter(Base):
     account_id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(default=0)
+
+
+class MemberCounterKey(Base):
+    """A value a ``distinct`` counter already counted for one account (the course a member
+    completed): unique, so the same value is counted once even by concurrent events."""
+
+    __tablename__ = "member_counter_key"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "program_id"], ["program.tenant_id", "program.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -85,6 +85,31 @@ def bump_counters(
         )
 
 
+def add_counter_key(
+    session: Session, tenant_id: str, program_id: str, account_id: str, name: str, key: str
+) -> bool:
+    """Record that the member's ``distinct`` counter ``name`` counted ``key``; False when it had
+    already (the unique key decides: a concurrent insert of the same key waits for the other
+    transaction and, once that commits, inserts nothing)."""
+    result = session.execute(
+        text("INSERT INTO member_counter_key (tenant_id, program_id, account_id, name, key) "
+             "VALUES (:t, :p, :a, :n, :k) ON CONFLICT DO NOTHING"),
+        {"t": tenant_id, "p": program_id, "a": account_id, "n": name, "k": key},
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def has_counter_key(
+    session: Session, tenant_id: str, program_id: str, account_id: str, name: str, key: str
+) -> bool:
+    """Whether the member's ``distinct`` counter already counted ``key`` (read only)."""
+    return session.execute(
+        text("SELECT 1 FROM member_counter_key WHERE tenant_id = :t AND program_id = :p AND "
+             "account_id = :a AND name = :n AND key = :k"),
+        {"t": tenant_id, "p": program_id, "a": account_id, "n": name, "k": key},
+    ).first() is not None
+
+
 def counters_of(session: Session, tenant_id: str, program_id: str, account_id: str) -> dict[str, int]:
     rows = session.execute(
         select(MemberCounter.name, MemberCounter.value).where(

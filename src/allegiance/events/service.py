@@ -24,7 +24,7 @@ from allegiance.events.inputs import (
     Outcome,
     build_input,
     compiled_at,
-    counter_deltas,
+    counter_steps,
     get_event,
     member_fields,
     outcome,
@@ -378,7 +378,11 @@ def process(
         return fields
 
     base = build_input(compiled, event, lines, tz, member({}))
-    deltas = counter_deltas(compiled, base)
+    deltas: dict[str, int] = {}
+    for step in counter_steps(compiled, base):
+        if step.key is None or repo.add_counter_key(session, tenant_id, program.id, account.id,
+                                                    step.name, step.key):
+            deltas[step.name] = deltas.get(step.name, 0) + step.step
     if deltas:
         repo.bump_counters(session, tenant_id, program.id, account.id, deltas)
     counters = repo.counters_of(session, tenant_id, program.id, account.id)

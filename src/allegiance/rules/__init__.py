@@ -26,7 +26,7 @@ from allegiance.rules.frames import lines_frame
 from allegiance.rules.language import ExpressionError, Node, compile_expression, to_python
 from allegiance.rules.models import RuleUsage
 from allegiance.rules.periods import period_key, period_key_expr
-from allegiance.rules.program import CompiledProgram, Counter, compile_program
+from allegiance.rules.program import CompiledProgram, Counter, compile_program, distinct_key
 from allegiance.rules.service import (
     add_usage,
     budget_account,
@@ -61,6 +61,7 @@ __all__ = [
     "budgets_left",
     "compile_expression",
     "compile_program",
+    "distinct_key",
     "divide",
     "evaluate",
     "evaluate_frame",

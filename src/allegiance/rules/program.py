@@ -8,12 +8,15 @@ with typed attributes, member attributes, and the rules. Pure: no I/O.
     member_attributes: {industry: str, employees: int}
     counters:                       # running totals rules can read as member.counters.<name>
       mandatory_courses: {trigger: "activity:course_completed",
-                          condition: "event.attributes.mandatory"}
+                          condition: "event.attributes.mandatory",
+                          distinct: event.attributes.course_id}   # each course counts once
     rules: [...]
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +48,23 @@ class Counter:
     trigger: str
     condition: Node | None
     measure: str  # count | amount
+    # an ``event.*`` field: the counter counts the distinct values of it per member (an event
+    # whose value the member already counted, or without a value, adds nothing); count only
+    distinct: str | None = None
+
+
+KEY_LENGTH = 128
+
+
+def distinct_key(value: Any) -> str | None:
+    """The stored form of a ``distinct`` counter's value: text as is, other values as JSON,
+    longer than :data:`KEY_LENGTH` as their SHA-256; None (nothing to count) when absent."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if len(text) > KEY_LENGTH:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,16 @@ def compile_program(document: Mapping[str, Any]) -> CompiledProgram:
         measure = str(spec.get("measure", "count"))
         if measure not in ("count", "amount"):
             raise RuleError(f"{path}.measure", "must be count or amount")
-        counters.append(Counter(str(name), trigger, condition, measure))
+        distinct = spec.get("distinct")
+        if distinct is not None:
+            if not isinstance(distinct, str) or not distinct.startswith("event.") \
+                    or distinct not in types:
+                raise RuleError(f"{path}.distinct", "must be an event field (event.* or "
+                                "event.attributes.<name> of an activity type)")
+            if measure != "count":
+                raise RuleError(f"{path}.distinct", "counts distinct values: measure must be "
+                                "count")
+        counters.append(Counter(str(name), trigger, condition, measure, distinct))
         types[f"member.counters.{name}"] = "int"
     rules = []
     codes: set[str] = set()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from allegiance import definitions, tenants, tiers
 from allegiance.kit.errors import NotFound
-from allegiance.simulation import engine, history
+from allegiance.simulation import counters, engine, history
 from allegiance.simulation.errors import InvalidPeriod, NoBaseline, WrongProgram
 
 MAX_DAYS = 3700
@@ -106,6 +106,9 @@ def simulate(session: Session, tenant_id: str, program_id: str, draft: Any, star
     types = {**baseline.compiled.types, **drafted.compiled.types}
     lines, labels = history.load(session, tenant_id, program_id, start, end, types,
                                  drafted.time_zone)
+    replayed, counter_notes = counters.definitions_of(drafted.compiled, baseline.compiled)
+    if replayed:
+        lines = counters.replay(lines, replayed)
     liability = history.liability_at(session, tenant_id, program_id, end)
     recorded = history.recorded_awards(session, tenant_id, program_id, start, end)
     loaded = time.perf_counter() - started
@@ -113,7 +116,9 @@ def simulate(session: Session, tenant_id: str, program_id: str, draft: Any, star
                                 recorded=recorded, labels=labels)
     comparison.notes[:0] = notes
     if any(n.startswith("member.counters.") for n in types):
-        comparison.notes.append("member.counters.* read as 0 (counters are not replayed)")
+        comparison.notes.append("member.counters.* counted from the period's events (from 0 "
+                                "at its start)")
+        comparison.notes.extend(counter_notes)
     comparison.seconds["load"] = loaded
     comparison.seconds["total"] = time.perf_counter() - started
     return Simulation(program.id, program.code, start, end, base.number,
