@@ -12,13 +12,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import pytest
 from sqlalchemy import select, text, update
 
 from allegiance import campaigns, members, privacy
-from allegiance.kit import clock
+from allegiance.kit import clock, frames
 from allegiance.kit.db import Database
 from allegiance.kit.frames import insert_frame, insert_rows, read_frame
 from tests.integration.events_support import Shop, definition
@@ -118,7 +119,8 @@ def test_refresh_diff_follows_every_change(shop: Shop) -> None:
         assert codes == ["distributors", "iberia"]  # es-retail held: its country is ES
 
 
-def test_bulk_insert_with_values_to_escape(db: Database) -> None:
+def test_bulk_insert_with_values_to_escape(db: Database,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [(f"a\t{i}", "back\\slash", f"line\nbreak {i}", i) for i in range(3)] + [
         (f"plain {i}", "x", "y", i) for i in range(1000)]
     with db.transaction() as s:
@@ -128,7 +130,18 @@ def test_bulk_insert_with_values_to_escape(db: Database) -> None:
         got = read_frame(s, "SELECT a, b, c, n FROM staged_probe ORDER BY n, a", {},
                          {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
         assert sorted(got.iter_rows()) == sorted(rows)
-        # read_frame's text of the rows (separators \x1f, \x1e; '=' before a text value):
+        texts: list[pl.DataFrame | None] = []  # read as one text per column, not row by row
+        def counted(*args: Any) -> pl.DataFrame | None:
+            texts.append(read(*args))
+            return texts[-1]
+        read = frames._text_read
+        with monkeypatch.context() as patch:
+            patch.setattr(frames, "_text_read", counted)
+            again = read_frame(s, "SELECT a, b, c, n FROM staged_probe WHERE a LIKE 'plain%'",
+                               {}, {"a": pl.Utf8, "b": pl.Utf8, "c": pl.Utf8, "n": pl.Int64})
+        assert len(texts) == 1 and texts[0] is not None
+        assert sorted(again.iter_rows()) == sorted(r for r in rows if r[0].startswith("plain"))
+        # read_frame's texts of the columns (separator \x1e; '=' before a text value):
         # values holding a separator or '=', NULLs and empty texts read back as they are
         odd = [("unit\x1fsep", "=", None, 5000), ("rec\x1esep", "", "", 5001),
                (None, "==x", "=", None)]

@@ -39,8 +39,8 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
     """The rows of ``sql`` (named ``:params``: text, integers, booleans) as a frame with
     ``schema`` (the statement's columns, in order). Runs in the session's transaction.
 
-    The rows travel as one text the database builds (:func:`_text_read`), read by Polars'
-    CSV reader: no Python object per row or value. When that cannot be used (a value
+    The rows travel as one text per column the database builds (:func:`_text_read`),
+    split by Polars: no Python object per row or value. When that cannot be used (a value
     holding a separator, a text too long for the engine), PostgreSQL streams
     ``COPY (query) TO STDOUT`` as CSV and SQLite's rows are turned into columns at once."""
     connection = session.connection()
@@ -85,7 +85,7 @@ def read_frame(session: Session, sql: str, params: Mapping[str, Any],
     return pl.DataFrame(rows, schema=dict(schema), orient="row")
 
 
-_UNIT, _RECORD = "\x1f", "\x1e"  # the ASCII unit and record separators
+_RECORD = "\x1e"  # the ASCII record separator
 
 
 _PLAIN = (pl.Utf8, pl.Int64, pl.Int32, pl.Float64)
@@ -93,42 +93,44 @@ _PLAIN = (pl.Utf8, pl.Int64, pl.Int32, pl.Float64)
 
 def _text_read(cursor: Any, dialect: str, query: str, values: list[Any],
                schema: Mapping[str, Any]) -> pl.DataFrame | None:
-    """The rows of ``query`` as one text built by the database (SQLite ``group_concat``,
-    PostgreSQL ``string_agg`` as UTF-8 bytes: values between unit separators, rows between record
-    separators; a text value behind a ``=`` so that NULL and ``''`` differ) read by
-    Polars' CSV reader. None when a value holds a separator (the counts differ)."""
+    """The rows of ``query`` read as one text per column, built by the database (SQLite
+    ``group_concat``, PostgreSQL ``string_agg`` as UTF-8 bytes: the column's values between
+    record separators, a text value behind a ``=`` so that NULL — an empty value — and
+    ``''`` differ), split by Polars. One aggregate per column over the same rows keeps the
+    columns aligned, and the database appends each value once (a text per row built by
+    ``||`` first copied every row's values again per column). None when a value holds a
+    separator (the counts differ) or an integer's text does not read back."""
     if not all(kind in _PLAIN for kind in schema.values()):
         return None  # booleans, dates…: the engines' texts differ from Polars' own
     names = [f"c{i}" for i in range(len(schema))]
-    char = "chr" if dialect == "postgresql" else "char"
     parts = [f"coalesce('=' || {n}, '')" if kind == pl.Utf8
              else f"coalesce(CAST({n} AS TEXT), '')"
              for n, kind in zip(names, schema.values(), strict=True)]
-    joined = f" || {char}({ord(_UNIT)}) || ".join(parts)
-    concat = f"convert_to(string_agg({joined}, chr({ord(_RECORD)})), 'UTF8')" \
-        if dialect == "postgresql" \
-        else f"CAST(group_concat({joined}, char({ord(_RECORD)})) AS BLOB)"
-    count, text = cursor.execute(
-        f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), {concat} FROM q",
-        values if dialect == "sqlite" else None).fetchone()
+    aggregates = [f"convert_to(string_agg({part}, chr({ord(_RECORD)})), 'UTF8')"
+                  if dialect == "postgresql"
+                  else f"CAST(group_concat({part}, char({ord(_RECORD)})) AS BLOB)"
+                  for part in parts]
+    count, *texts = cursor.execute(
+        f"WITH q({', '.join(names)}) AS ({query}) SELECT count(*), {', '.join(aggregates)} "
+        "FROM q", values if dialect == "sqlite" else None).fetchone()
     if not count:
         return pl.DataFrame(schema=dict(schema))
-    if isinstance(text, str):
-        text = text.encode()
-    elif not isinstance(text, bytes):  # a memoryview
-        text = bytes(text)
-    if text.count(_UNIT.encode()) != count * (len(names) - 1) \
-            or text.count(_RECORD.encode()) != count - 1:
-        return None
-    read = pl.read_csv(text, has_header=False, separator=_UNIT, eol_char=_RECORD,
-                       quote_char=None, schema={n: pl.Utf8 if kind == pl.Utf8 else kind
-                                                for n, kind in zip(names, schema.values(),
-                                                                   strict=True)})
-    if read.height != count:
-        return None
-    return read.select(
-        (pl.col(n).str.slice(1) if kind == pl.Utf8 else pl.col(n)).alias(name)
-        for n, (name, kind) in zip(names, schema.items(), strict=True))
+    columns: list[pl.Series] = []
+    for text, (name, kind) in zip(texts, schema.items(), strict=True):
+        raw = text.encode() if isinstance(text, str) else bytes(text)
+        if raw.count(_RECORD.encode()) != count - 1:
+            return None
+        split = pl.Series(name, [raw.decode()]).str.split(_RECORD).explode()
+        empty = split == ""
+        if kind == pl.Utf8:
+            column = pl.select(pl.when(empty).then(None).otherwise(split.str.slice(1))
+                               .alias(name)).to_series()
+        else:
+            column = split.cast(kind, strict=False)
+            if column.null_count() != empty.sum():
+                return None
+        columns.append(column)
+    return pl.DataFrame(columns)
 
 
 def _copy_text(rows: list[tuple[Any, ...]], width: int) -> str | None:
