@@ -383,10 +383,9 @@ def _announce(session: Session, tenant_id: str, segment: Segment, kind: str,
             "program_id": segment.program_id, "segment": segment.code,
             "accounts": len(accounts), "truncated": True})
         return
-    for account_id in as_list(accounts):
-        outbox.emit(session, tenant_id, kind, {
-            "program_id": segment.program_id, "segment": segment.code,
-            "account_id": account_id})
+    outbox.emit_many(session, tenant_id, kind, [{  # one statement, not one per account
+        "program_id": segment.program_id, "segment": segment.code, "account_id": account_id}
+        for account_id in as_list(accounts)])
 
 
 SEGMENT_ACTIVITIES = {"segment.entered": "segment_entered", "segment.left": "segment_left"}

@@ -32,6 +32,19 @@ def emit(session: Session, tenant_id: str, event_type: str, payload: dict[str, A
     return message_id
 
 
+def emit_many(session: Session, tenant_id: str, event_type: str,
+              payloads: list[dict[str, Any]]) -> list[str]:
+    """:func:`emit` of several messages in one statement (the driver's ``executemany``: one
+    round trip on PostgreSQL instead of one per message); returns their ids in order."""
+    at = clock.now()
+    ids = [new_id("msg") for _ in payloads]
+    _insert_message(session, [{
+        "tenant_id": tenant_id, "id": message_id, "event_type": event_type, "payload": payload,
+        "created_at": at, "available_at": at, "dispatched_at": None, "attempts": 0,
+    } for message_id, payload in zip(ids, payloads, strict=True)])
+    return ids
+
+
 def pending(session: Session, limit: int = 100) -> list[OutboxMessage]:
     """Messages not yet dispatched and due, oldest first."""
     stmt = (
