@@ -164,19 +164,20 @@ def _identity(account: members.Account, email: str | None = None,
         devices.add(str(attributes["device_hash"]))
     if device:
         devices.add(device)
+    emails = {domain.email_key(e) for e in (account.email, email)}
+    taxes = {domain.tax_key(t) for t in (account.tax_id, tax_id)}
     return domain.Identity(
         account_id=account.id, parent_id=account.parent_id,
-        email=domain.email_key(email or account.email),
-        tax=domain.tax_key(tax_id or account.tax_id), devices=frozenset(devices))
+        emails=frozenset(e for e in emails if e), taxes=frozenset(t for t in taxes if t),
+        devices=frozenset(devices))
 
 
 def _duplicate(session: Session, tenant_id: str, plan_id: str,
                who: domain.Identity) -> str | None:
-    checks = [(Referral.email_key, who.email, "e-mail"), (Referral.tax_key, who.tax, "tax id")]
+    checks = [(Referral.email_key, email, "e-mail") for email in sorted(who.emails)]
+    checks += [(Referral.tax_key, tax, "tax id") for tax in sorted(who.taxes)]
     checks += [(Referral.device_hash, device, "device") for device in sorted(who.devices)]
     for column, value, label in checks:
-        if value is None:
-            continue
         first = session.scalar(select(Referral.id).where(
             Referral.tenant_id == tenant_id, Referral.plan_id == plan_id, column == value)
             .limit(1))
@@ -212,8 +213,11 @@ def signup(session: Session, tenant_id: str, program_id: str, *, code: str,
     now = clock.now()
     referral = Referral(
         tenant_id=tenant_id, id=new_id("ref"), plan_id=plan.id, code_id=row.id,
-        referrer_account_id=referrer.id, referred_account_id=referred.id, email_key=who.email,
-        tax_key=who.tax, device_hash=device_hash, status="rejected" if reason else "qualified",
+        referrer_account_id=referrer.id, referred_account_id=referred.id,
+        email_key=domain.email_key(email) or domain.email_key(referred.email),
+        tax_key=domain.tax_key(tax_id) or domain.tax_key(referred.tax_id),
+        device_hash=device_hash or min(who.devices, default=None),
+        status="rejected" if reason else "qualified",
         reason=reason, signed_up_at=now, window_ends_at=now + timedelta(days=plan.window_days),
         created_at=now)
     add_unique(session, referral, AlreadyReferred("this member was already referred in the plan", field="account_id"))
