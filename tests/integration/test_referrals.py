@@ -270,3 +270,16 @@ def test_affiliate_application_rejected_with_reason(m: Money) -> None:
             audit.AuditRecord.object_id == code_id).order_by(audit.AuditRecord.seq)).all()
         assert [r.action for r in rows][-1] == "referral_code.rejected"
         assert rows[-1].after["reason"] == "coupon sites are not accepted"
+
+
+def test_every_identity_of_an_earlier_sign_up_is_remembered(m: Money) -> None:
+    """The first sign-up supplied an e-mail other than its account's: a later member with
+    either one (the account's, or the supplied one) is a duplicate."""
+    pid = plan(m)
+    value = code(m, pid, m.account())
+    assert signup(m, value, m.account(email="own@x.io"),
+                  email="given@x.io").status == "qualified"
+    by_own = signup(m, value, m.account(email="o.w.n+1@x.io"))
+    assert by_own.status == "rejected" and "same e-mail" in (by_own.reason or "")
+    by_given = signup(m, value, m.account(), email="given@x.io")
+    assert by_given.status == "rejected" and "same e-mail" in (by_given.reason or "")

@@ -7,6 +7,7 @@ from allegiance.referrals.models import (
     Referral,
     ReferralAttributed,
     ReferralCode,
+    ReferralIdentity,
     ReferralPlan,
     ReferralReward,
 )
@@ -28,7 +29,7 @@ from allegiance.referrals.service import (
 )
 
 __all__ = [
-    "Referral", "ReferralAttributed", "ReferralCode", "ReferralPlan", "ReferralReward",
+    "Referral", "ReferralAttributed", "ReferralCode", "ReferralIdentity", "ReferralPlan", "ReferralReward",
     "attribute", "create_plan",
     "decide_application", "email_key", "get_code", "get_plan", "get_referral", "issue_code",
     "link", "match_visitor", "reconcile", "record_click", "reward_state", "signup", "statement",

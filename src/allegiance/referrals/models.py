@@ -173,3 +173,22 @@ class ReferralAttributed(Base):
     event_id: Mapped[str] = mapped_column(ID, primary_key=True)
     returned_amount: Mapped[int]
     at: Mapped[datetime]
+
+
+class ReferralIdentity(Base):
+    """Every identity key a sign-up was made with (the new member's account e-mail and tax id
+    and those the caller supplied, its device hashes), so a later sign-up of the plan that
+    shares any one of them is a duplicate."""
+
+    __tablename__ = "referral_identity"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "referral_id"], ["referral.tenant_id",
+                                                            "referral.id"]),
+        CheckConstraint("kind IN ('email', 'tax', 'device')", name="kind"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(ID, primary_key=True)

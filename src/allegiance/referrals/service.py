@@ -37,6 +37,7 @@ from allegiance.referrals.models import (
     Referral,
     ReferralAttributed,
     ReferralCode,
+    ReferralIdentity,
     ReferralPlan,
     ReferralReward,
 )
@@ -180,17 +181,24 @@ def _identity(account: members.Account, email: str | None = None,
         devices=frozenset(devices))
 
 
+_LABELS = {"email": "e-mail", "tax": "tax id", "device": "device"}
+
+
+def _keys(who: domain.Identity) -> list[tuple[str, str]]:
+    return [("email", e) for e in sorted(who.emails)] + [("tax", t) for t in sorted(who.taxes)] \
+        + [("device", d) for d in sorted(who.devices)]
+
+
 def _duplicate(session: Session, tenant_id: str, plan_id: str,
                who: domain.Identity) -> str | None:
-    checks = [(Referral.email_key, email, "e-mail") for email in sorted(who.emails)]
-    checks += [(Referral.tax_key, tax, "tax id") for tax in sorted(who.taxes)]
-    checks += [(Referral.device_hash, device, "device") for device in sorted(who.devices)]
-    for column, value, label in checks:
-        first = session.scalar(select(Referral.id).where(
-            Referral.tenant_id == tenant_id, Referral.plan_id == plan_id,
-            Referral.kind == "signup", column == value).limit(1))
+    """An earlier sign-up of the plan made with any one of the new member's identities."""
+    for kind, value in _keys(who):
+        first = session.scalar(select(ReferralIdentity.referral_id).where(
+            ReferralIdentity.tenant_id == tenant_id, ReferralIdentity.plan_id == plan_id,
+            ReferralIdentity.kind == kind, ReferralIdentity.key == value)
+            .order_by(ReferralIdentity.referral_id).limit(1))
         if first is not None:
-            return f"same {label} as referral {first}"
+            return f"same {_LABELS[kind]} as referral {first}"
     return None
 
 
@@ -229,6 +237,9 @@ def signup(session: Session, tenant_id: str, program_id: str, *, code: str,
         reason=reason, signed_up_at=now, window_ends_at=now + timedelta(days=plan.window_days),
         created_at=now)
     add_unique(session, referral, AlreadyReferred("this member was already referred in the plan", field="account_id"))
+    session.add_all(ReferralIdentity(tenant_id=tenant_id, plan_id=plan.id, kind=kind, key=value,
+                                     referral_id=referral.id) for kind, value in _keys(who))
+    session.flush()
     if referral.status == "qualified" and plan.bounty_unit_id is not None:
         lock_at = now + timedelta(days=plan.lock_days)
         if plan.bounty:

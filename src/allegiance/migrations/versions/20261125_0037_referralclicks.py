@@ -10,6 +10,9 @@
 * ``referral_attributed (tenant_id, plan_id, event_id, returned_amount, at)``: what the
   plan's ``sync`` has attributed and the refunded amount it reconciled; sync reads only the
   purchases without a row or refunded since, in bounded batches.
+* ``referral_identity (tenant_id, plan_id, kind, key, referral_id)``: every identity key a
+  sign-up was made with (account and supplied e-mail and tax id, device hashes), for the
+  duplicate check; filled from the referrals' stored keys.
 
 Revision ID: 0037_referralclicks
 Revises: 0036_segmentinputs
@@ -70,10 +73,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('tenant_id', 'plan_id', 'event_id',
                                 name=op.f('pk_referral_attributed')),
     )
+    op.create_table(
+        'referral_identity',
+        sa.Column('tenant_id', sa.String(length=40), nullable=False),
+        sa.Column('plan_id', sa.String(length=40), nullable=False),
+        sa.Column('kind', sa.String(length=8), nullable=False),
+        sa.Column('key', sa.String(length=320), nullable=False),
+        sa.Column('referral_id', sa.String(length=40), nullable=False),
+        sa.CheckConstraint("kind IN ('email', 'tax', 'device')",
+                           name=op.f('ck_referral_identity_kind')),
+        sa.ForeignKeyConstraint(
+            ['tenant_id', 'referral_id'], ['referral.tenant_id', 'referral.id'],
+            name=op.f('fk_referral_identity_tenant_id_referral_id_referral')),
+        sa.PrimaryKeyConstraint('tenant_id', 'plan_id', 'kind', 'key', 'referral_id',
+                                name=op.f('pk_referral_identity')),
+    )
+    for kind, column in (("email", "email_key"), ("tax", "tax_key"), ("device", "device_hash")):
+        op.execute(f"INSERT INTO referral_identity (tenant_id, plan_id, kind, key, referral_id) "
+                   f"SELECT tenant_id, plan_id, '{kind}', {column}, id FROM referral "
+                   f"WHERE {column} IS NOT NULL")
     tenancy.apply_row_level_security(op.get_bind())
 
 
 def downgrade() -> None:
+    op.drop_table('referral_identity')
     op.drop_table('referral_attributed')
     op.drop_index('ix_referral_visitor', table_name='referral')
     op.drop_index('ix_referral_referred', table_name='referral')
