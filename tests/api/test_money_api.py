@@ -122,6 +122,55 @@ def test_referrals_and_discounts_api(api: Api) -> None:
         assert bad["error"]["field"] == "brackets[1].from"
 
 
+def test_referral_clicks_and_application_review_api(api: Api) -> None:
+    with clock.frozen(NOW):
+        pid, usd, acc = _setup(api)
+        plan = _call(api, "POST", f"/programs/{pid}/referral-plans",
+                     {"code": "assoc", "name": "Associates", "window_days": 1,
+                      "attribution": "click", "commission_unit_id": usd,
+                      "commission_rates": {"*": "4"}, "requires_application": True}, 201)
+        assert plan["attribution"] == "click"
+        applied = _call(api, "POST", f"/referral-plans/{plan['id']}/codes",
+                        {"account_id": acc, "application": {"site": "coupons"}})
+        rejected = _call(api, "POST", f"/referral-codes/{applied['id']}/reject",
+                         {"reason": "coupon sites are not accepted"})
+        assert (rejected["status"], rejected["reason"]) == (
+            "rejected", "coupon sites are not accepted")
+        bad = _call(api, "POST", f"/referral-plans/{plan['id']}/clicks",
+                    {"code": applied["code"], "visitor_id": "v1"}, 409)
+        assert bad["error"]["code"] == "referral_code_not_active"
+        with api.db.transaction() as s:
+            site = members.create_account(s, api.tenant_id, name="Site").id
+            shopper = members.create_account(s, api.tenant_id, name="Shopper").id
+        code = _call(api, "POST", f"/referral-plans/{plan['id']}/codes", {"account_id": site})
+        _call(api, "POST", f"/referral-codes/{code['id']}/approve", {})
+        click = _call(api, "POST", f"/referral-plans/{plan['id']}/clicks",
+                      {"code": code["code"], "visitor_id": "cookie-9"}, 201)
+        assert (click["kind"], click["referred_account_id"], click["visitor_id"]) == (
+            "click", None, "cookie-9")
+        assert click["window_ends_at"].startswith("2026-01-16T12:00")
+        none = _call(api, "POST", f"/referral-plans/{plan['id']}/clicks",
+                     {"code": code["code"]}, 422)
+        assert none["error"]["field"] == "account_id"
+        matched = _call(api, "POST",
+                        f"/referral-plans/{plan['id']}/visitors/cookie-9/match",
+                        {"account_id": shopper})
+        assert matched == {"clicks": 1}
+        again = _call(api, "POST", f"/referral-plans/{plan['id']}/clicks",
+                      {"code": code["code"], "account_id": shopper}, 201)
+        assert again["referred_account_id"] == shopper and again["id"] != click["id"]
+        assert _call(api, "POST", f"/referral-plans/{plan['id']}/sync") == {
+            "purchases": 0, "done": True}
+        signup_plan = _call(api, "POST", f"/programs/{pid}/referral-plans",
+                            {"code": "mgm", "name": "MGM"}, 201)
+        assert signup_plan["attribution"] == "signup"
+        other = _call(api, "POST", f"/referral-plans/{signup_plan['id']}/codes",
+                      {"account_id": site})
+        refused = _call(api, "POST", f"/referral-plans/{signup_plan['id']}/clicks",
+                        {"code": other["code"], "account_id": shopper}, 422)
+        assert refused["error"]["code"] == "invalid_referral"
+
+
 def test_payouts_api(api: Api) -> None:
     with clock.frozen(NOW):
         pid, usd, acc = _setup(api)

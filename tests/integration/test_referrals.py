@@ -9,8 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from allegiance import ledger, referrals
+from allegiance import audit, ledger, referrals
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.errors import AllegianceError
@@ -191,3 +192,94 @@ def test_duplicates_and_applications(m: Money) -> None:
     assert err.value.code == "already_referred"
     dup = signup(m, value.lower(), m.account(), email="ab+2@x.io")
     assert dup.status == "rejected" and "same e-mail" in (dup.reason or "")
+
+
+def test_a_supplied_email_does_not_hide_the_accounts_own(m: Money) -> None:
+    """Self-referral: the new member's account has the referrer's e-mail; the caller supplies
+    another one. Both are the member's identities, so it is still the referrer."""
+    pid = plan(m, bounty_unit_id=m.usd, bounty=1_000, lock_days=0)
+    me = m.account(email="Jo.Doe@example.com")
+    alias = m.account(email="jodoe+2@example.com")
+    ref = signup(m, code(m, pid, me), alias, email="other@example.org")
+    assert ref.status == "rejected" and "same e-mail" in (ref.reason or "")
+    assert m.money(me).posted == 0
+
+
+def test_a_supplied_email_does_not_hide_a_duplicate(m: Money) -> None:
+    pid = plan(m)
+    value = code(m, pid, m.account())
+    assert signup(m, value, m.account(email="first@x.io")).status == "qualified"
+    dup = signup(m, value, m.account(email="f.i.r.s.t@x.io"), email="fresh@x.io")
+    assert dup.status == "rejected" and "same e-mail" in (dup.reason or "")
+
+
+@pytest.mark.parametrize("variant", ["tax", "device"])
+def test_duplicate_across_referred_members(m: Money, variant: str) -> None:
+    """Two different new members, neither the referrer: the second shares the first one's
+    company tax id (or device) and is a duplicate; a third with its own earns (control)."""
+    pid = plan(m, bounty_unit_id=m.usd, bounty=1_000, lock_days=0)
+    referrer = m.account()
+    value = code(m, pid, referrer)
+    first: dict[str, Any] = {"tax": {"tax_id": "GB 123-456"},
+                             "device": {"device_hash": "dev-9"}}[variant]
+    again: dict[str, Any] = {"tax": {"tax_id": "gb123456"},
+                             "device": {"device_hash": "dev-9"}}[variant]
+    assert signup(m, value, m.account(), **first).status == "qualified"
+    dup = signup(m, value, m.account(), **again)
+    label = {"tax": "same tax id", "device": "same device"}[variant]
+    assert dup.status == "rejected" and label in (dup.reason or "")
+    other: dict[str, Any] = {"tax": {"tax_id": "GB 999"},
+                             "device": {"device_hash": "dev-10"}}[variant]
+    assert signup(m, value, m.account(), **other).status == "qualified"
+    assert m.money(referrer).posted == 2_000
+
+
+def test_duplicate_by_the_accounts_own_tax_id_and_device(m: Money) -> None:
+    """Identities on the accounts (not supplied by the caller) count too."""
+    pid = plan(m)
+    value = code(m, pid, m.account())
+    assert signup(m, value, m.account(tax_id="IT 0001",
+                                      attributes={"device_hash": "dv"})).status == "qualified"
+    by_tax = signup(m, value, m.account(tax_id="it-0001"), tax_id="IT 7777")
+    assert by_tax.status == "rejected" and "same tax id" in (by_tax.reason or "")
+    by_device = signup(m, value, m.account(attributes={"device_hashes": ["dv"]}))
+    assert by_device.status == "rejected" and "same device" in (by_device.reason or "")
+
+
+def test_affiliate_application_rejected_with_reason(m: Money) -> None:
+    pid = plan(m, requires_application=True)
+    affiliate = m.account()
+    with m.db.transaction() as s:
+        row = referrals.issue_code(s, m.tenant_id, pid, affiliate,
+                                   application={"site": "coupons"}, actor="t")
+        code_id, value = row.id, row.code
+    with m.db.transaction() as s:
+        row = referrals.decide_application(s, m.tenant_id, code_id, approve=False,
+                                           actor="ops", reason="coupon sites are not accepted")
+        assert (row.status, row.reason, row.decided_by) == (
+            "rejected", "coupon sites are not accepted", "ops")
+    with pytest.raises(AllegianceError) as err:
+        signup(m, value, m.account())
+    assert err.value.code == "referral_code_not_active"
+    with pytest.raises(AllegianceError) as err, m.db.transaction() as s:
+        referrals.decide_application(s, m.tenant_id, code_id, approve=True, actor="ops")
+    assert err.value.code == "referral_code_not_active"
+    with m.db.read() as s:
+        rows = s.scalars(select(audit.AuditRecord).where(
+            audit.AuditRecord.tenant_id == m.tenant_id,
+            audit.AuditRecord.object_id == code_id).order_by(audit.AuditRecord.seq)).all()
+        assert [r.action for r in rows][-1] == "referral_code.rejected"
+        assert rows[-1].after["reason"] == "coupon sites are not accepted"
+
+
+def test_every_identity_of_an_earlier_sign_up_is_remembered(m: Money) -> None:
+    """The first sign-up supplied an e-mail other than its account's: a later member with
+    either one (the account's, or the supplied one) is a duplicate."""
+    pid = plan(m)
+    value = code(m, pid, m.account())
+    assert signup(m, value, m.account(email="own@x.io"),
+                  email="given@x.io").status == "qualified"
+    by_own = signup(m, value, m.account(email="o.w.n+1@x.io"))
+    assert by_own.status == "rejected" and "same e-mail" in (by_own.reason or "")
+    by_given = signup(m, value, m.account(), email="given@x.io")
+    assert by_given.status == "rejected" and "same e-mail" in (by_given.reason or "")

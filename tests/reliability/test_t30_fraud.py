@@ -2,7 +2,8 @@
 
 T30a  self-referral variants (same account, hierarchy, e-mail +tags/dots, tax id, device)
       earn 0; a distinct member earns (positive control).
-T30b  a friend's refund inside the hold voids the referral: nothing is ever paid.
+T30b  a friend's refund inside the hold voids the referral: nothing is ever paid for it; a
+      friend who keeps the purchase is paid bounty and commission (positive control).
 T30c  a return after the reward was spent reconciles: the shortfall is a visible receivable.
 T30d  every formatting variant of a claimed invoice is flagged duplicate (100%).
 T30e  20 concurrent identical claims: exactly 1 accepted (PostgreSQL); the check-then-insert
@@ -92,12 +93,23 @@ def test_t30b_refund_inside_the_hold_voids_the_referral(db: Database) -> None:
                 voided += row.status == "void"
             assert m.money(referrer).pending_in == 0
         assert voided == friends  # 100% of refunded referrals voided
+        # positive control: a friend who keeps the purchase, beside the refunded ones
+        keeper_referrer, keeper = m.account(), m.account()
+        assert _signup(m, pid, keeper_referrer, keeper) == "qualified"
+        kept = m.event(external_id="kept", account_id=keeper,
+                       lines=[{"sku": "x", "amount": 10_000}])
+        with m.db.transaction() as s:
+            referrals.attribute(s, m.tenant_id, kept.event.id)
+        assert m.money(keeper_referrer).pending_in == 700 + 1_000
     with clock.frozen(NOW + timedelta(days=60)), m.db.transaction() as s:
         ledger.release_due_holds(s)
-        paid = s.scalar(select(func.count()).select_from(ledger.JournalEntry).where(
+        paid = s.scalars(select(ledger.JournalEntry.id).where(
             ledger.JournalEntry.tenant_id == m.tenant_id,
-            ledger.JournalEntry.kind.like("referral%")))
-    assert paid == 0
+            ledger.JournalEntry.kind.like("referral%"))).all()
+    # only the positive control's bounty and commission are paid; no refunded friend's
+    assert len(paid) == 2
+    assert m.money(keeper_referrer).posted == 700 + 1_000
+    assert m.money(keeper_referrer).pending_in == 0
     assert_ledger_invariants(db)
 
 

@@ -197,6 +197,7 @@ def _build_money(client: TestClient, w: TenantWorld) -> None:
         "referee_reward": 300, "lock_days": 0})["id"]
     code = call("POST", f"/referral-plans/{ids['plan_id']}/codes", {"account_id": account})
     ids["code_id"] = code["id"]
+    ids["visitor_id"] = "visitor-1"  # an anonymous visitor's id (clicks): not a stored object
     friend = call("POST", "/accounts", {"name": "Friend"})["id"]
     ids["referral_id"] = call("POST", f"/programs/{pid}/referrals",
                               {"code": code["code"], "account_id": friend})["id"]

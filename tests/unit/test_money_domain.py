@@ -67,15 +67,20 @@ def test_commission_rates_and_returns() -> None:
 
 
 def test_self_referral_rules() -> None:
-    me = referrals.Identity("a", None, "x@y.z", "T1", frozenset({"d"}))
-    assert referrals.self_referral(me, referrals.Identity("a", None, None, None,
-                                                         frozenset())) == "same account"
-    assert referrals.self_referral(me, referrals.Identity("b", "a", None, None,
-                                                         frozenset())) == "same company hierarchy"
-    assert referrals.self_referral(me, referrals.Identity("b", None, None, None,
-                                                         frozenset({"d"}))) == "same device"
-    assert referrals.self_referral(me, referrals.Identity("b", None, "q@y.z", "T2",
-                                                         frozenset({"e"}))) is None
+    def who(account: str, parent: str | None = None, emails: tuple[str, ...] = (),
+            taxes: tuple[str, ...] = (), devices: tuple[str, ...] = ()) -> referrals.Identity:
+        return referrals.Identity(account, parent, frozenset(emails), frozenset(taxes),
+                                  frozenset(devices))
+
+    me = who("a", emails=("x@y.z",), taxes=("T1",), devices=("d",))
+    assert referrals.self_referral(me, who("a")) == "same account"
+    assert referrals.self_referral(me, who("b", "a")) == "same company hierarchy"
+    assert referrals.self_referral(me, who("b", devices=("d",))) == "same device"
+    # every known identity counts: a supplied e-mail beside the account's own
+    assert referrals.self_referral(me, who("b", emails=("q@y.z", "x@y.z"))) == "same e-mail"
+    assert referrals.self_referral(me, who("b", taxes=("T2", "T1"))) == "same tax id"
+    assert referrals.self_referral(me, who("b", emails=("q@y.z",), taxes=("T2",),
+                                           devices=("e",))) is None
 
 
 def test_rebate_brackets() -> None:

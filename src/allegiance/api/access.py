@@ -250,6 +250,8 @@ MATRIX: dict[str, str] = {
     "POST /v1/referral-codes/{code_id}/approve": "admin",
     "POST /v1/referral-codes/{code_id}/reject": "admin",
     "POST /v1/programs/{program_id}/referrals": "integration",
+    "POST /v1/referral-plans/{plan_id}/clicks": "integration",
+    "POST /v1/referral-plans/{plan_id}/visitors/{visitor_id}/match": "integration",
     "GET /v1/referrals/{referral_id}": "read",
     "POST /v1/referrals/attribute": "integration",
     "POST /v1/referral-plans/{plan_id}/sync": "admin",

@@ -216,6 +216,9 @@ def _erase_in_features(session: Session, tenant_id: str, account_id: str) -> int
             referrals.Referral.referred_account_id == account_id)):
         referral.email_key = referral.tax_key = referral.device_hash = None
         changed += 1
+        session.execute(delete(referrals.ReferralIdentity).where(
+            referrals.ReferralIdentity.tenant_id == tenant_id,
+            referrals.ReferralIdentity.referral_id == referral.id))
     for code in session.scalars(select(referrals.ReferralCode).where(
             referrals.ReferralCode.tenant_id == tenant_id,
             referrals.ReferralCode.account_id == account_id)):

@@ -80,10 +80,13 @@ def in_window(signed_up_at: datetime, window_days: int, at: datetime) -> bool:
 
 @dataclass(frozen=True)
 class Identity:
+    """Every known identity of a member: the e-mail and tax id keys of its account and those
+    the caller supplied (both kept: a supplied e-mail must not hide the account's own)."""
+
     account_id: str
     parent_id: str | None
-    email: str | None
-    tax: str | None
+    emails: frozenset[str]
+    taxes: frozenset[str]
     devices: frozenset[str]
 
 
@@ -94,9 +97,9 @@ def self_referral(referrer: Identity, referred: Identity) -> str | None:
     if referred.account_id == referrer.parent_id or referred.parent_id == referrer.account_id \
             or (referrer.parent_id is not None and referrer.parent_id == referred.parent_id):
         return "same company hierarchy"
-    if referrer.email and referrer.email == referred.email:
+    if referrer.emails & referred.emails:
         return "same e-mail"
-    if referrer.tax and referrer.tax == referred.tax:
+    if referrer.taxes & referred.taxes:
         return "same tax id"
     if referrer.devices & referred.devices:
         return "same device"

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.db import ID, Base
@@ -22,6 +29,7 @@ class ReferralPlan(Base):
         UniqueConstraint("tenant_id", "program_id", "code"),
         CheckConstraint("window_days > 0 AND lock_days >= 0", name="days"),
         CheckConstraint("bounty >= 0 AND referee_reward >= 0", name="rewards_not_negative"),
+        CheckConstraint("attribution IN ('signup', 'click')", name="attribution"),
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -38,6 +46,11 @@ class ReferralPlan(Base):
     bounty: Mapped[int] = mapped_column(default=0)
     referee_reward: Mapped[int] = mapped_column(default=0)
     link_base: Mapped[str | None] = mapped_column(String(500))
+    # "signup": a purchase is attributed inside the window after the member's sign-up
+    # (Coursera, 30 days); "click": to the latest click on a link whose window covers it
+    # (Amazon Associates, 24 hours; a new click opens a new window).
+    attribution: Mapped[str] = mapped_column(String(8), default="signup",
+                                             server_default="signup")
     created_at: Mapped[datetime]
 
 
@@ -69,8 +82,11 @@ class ReferralCode(Base):
 
 
 class Referral(Base):
-    """A sign-up through a code. ``rejected`` when fraud checks fail (it earns nothing),
-    ``void`` when the new member's purchases were refunded before anything became payable."""
+    """A sign-up through a code (``kind`` signup, one per member and plan), or a click on a
+    code's link (``kind`` click, any number; the visitor may be anonymous, ``visitor_id``,
+    until matched to an account). Either opens an attribution window. ``rejected`` when
+    fraud checks fail (it earns nothing), ``void`` when the new member's purchases were
+    refunded before anything became payable."""
 
     __tablename__ = "referral"
     __table_args__ = (
@@ -78,9 +94,16 @@ class Referral(Base):
                                                         "referral_plan.id"]),
         ForeignKeyConstraint(["tenant_id", "referred_account_id"],
                              ["account.tenant_id", "account.id"]),
-        UniqueConstraint("tenant_id", "plan_id", "referred_account_id"),
+        Index("uq_referral_signup", "tenant_id", "plan_id", "referred_account_id",
+              unique=True, sqlite_where=text("kind = 'signup'"),
+              postgresql_where=text("kind = 'signup'")),
         Index("ix_referral_referrer", "tenant_id", "referrer_account_id"),
+        Index("ix_referral_referred", "tenant_id", "referred_account_id"),
+        Index("ix_referral_visitor", "tenant_id", "plan_id", "visitor_id"),
         CheckConstraint("status IN ('qualified', 'rejected', 'void')", name="status"),
+        CheckConstraint("kind IN ('signup', 'click')", name="kind"),
+        CheckConstraint("referred_account_id IS NOT NULL OR visitor_id IS NOT NULL",
+                        name="who"),
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -88,13 +111,15 @@ class Referral(Base):
     plan_id: Mapped[str] = mapped_column(ID)
     code_id: Mapped[str] = mapped_column(ID)
     referrer_account_id: Mapped[str] = mapped_column(ID)
-    referred_account_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(8), default="signup", server_default="signup")
+    referred_account_id: Mapped[str | None] = mapped_column(ID)
+    visitor_id: Mapped[str | None] = mapped_column(String(128))
     email_key: Mapped[str | None] = mapped_column(String(320))
     tax_key: Mapped[str | None] = mapped_column(String(64))
     device_hash: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(500))
-    signed_up_at: Mapped[datetime]
+    signed_up_at: Mapped[datetime]  # the sign-up or the click: the window opens here
     window_ends_at: Mapped[datetime]
     created_at: Mapped[datetime]
 
@@ -129,3 +154,41 @@ class ReferralReward(Base):
     hold_id: Mapped[str | None] = mapped_column(ID)
     lock_at: Mapped[datetime]
     created_at: Mapped[datetime]
+
+
+class ReferralAttributed(Base):
+    """Where ``sync`` stands: each purchase it attributed for a plan, with the refunded
+    amount it reconciled. A purchase is looked at again only when it has no row yet or was
+    refunded since (its ``returned_amount`` moved), so a run reads only what is new and a
+    killed run resumes where its last committed batch ended."""
+
+    __tablename__ = "referral_attributed"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "plan_id"], ["referral_plan.tenant_id",
+                                                        "referral_plan.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    returned_amount: Mapped[int]
+    at: Mapped[datetime]
+
+
+class ReferralIdentity(Base):
+    """Every identity key a sign-up was made with (the new member's account e-mail and tax id
+    and those the caller supplied, its device hashes), so a later sign-up of the plan that
+    shares any one of them is a duplicate."""
+
+    __tablename__ = "referral_identity"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "referral_id"], ["referral.tenant_id",
+                                                            "referral.id"]),
+        CheckConstraint("kind IN ('email', 'tax', 'device')", name="kind"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(ID, primary_key=True)

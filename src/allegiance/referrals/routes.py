@@ -7,13 +7,15 @@ from sqlalchemy.orm import Session
 
 from allegiance import events
 from allegiance.kit.web import Ctx, need
-from allegiance.referrals import service
+from allegiance.referrals import clicks, service
 from allegiance.referrals.models import ReferralCode, ReferralReward
 from allegiance.referrals.schemas import (
+    ClickIn,
     CodeCreate,
     CodeDecision,
     CodeRead,
     EventIn,
+    Matched,
     PlanCreate,
     PlanRead,
     ReferralRead,
@@ -21,9 +23,12 @@ from allegiance.referrals.schemas import (
     SignupIn,
     Statement,
     Synced,
+    VisitorMatch,
 )
 
 router = APIRouter(tags=["referrals"])
+SYNC_BATCH = 500
+SYNC_BATCHES = 20  # at most 10,000 purchases per call; ``done`` false: call again
 
 
 def _code(session: Session, tenant_id: str, row: ReferralCode) -> CodeRead:
@@ -103,12 +108,40 @@ def signup(program_id: str, body: SignupIn,
     ctx.check_program(program_id)
 
     def run(session: Session) -> ReferralRead:
-        return ReferralRead.model_validate(service.signup(
+        row = service.signup(
             session, ctx.tenant_id, program_id, code=body.code, account_id=body.account_id,
             email=body.email, tax_id=body.tax_id, device_hash=body.device_hash,
-            actor=ctx.actor))
+            actor=ctx.actor)
+        if body.visitor_id:
+            clicks.match_visitor(session, ctx.tenant_id, row.plan_id, body.visitor_id,
+                                 body.account_id)
+        return ReferralRead.model_validate(row)
 
     return ctx.write(body, run, 201)
+
+
+@router.post("/referral-plans/{plan_id}/clicks", status_code=201, response_model=ReferralRead,
+             summary="Record a click on a code's link (per-click attribution window)")
+def click(plan_id: str, body: ClickIn, ctx: Ctx = Depends(need("integration"))) -> Response:
+    def run(session: Session) -> ReferralRead:
+        _plan_program(ctx, session, plan_id)
+        return ReferralRead.model_validate(clicks.record_click(
+            session, ctx.tenant_id, plan_id, code=body.code, account_id=body.account_id,
+            visitor_id=body.visitor_id))
+
+    return ctx.write(body, run, 201)
+
+
+@router.post("/referral-plans/{plan_id}/visitors/{visitor_id}/match", response_model=Matched,
+             summary="Give an anonymous visitor's clicks to the member it turned out to be")
+def match_visitor(plan_id: str, visitor_id: str, body: VisitorMatch,
+                  ctx: Ctx = Depends(need("integration"))) -> Response:
+    def run(session: Session) -> Matched:
+        _plan_program(ctx, session, plan_id)
+        return Matched(clicks=clicks.match_visitor(session, ctx.tenant_id, plan_id,
+                                                   visitor_id, body.account_id))
+
+    return ctx.write(body, run)
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead, summary="Read a referral")
@@ -131,11 +164,13 @@ def attribute(body: EventIn, ctx: Ctx = Depends(need("integration"))) -> Respons
 
 
 @router.post("/referral-plans/{plan_id}/sync", response_model=Synced,
-             summary="Attribute and reconcile every purchase of the plan's referred members")
+             summary="Attribute and reconcile the plan's new (or newly refunded) purchases")
 def sync(plan_id: str, ctx: Ctx = Depends(need("admin"))) -> Response:
     def run(session: Session) -> Synced:
         _plan_program(ctx, session, plan_id)
-        return Synced(purchases=service.sync(session, ctx.tenant_id, plan_id, actor=ctx.actor))
+        purchases, done = service.sync(session, ctx.tenant_id, plan_id, actor=ctx.actor,
+                                       batch=SYNC_BATCH, max_batches=SYNC_BATCHES)
+        return Synced(purchases=purchases, done=done)
 
     return ctx.write(None, run)
 

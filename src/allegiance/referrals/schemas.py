@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,9 @@ class PlanCreate(Input):
     bounty: int = Field(0, ge=0, description="fixed reward to the referrer per sign-up")
     referee_reward: int = Field(0, ge=0, description="reward to the new member (two-sided)")
     link_base: str | None = Field(None, max_length=500)
+    attribution: Literal["signup", "click"] = Field(
+        "signup", description="signup: the window opens at the member's sign-up (Coursera); "
+        "click: a purchase goes to the latest click whose window covers it (Amazon)")
 
 
 class PlanRead(Output):
@@ -39,6 +42,7 @@ class PlanRead(Output):
     bounty: int
     referee_reward: int
     link_base: str | None
+    attribution: str
 
 
 class CodeCreate(Input):
@@ -67,13 +71,33 @@ class SignupIn(Input):
     email: str | None = Field(None, max_length=320)
     tax_id: str | None = Field(None, max_length=64)
     device_hash: str | None = Field(None, max_length=128)
+    visitor_id: str | None = Field(None, min_length=1, max_length=128,
+                                   description="the visitor's earlier clicks become the member's")
+
+
+class ClickIn(Input):
+    code: str = Field(min_length=1, max_length=64)
+    account_id: str | None = Field(None, min_length=1, max_length=40,
+                                   description="the member who clicked, when known")
+    visitor_id: str | None = Field(None, min_length=1, max_length=128,
+                                   description="an anonymous visitor, matched to a member later")
+
+
+class VisitorMatch(Input):
+    account_id: str = Field(min_length=1, max_length=40)
+
+
+class Matched(BaseModel):
+    clicks: int
 
 
 class ReferralRead(Output):
     id: str
     plan_id: str
+    kind: str
     referrer_account_id: str
-    referred_account_id: str
+    referred_account_id: str | None
+    visitor_id: str | None
     status: str
     reason: str | None
     signed_up_at: datetime
@@ -107,4 +131,5 @@ class Statement(BaseModel):
 
 
 class Synced(BaseModel):
-    purchases: int
+    purchases: int = Field(description="purchases attributed or reconciled by this call")
+    done: bool = Field(description="false: more are left; call again (each call resumes)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,14 @@ from allegiance.referrals.errors import (
     PlanNotFound,
     ReferralNotFound,
 )
-from allegiance.referrals.models import Referral, ReferralCode, ReferralPlan, ReferralReward
+from allegiance.referrals.models import (
+    Referral,
+    ReferralAttributed,
+    ReferralCode,
+    ReferralIdentity,
+    ReferralPlan,
+    ReferralReward,
+)
 
 # --- plans and codes -------------------------------------------------------------------------
 
@@ -54,7 +61,7 @@ def create_plan(session: Session, tenant_id: str, program_id: str, *, code: str,
                 requires_application: bool = False, commission_unit_id: str | None = None,
                 commission_rates: dict[str, str] | None = None,
                 bounty_unit_id: str | None = None, bounty: int = 0, referee_reward: int = 0,
-                link_base: str | None = None) -> ReferralPlan:
+                link_base: str | None = None, attribution: str = "signup") -> ReferralPlan:
     tenants.get_program(session, tenant_id, program_id)
     rates = commission_rates or {}
     try:
@@ -65,6 +72,8 @@ def create_plan(session: Session, tenant_id: str, program_id: str, *, code: str,
         raise InvalidPlan("commission rates need a commission unit", field="commission_unit_id")
     if (bounty or referee_reward) and bounty_unit_id is None:
         raise InvalidPlan("bounties need a unit", field="bounty_unit_id")
+    if attribution not in ("signup", "click"):
+        raise InvalidPlan("attribution is signup or click", field="attribution")
     if window_days <= 0 or lock_days < 0 or bounty < 0 or referee_reward < 0:
         raise InvalidPlan("days and amounts must not be negative", field="window_days")
     _unit(session, tenant_id, program_id, commission_unit_id, "commission_unit_id", money=True)
@@ -74,7 +83,7 @@ def create_plan(session: Session, tenant_id: str, program_id: str, *, code: str,
         requires_application=requires_application, window_days=window_days,
         lock_days=lock_days, commission_unit_id=commission_unit_id, commission_rates=rates,
         bounty_unit_id=bounty_unit_id, bounty=bounty, referee_reward=referee_reward,
-        link_base=link_base, created_at=clock.now())
+        link_base=link_base, attribution=attribution, created_at=clock.now())
     add_unique(session, plan, DuplicatePlan(f"referral plan {code} exists", field="code"))
     return plan
 
@@ -164,24 +173,32 @@ def _identity(account: members.Account, email: str | None = None,
         devices.add(str(attributes["device_hash"]))
     if device:
         devices.add(device)
+    emails = {domain.email_key(e) for e in (account.email, email)}
+    taxes = {domain.tax_key(t) for t in (account.tax_id, tax_id)}
     return domain.Identity(
         account_id=account.id, parent_id=account.parent_id,
-        email=domain.email_key(email or account.email),
-        tax=domain.tax_key(tax_id or account.tax_id), devices=frozenset(devices))
+        emails=frozenset(e for e in emails if e), taxes=frozenset(t for t in taxes if t),
+        devices=frozenset(devices))
+
+
+_LABELS = {"email": "e-mail", "tax": "tax id", "device": "device"}
+
+
+def _keys(who: domain.Identity) -> list[tuple[str, str]]:
+    return [("email", e) for e in sorted(who.emails)] + [("tax", t) for t in sorted(who.taxes)] \
+        + [("device", d) for d in sorted(who.devices)]
 
 
 def _duplicate(session: Session, tenant_id: str, plan_id: str,
                who: domain.Identity) -> str | None:
-    checks = [(Referral.email_key, who.email, "e-mail"), (Referral.tax_key, who.tax, "tax id")]
-    checks += [(Referral.device_hash, device, "device") for device in sorted(who.devices)]
-    for column, value, label in checks:
-        if value is None:
-            continue
-        first = session.scalar(select(Referral.id).where(
-            Referral.tenant_id == tenant_id, Referral.plan_id == plan_id, column == value)
-            .limit(1))
+    """An earlier sign-up of the plan made with any one of the new member's identities."""
+    for kind, value in _keys(who):
+        first = session.scalar(select(ReferralIdentity.referral_id).where(
+            ReferralIdentity.tenant_id == tenant_id, ReferralIdentity.plan_id == plan_id,
+            ReferralIdentity.kind == kind, ReferralIdentity.key == value)
+            .order_by(ReferralIdentity.referral_id).limit(1))
         if first is not None:
-            return f"same {label} as referral {first}"
+            return f"same {_LABELS[kind]} as referral {first}"
     return None
 
 
@@ -212,11 +229,17 @@ def signup(session: Session, tenant_id: str, program_id: str, *, code: str,
     now = clock.now()
     referral = Referral(
         tenant_id=tenant_id, id=new_id("ref"), plan_id=plan.id, code_id=row.id,
-        referrer_account_id=referrer.id, referred_account_id=referred.id, email_key=who.email,
-        tax_key=who.tax, device_hash=device_hash, status="rejected" if reason else "qualified",
+        referrer_account_id=referrer.id, referred_account_id=referred.id,
+        email_key=domain.email_key(email) or domain.email_key(referred.email),
+        tax_key=domain.tax_key(tax_id) or domain.tax_key(referred.tax_id),
+        device_hash=device_hash or min(who.devices, default=None),
+        status="rejected" if reason else "qualified",
         reason=reason, signed_up_at=now, window_ends_at=now + timedelta(days=plan.window_days),
         created_at=now)
     add_unique(session, referral, AlreadyReferred("this member was already referred in the plan", field="account_id"))
+    session.add_all(ReferralIdentity(tenant_id=tenant_id, plan_id=plan.id, kind=kind, key=value,
+                                     referral_id=referral.id) for kind, value in _keys(who))
+    session.flush()
     if referral.status == "qualified" and plan.bounty_unit_id is not None:
         lock_at = now + timedelta(days=plan.lock_days)
         if plan.bounty:
@@ -294,19 +317,29 @@ def attribute(session: Session, tenant_id: str, event_id: str, *,
     if event.kind != "purchase" or event.status != "processed" or event.account_id is None:
         return []
     out: list[ReferralReward] = []
-    referrals = session.scalars(select(Referral).where(
-        Referral.tenant_id == tenant_id, Referral.referred_account_id == event.account_id,
-        Referral.status == "qualified"))
-    for referral in list(referrals):
-        plan = get_plan(session, tenant_id, referral.plan_id)
-        if _erased(session, tenant_id, referral.referrer_account_id) \
-                or plan.program_id != event.program_id or plan.commission_unit_id is None \
-                or not domain.in_window(referral.signed_up_at, plan.window_days,
-                                        event.occurred_at):
+    by_plan: dict[str, list[Referral]] = {}
+    for row in session.scalars(select(Referral).where(
+            Referral.tenant_id == tenant_id, Referral.referred_account_id == event.account_id,
+            Referral.status == "qualified", Referral.signed_up_at <= event.occurred_at,
+            Referral.window_ends_at > event.occurred_at)):
+        by_plan.setdefault(row.plan_id, []).append(row)
+    for plan_id, rows in sorted(by_plan.items()):
+        plan = get_plan(session, tenant_id, plan_id)
+        # sign-up plans: the member's one sign-up; click plans: the latest click whose
+        # window covers the purchase (a new click opens a new window)
+        rows = [r for r in rows if r.kind == plan.attribution]
+        if not rows:
             continue
-        done = set(session.scalars(select(ReferralReward.line_no).where(
-            ReferralReward.tenant_id == tenant_id, ReferralReward.referral_id == referral.id,
-            ReferralReward.event_id == event.id)))
+        referral = max(rows, key=lambda r: (r.signed_up_at, r.id))
+        if _erased(session, tenant_id, referral.referrer_account_id) \
+                or plan.program_id != event.program_id or plan.commission_unit_id is None:
+            continue
+        # once per purchase line and plan, whichever window it was attributed through
+        done = set(session.scalars(select(ReferralReward.line_no).join(
+            Referral, (Referral.tenant_id == ReferralReward.tenant_id)
+            & (Referral.id == ReferralReward.referral_id)).where(
+            ReferralReward.tenant_id == tenant_id, Referral.plan_id == plan.id,
+            ReferralReward.kind == "commission", ReferralReward.event_id == event.id)))
         rates = domain.Rates.parse(plan.commission_rates)
         lines = event_lines(session, tenant_id, event)
         lock_at = event.occurred_at + timedelta(days=plan.lock_days)
@@ -400,29 +433,51 @@ def _maybe_void(session: Session, tenant_id: str, referral_id: str, actor: str) 
     outbox.emit(session, tenant_id, "referral.void", {"referral_id": referral.id})
 
 
-def sync(session: Session, tenant_id: str, plan_id: str, *, actor: str = "job:referrals",
-         limit: int = 10000) -> int:
-    """Attribute and reconcile every purchase of the plan's referred members inside their
-    windows (a job; idempotent). Returns the number of purchases looked at."""
+def sync_batch(session: Session, tenant_id: str, plan_id: str, *,
+               actor: str = "job:referrals", batch: int = 500) -> int:
+    """Attribute (or reconcile the refunds of) at most ``batch`` purchases of the plan that
+    ``sync`` has not looked at yet, or that were refunded since it did; records each in
+    ``referral_attributed``. Returns how many it looked at (fewer than ``batch``: done)."""
     plan = get_plan(session, tenant_id, plan_id)
-    seen = 0
-    referrals = list(session.scalars(select(Referral).where(
-        Referral.tenant_id == tenant_id, Referral.plan_id == plan.id,
-        Referral.status == "qualified").order_by(Referral.id)))
-    for referral in referrals:
-        ids = session.scalars(select(events.Event.id).where(
-            events.Event.tenant_id == tenant_id, events.Event.program_id == plan.program_id,
-            events.Event.account_id == referral.referred_account_id,
-            events.Event.kind == "purchase", events.Event.status == "processed",
-            events.Event.occurred_at >= referral.signed_up_at,
-            events.Event.occurred_at < referral.window_ends_at)
-            .order_by(events.Event.id).limit(limit - seen))
-        for event_id in list(ids):
-            attribute(session, tenant_id, event_id, actor=actor)
-            seen += 1
-        if seen >= limit:
-            break
-    return seen
+    ev, seen = events.Event, ReferralAttributed
+    rows = session.execute(
+        select(ev.id, ev.returned_amount)
+        .join(Referral, (Referral.tenant_id == ev.tenant_id)
+              & (Referral.referred_account_id == ev.account_id))
+        .outerjoin(seen, (seen.tenant_id == ev.tenant_id) & (seen.plan_id == plan.id)
+                   & (seen.event_id == ev.id))
+        .where(ev.tenant_id == tenant_id, ev.program_id == plan.program_id,
+               ev.kind == "purchase", ev.status == "processed",
+               Referral.plan_id == plan.id, Referral.status == "qualified",
+               Referral.kind == plan.attribution, ev.occurred_at >= Referral.signed_up_at,
+               ev.occurred_at < Referral.window_ends_at,
+               or_(seen.event_id.is_(None), seen.returned_amount != ev.returned_amount))
+        .group_by(ev.id, ev.returned_amount).order_by(ev.id).limit(batch)).all()
+    now = clock.now()
+    for event_id, returned in rows:
+        attribute(session, tenant_id, event_id, actor=actor)
+        mark = session.get(seen, (tenant_id, plan.id, event_id))
+        if mark is None:
+            session.add(seen(tenant_id=tenant_id, plan_id=plan.id, event_id=event_id,
+                             returned_amount=returned, at=now))
+        else:
+            mark.returned_amount, mark.at = returned, now
+        session.flush()
+    return len(rows)
+
+
+def sync(session: Session, tenant_id: str, plan_id: str, *, actor: str = "job:referrals",
+         batch: int = 500, max_batches: int | None = None) -> tuple[int, bool]:
+    """Attribute and reconcile the plan's purchases not yet looked at (or refunded since), in
+    batches of ``batch``, until none is left or ``max_batches`` ran; idempotent (a re-run
+    looks at nothing). Returns (purchases looked at, done)."""
+    total, runs = 0, 0
+    while max_batches is None or runs < max_batches:
+        count = sync_batch(session, tenant_id, plan_id, actor=actor, batch=batch)
+        total, runs = total + count, runs + 1
+        if count < batch:
+            return total, True
+    return total, False
 
 
 def statement(session: Session, tenant_id: str, plan_id: str,

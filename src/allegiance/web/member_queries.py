@@ -53,7 +53,7 @@ class ReferralRow:
 def referral_rows(session: Session, tenant_id: str, account_id: str) -> list[ReferralRow]:
     ref = referrals.Referral
     rows = list(session.scalars(select(ref).where(
-        ref.tenant_id == tenant_id,
+        ref.tenant_id == tenant_id, ref.kind == "signup",
         or_(ref.referrer_account_id == account_id, ref.referred_account_id == account_id))
         .order_by(ref.id.desc()).limit(LIMIT)))
     if not rows:
@@ -64,7 +64,8 @@ def referral_rows(session: Session, tenant_id: str, account_id: str) -> list[Ref
         .where(reward.tenant_id == tenant_id, reward.owner_account_id == account_id,
                reward.referral_id.in_([r.id for r in rows]))
         .group_by(reward.referral_id))}
-    others = [r.referred_account_id if r.referrer_account_id == account_id
+    # sign-ups only (filtered above): their referred account is always set
+    others = [str(r.referred_account_id) if r.referrer_account_id == account_id
               else r.referrer_account_id for r in rows]
     names = queries.account_names(session, tenant_id, others)
     return [ReferralRow(r.id, "referrer" if r.referrer_account_id == account_id else "referred",

@@ -43,7 +43,8 @@ def _plan_view(s: Session, ctx: Member, plan: referrals.ReferralPlan,
         referrals.ReferralCode.account_id == account_id)).first()
     base = select(referrals.Referral).where(
         referrals.Referral.tenant_id == ctx.tenant_id, referrals.Referral.plan_id == plan.id,
-        referrals.Referral.referrer_account_id == account_id)
+        referrals.Referral.referrer_account_id == account_id,
+        referrals.Referral.kind == "signup")
     signups = list(s.scalars(base.order_by(referrals.Referral.id.desc()).limit(SIGNUPS_SHOWN)))
     count = len(signups) if len(signups) < SIGNUPS_SHOWN else int(s.scalar(
         base.with_only_columns(func.count())) or 0)
