@@ -177,7 +177,8 @@ class AccountBadge(Base):
 class Tally(Base):
     """Per account and local day, what the leaderboards rank: points earned (at ingestion and
     by challenges, surveys and attendance), sales amount, purchases, activities and challenge
-    completions — one row, so an event adds to it in one statement."""
+    completions, approved partner sales claims (a count) — one row, so an event adds to it in
+    one statement."""
 
     __tablename__ = "engagement_tally"
     # the key serves the boards' and RFM's day ranges (clustered on SQLite: WITHOUT ROWID);
@@ -197,6 +198,7 @@ class Tally(Base):
     purchases: Mapped[int] = mapped_column(default=0)
     activities: Mapped[int] = mapped_column(default=0)
     challenges: Mapped[int] = mapped_column(default=0)
+    claims: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class BoardTotal(Base):
@@ -220,6 +222,7 @@ class BoardTotal(Base):
     purchases: Mapped[int] = mapped_column(default=0)
     activities: Mapped[int] = mapped_column(default=0)
     challenges: Mapped[int] = mapped_column(default=0)
+    claims: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class RfmWindow(Base):
