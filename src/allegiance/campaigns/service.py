@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from allegiance import audit, definitions, ledger, members, rules, simulation, tenants
+from allegiance import audit, definitions, ledger, members, rules, tenants
 from allegiance.campaigns import domain
 from allegiance.campaigns.errors import (
     CampaignNotFound,
@@ -258,6 +258,9 @@ def project(session: Session, tenant_id: str, campaign: Campaign, *,
                                 activity_types=list(compiled.activity_types))
     except rules.RuleError as exc:
         raise InvalidCampaign(exc.message, field=exc.path) from exc
+    # at run time: the earning path (events) imports campaigns, and simulation reads events
+    from allegiance import simulation
+
     targets = _targets(session, tenant_id, campaign)
     result = simulation.project(session, tenant_id, program, version.document, compiled,
                                 [rule], targets, start, until)
