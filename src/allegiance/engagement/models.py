@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    CheckConstraint,
-    ForeignKeyConstraint,
-    Index,
-    String,
-    UniqueConstraint,
-    false,
-)
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.db import ID, Base
@@ -176,9 +169,8 @@ class AccountBadge(Base):
 
 class Tally(Base):
     """Per account and local day, what the leaderboards rank: points earned (at ingestion and
-    by challenges, surveys and attendance), sales amount, purchases, activities and challenge
-    completions, approved partner sales claims (a count) — one row, so an event adds to it in
-    one statement."""
+    by challenges, surveys and attendance), sales amount, purchases, activities, challenge
+    completions and approved sales claims (a count) — one row, so an event adds in one go."""
 
     __tablename__ = "engagement_tally"
     # the key serves the boards' and RFM's day ranges (clustered on SQLite: WITHOUT ROWID);
