@@ -4,6 +4,7 @@ with preview, start and stop; tenant isolation, scopes and validation."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from allegiance import definitions, members
@@ -71,6 +72,15 @@ def test_segment_and_campaign(api: Api) -> None:
             points = sum(a["amount"] for a in out["awards"] if a["unit_code"] == "points")
             assert points == (300 if n == 0 else 100)
         assert _call(api, "POST", f"/campaigns/{camp['id']}/stop")["status"] == "stopped"
+        # the dry run over the last 7 days: the Spanish shop's 10,000 tripled adds 200 points
+        # (2.00 EUR) to the base rule; the Portuguese shop is not targeted
+        got = _call(api, "GET", f"/campaigns/{camp['id']}/preview?days=7")["projection"]
+        assert (got["days"], got["events"], got["members"], got["points"]) == (
+            7, 1, 1, {"points": 200})
+        assert Decimal(str(got["cost"])) == Decimal("2.00") and got["base_currency"] == "EUR"
+        assert [(r["rule"], r["points"], Decimal(str(r["cost"])), r["events"])
+                for r in got["by_rule"]] == [("base", 200, Decimal("2.00"), 1)]
+        _call(api, "GET", f"/campaigns/{camp['id']}/preview?days=0", status=422)
         listed = _call(api, "GET", f"/programs/{pid}/campaigns")["items"]
         assert [c["code"] for c in listed] == ["triple"]
         _, other = api.new_tenant()

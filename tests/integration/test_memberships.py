@@ -150,6 +150,7 @@ def test_one_time_fee_is_paid_for_good(w: World) -> None:
 def test_perk_by_tier_level(w: World) -> None:
     acc = account(w)
     with w.db.transaction() as s:
+        members.ensure_enrolled(s, w.tenant_id, w.program_id, acc, "t")  # perks need it
         tiers.create_ladder(s, w.tenant_id, w.program_id, {
             "code": "status", "name": "Status", "metric": "points_earned",
             "period": {"kind": "calendar_year"},

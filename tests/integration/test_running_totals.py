@@ -38,7 +38,7 @@ steps = st.lists(st.one_of(buy, buy, give_back, later), min_size=1, max_size=12)
 def tallies(shop: Shop) -> list[Any]:
     with shop.db.read() as s:
         return list(s.execute(text(
-            "SELECT account_id, day, points, sales, purchases, activities, challenges "
+            "SELECT account_id, day, points, sales, purchases, activities, challenges, claims "
             "FROM engagement_tally WHERE tenant_id = :t AND program_id = :p"),
             {"t": shop.tenant_id, "p": shop.program_id}))
 

@@ -96,7 +96,7 @@ def test_another_members_and_another_tenants_objects_are_not_found(web: Web,
     files = len(list(proof_dir.rglob("*.pdf")))
     for account in (south, other.account):
         for page in ("claims", "co-marketing", "referrals", "events", "challenges", "team",
-                     "orders", "home", "history"):
+                     "orders", "home", "history", "membership"):
             assert grace.get(f"/portal/{page}?account={account}").status_code == 404, page
     for wallet in (web.demo.wallets["dealer_south"], other.wallet):
         assert grace.get(f"/portal/history?wallet={wallet}").status_code == 404

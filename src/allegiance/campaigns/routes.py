@@ -17,10 +17,12 @@ from allegiance.campaigns.schemas import (
     CampaignList,
     CampaignRead,
     PreviewRead,
+    ProjectionRead,
     Refreshed,
     RfmRead,
     RfmScoreRead,
     RfmSettings,
+    RuleShareRead,
     SegmentCreate,
     SegmentList,
     SegmentMemberPage,
@@ -136,14 +138,27 @@ def list_campaigns(program_id: str, ctx: Ctx = Depends(need("read"))) -> Campaig
 
 
 @router.get("/campaigns/{campaign_id}/preview", response_model=PreviewRead,
-            summary="Dry run: the rule a campaign adds and the members it targets now")
-def preview(campaign_id: str, ctx: Ctx = Depends(need("read"))) -> PreviewRead:
+            summary="Dry run: the rule a campaign adds, the members it targets now and what "
+                    "it would have awarded them over their recent events")
+def preview(campaign_id: str, days: int = Query(
+        service.LOOKBACK_DAYS, ge=1, le=service.MAX_LOOKBACK_DAYS,
+        description="look-back window of the projection, in days up to now"),
+        ctx: Ctx = Depends(need("read"))) -> PreviewRead:
     with ctx.read() as session:
         ctx.check_program(service.get_campaign(session, ctx.tenant_id, campaign_id).program_id)
-        result = service.preview(session, ctx.tenant_id, campaign_id)
+        result = service.preview(session, ctx.tenant_id, campaign_id, days=days)
+        p = result.projection
         return PreviewRead(campaign=CampaignRead.model_validate(result.campaign),
                            rule=result.rule, members=result.members,
-                           by_segment=result.by_segment)
+                           by_segment=result.by_segment,
+                           projection=ProjectionRead(
+                               days=p.days, start=p.start, end=p.end, events=p.events,
+                               members=p.members, points=p.points, cost=p.cost,
+                               base_currency=p.base_currency, budget=p.budget,
+                               budget_unit=p.budget_unit, over_budget=p.over_budget,
+                               by_rule=[RuleShareRead(rule=r.rule, unit=r.unit,
+                                                      points=r.points, cost=r.cost,
+                                                      events=r.events) for r in p.by_rule]))
 
 
 def _transition(ctx: Ctx, campaign_id: str, action: str) -> Response:

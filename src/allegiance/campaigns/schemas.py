@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field
@@ -76,11 +77,36 @@ class CampaignList(Output):
     items: list[CampaignRead]
 
 
+class RuleShareRead(Output):
+    rule: str
+    unit: str
+    points: int = Field(description="what the campaign adds to this rule's awards")
+    cost: Decimal = Field(description="their cost in the program's base currency")
+    events: int = Field(description="events the rule earned on with the campaign")
+
+
+class ProjectionRead(Output):
+    days: int = Field(description="the look-back window, in days up to now")
+    start: datetime
+    end: datetime
+    events: int = Field(description="processed purchases and activities of the targets")
+    members: int = Field(description="targeted members with events in the window")
+    points: dict[str, int] = Field(description="per unit code, what the campaign would add")
+    cost: Decimal = Field(description="their cost in the program's base currency")
+    base_currency: str
+    budget: int | None
+    budget_unit: str | None
+    over_budget: bool = Field(description="the projected points exceed the budget")
+    by_rule: list[RuleShareRead]
+
+
 class PreviewRead(Output):
     campaign: CampaignRead
     rule: dict[str, Any] = Field(description="the rule the campaign adds while it runs")
     members: int = Field(description="members targeted now")
     by_segment: dict[str, int]
+    projection: ProjectionRead = Field(
+        description="dry run of the rule over the targets' recent events (nothing written)")
 
 
 class RfmSettings(Input):

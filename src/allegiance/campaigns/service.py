@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -171,17 +172,120 @@ def with_campaigns(session: Session, tenant_id: str, program_id: str,
     return dataclasses.replace(compiled, rules=compiled.rules + extra)
 
 
+LOOKBACK_DAYS = 30
+MAX_LOOKBACK_DAYS = 366
+
+
+@dataclass(frozen=True)
+class RuleShare:
+    rule: str
+    unit: str
+    points: int
+    cost: Decimal  # in the program's base currency
+    events: int  # events the rule earned on with the campaign
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What the campaign would have awarded the members it targets now over their events of
+    ``[start, end]`` (``end`` is now): per unit, its cost in base currency, against the budget."""
+
+    days: int
+    start: datetime
+    end: datetime
+    events: int
+    members: int
+    points: dict[str, int]
+    cost: Decimal
+    base_currency: str
+    budget: int | None
+    budget_unit: str | None
+    over_budget: bool
+    by_rule: list[RuleShare]
+
+
 @dataclass(frozen=True)
 class Preview:
     campaign: Campaign
     rule: dict[str, Any]
     members: int
     by_segment: dict[str, int]
+    projection: Projection
 
 
-def preview(session: Session, tenant_id: str, campaign_id: str) -> Preview:
-    """Dry run against the segments: the rule the campaign adds and how many members it
-    targets now (all active members of the program when it names no segment)."""
+def _targets(session: Session, tenant_id: str,
+             campaign: Campaign) -> dict[str, list[str]] | None:
+    """Account -> the campaign's segments it is in now; None: every member (no segment)."""
+    if not campaign.segments:
+        return None
+    out: dict[str, list[str]] = {}
+    for account_id, code in session.execute(
+            select(SegmentMember.account_id, Segment.code).join(
+                Segment, (Segment.tenant_id == SegmentMember.tenant_id)
+                & (Segment.id == SegmentMember.segment_id)).where(
+                Segment.tenant_id == tenant_id, Segment.program_id == campaign.program_id,
+                Segment.code.in_(campaign.segments))):
+        out.setdefault(str(account_id), []).append(str(code))
+    return out
+
+
+def project(session: Session, tenant_id: str, campaign: Campaign, *,
+            days: int = LOOKBACK_DAYS) -> Projection:
+    """Dry run of the campaign's rule over the last ``days`` of its targets' processed
+    purchases and activities (the definition in force now; the campaign's own window moved
+    onto the look-back, its budget left out so that the projection shows what it would
+    spend): the awards it adds (the difference with and without it, so multipliers count
+    what they add), their cost in base currency, per rule. Writes nothing."""
+    if not 1 <= days <= MAX_LOOKBACK_DAYS:
+        raise InvalidCampaign(f"days must be between 1 and {MAX_LOOKBACK_DAYS}",
+                              field="days")
+    program = tenants.get_program(session, tenant_id, campaign.program_id)
+    end = clock.now()
+    start = end - timedelta(days=days)
+    until = end + timedelta(microseconds=1)  # events up to now included (dated now if untimed)
+    version = definitions.version_at(session, tenant_id, program.id, end) or \
+        definitions.version_at(session, tenant_id, program.id, campaign.starts_at)
+    if version is None:
+        raise InvalidCampaign("the program has no definition in force: apply one first",
+                              field="program_id")
+    compiled = version.compiled
+    document = domain.campaign_rule(campaign.code, campaign.name, campaign.rule,
+                                    campaign.segments, start, until, None,
+                                    _program_rules(compiled))
+    try:
+        rule = rules.parse_rule(document, "rule", types=compiled.types, lists=compiled.lists,
+                                units=compiled.units,
+                                activity_types=list(compiled.activity_types))
+    except rules.RuleError as exc:
+        raise InvalidCampaign(exc.message, field=exc.path) from exc
+    # at run time: the earning path (events) imports campaigns, and simulation reads events
+    from allegiance import simulation
+
+    targets = _targets(session, tenant_id, campaign)
+    result = simulation.project(session, tenant_id, program, version.document, compiled,
+                                [rule], targets, start, until)
+    shares = [RuleShare(str(r["rule"]), str(r["unit"]), int(r["change"]),
+                        (Decimal(str(r["draft_cost"])) - Decimal(str(r["baseline_cost"])))
+                        .quantize(Decimal("0.01")), int(r["draft_events"]))
+              for r in result.rules if r["change"]]
+    points: dict[str, int] = {}
+    for share in shares:
+        points[share.unit] = points.get(share.unit, 0) + share.points
+    cost = (Decimal(result.draft["cost"]) - Decimal(result.baseline["cost"])).quantize(
+        Decimal("0.01"))
+    unit = next((e.unit for e in rule.effects if e.unit), None)
+    budget = campaign.budget
+    over = budget is not None and unit is not None and points.get(unit, 0) > budget
+    return Projection(days, start, end, result.events, result.members, points, cost,
+                      program.base_currency, budget, unit if budget is not None else None,
+                      over, shares)
+
+
+def preview(session: Session, tenant_id: str, campaign_id: str, *,
+            days: int = LOOKBACK_DAYS) -> Preview:
+    """Dry run against the segments: the rule the campaign adds, how many members it
+    targets now (all active members of the program when it names no segment), and what it
+    would have awarded them over the last ``days`` (``project``)."""
     campaign = get_campaign(session, tenant_id, campaign_id)
     compiled = _compiled(session, tenant_id, campaign.program_id, campaign.starts_at)
     document = domain.campaign_rule(campaign.code, campaign.name, campaign.rule,
@@ -204,4 +308,5 @@ def preview(session: Session, tenant_id: str, campaign_id: str) -> Preview:
             members.Enrolment.tenant_id == tenant_id,
             members.Enrolment.program_id == campaign.program_id,
             members.Enrolment.status == "active"))
-    return Preview(campaign, document, int(total or 0), by_segment)
+    return Preview(campaign, document, int(total or 0), by_segment,
+                   project(session, tenant_id, campaign, days=days))

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance import audit, events, members, tenants
+from allegiance import audit, engagement, events, members, tenants
 from allegiance.claims import domain
 from allegiance.claims.errors import (
     ClaimNotFound,
@@ -207,6 +207,9 @@ def approve(session: Session, tenant_id: str, claim_id: str, *, actor: str) -> S
         attributes={"invoice_number": claim.invoice_number, "seller": claim.seller},
         lines=tuple(_line_in(line) for line in claim.lines)), actor=actor)
     claim.event_id = result.event.id
+    # the leaderboards' "claims" metric: one approved claim, on its invoice's local day
+    engagement.count_claim(session, tenant_id, claim.program_id, claim.account_id,
+                           claim.invoice_date)
     return _decide(session, tenant_id, claim, "approved", actor, None)
 
 

@@ -17,7 +17,13 @@ from allegiance.engagement.domain import (
     period_index,
     period_of_day,
 )
-from allegiance.engagement.leaderboards import Board, Standing, leaderboard, set_opt_out
+from allegiance.engagement.leaderboards import (
+    Board,
+    Standing,
+    count_claim,
+    leaderboard,
+    set_opt_out,
+)
 from allegiance.engagement.member_events import (
     InviteOutcome,
     NotInvitedAccount,
@@ -118,6 +124,7 @@ __all__ = [
     "cancel_registration",
     "check_definition",
     "check_in",
+    "count_claim",
     "create_badge",
     "create_challenge",
     "create_event",

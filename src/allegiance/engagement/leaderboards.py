@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session
 
 from allegiance import members, tenants
 from allegiance.engagement import domain, running
+from allegiance.engagement import repository as repo
 from allegiance.engagement.errors import InvalidLeaderboard
 from allegiance.engagement.models import BoardTotal, LeaderboardOptOut, Tally
 from allegiance.kit import clock
 from allegiance.kit.db import is_unique_violation
 
 METRICS = {"points_earned": "points", "sales": "sales", "purchases": "purchases",
-           "activities": "activities", "challenges": "challenges"}
+           "activities": "activities", "challenges": "challenges", "claims": "claims"}
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,14 @@ def leaderboard(session: Session, tenant_id: str, program_id: str, *, metric: st
         ranking=ranking, entries=[Standing(a, names[a], s, r) for a, s, r in shown],
         total=total, me=Standing(mine[0], names[mine[0]], mine[1], mine[2]) if mine
         else None)
+
+
+def count_claim(session: Session, tenant_id: str, program_id: str, account_id: str,
+                at: datetime) -> None:
+    """An approved partner sales claim counts 1 on the ``claims`` metric, on the local day of
+    its invoice date (the day its purchase event is dated), in the approval's transaction."""
+    program = tenants.get_program(session, tenant_id, program_id)
+    repo.add_tally(session, tenant_id, program_id, account_id, at, program.time_zone, claims=1)
 
 
 def set_opt_out(session: Session, tenant_id: str, program_id: str, account_id: str,

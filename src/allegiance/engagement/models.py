@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    CheckConstraint,
-    ForeignKeyConstraint,
-    Index,
-    String,
-    UniqueConstraint,
-    false,
-)
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.db import ID, Base
@@ -176,8 +169,8 @@ class AccountBadge(Base):
 
 class Tally(Base):
     """Per account and local day, what the leaderboards rank: points earned (at ingestion and
-    by challenges, surveys and attendance), sales amount, purchases, activities and challenge
-    completions — one row, so an event adds to it in one statement."""
+    by challenges, surveys and attendance), sales amount, purchases, activities, challenge
+    completions and approved sales claims (a count) — one row, so an event adds in one go."""
 
     __tablename__ = "engagement_tally"
     # the key serves the boards' and RFM's day ranges (clustered on SQLite: WITHOUT ROWID);
@@ -197,6 +190,7 @@ class Tally(Base):
     purchases: Mapped[int] = mapped_column(default=0)
     activities: Mapped[int] = mapped_column(default=0)
     challenges: Mapped[int] = mapped_column(default=0)
+    claims: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class BoardTotal(Base):
@@ -220,6 +214,7 @@ class BoardTotal(Base):
     purchases: Mapped[int] = mapped_column(default=0)
     activities: Mapped[int] = mapped_column(default=0)
     challenges: Mapped[int] = mapped_column(default=0)
+    claims: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class RfmWindow(Base):

@@ -13,7 +13,7 @@ from allegiance.engagement import domain, running
 from allegiance.engagement.models import ChallengeTotal, Tally
 from allegiance.kit.rows import CounterAdd
 
-TALLY_METRICS = ("points", "sales", "purchases", "activities", "challenges")
+TALLY_METRICS = ("points", "sales", "purchases", "activities", "challenges", "claims")
 
 
 _ADD_TOTAL = CounterAdd(cast(Table, ChallengeTotal.__table__), ("tenant_id", "challenge_id", "account_id",

@@ -27,7 +27,7 @@ from allegiance.kit.frames import read_frame
 from allegiance.kit.rows import DriverStatement, SqlDialect
 
 BOARD_KINDS = ("week", "month", "quarter", "year", "all")
-BOARD_METRICS = ("points", "sales", "purchases", "activities", "challenges")
+BOARD_METRICS = ("points", "sales", "purchases", "activities", "challenges", "claims")
 _INPUT_SCHEMA = {"account_id": pl.Utf8, "last_day": pl.Int64, "purchases": pl.Int64,
                  "spend": pl.Int64}
 

@@ -24,7 +24,7 @@ from allegiance.kit.models import OutboxMessage
 from allegiance.kit.rows import CompiledMany, RowInsert
 
 _IN_LIMIT = 5000
-TALLY_METRICS = engagement.BOARD_METRICS  # the same five
+TALLY_METRICS = engagement.BOARD_METRICS  # the same six
 
 
 def _table(model: Any) -> Table:

@@ -74,6 +74,12 @@ def _record_change(
                  object_id=enrolment.id,
                  before=None if from_status is None else {"status": from_status},
                  after={"status": enrolment.status, "reason": reason})
+    if enrolment.status == "closed" and from_status is not None:
+        # a closed member keeps no paid plan: its subscriptions end now (with their perks)
+        from allegiance import memberships  # at run time: memberships builds on members
+
+        memberships.end_with_enrolment(session, tenant_id, enrolment.program_id,
+                                       enrolment.account_id, actor=actor)
 
 
 def _create_enrolment(

@@ -10,6 +10,7 @@ from allegiance.memberships.service import (
     charges_of,
     create_perk,
     create_plan,
+    end_with_enrolment,
     get_plan,
     get_subscription,
     list_perks,
@@ -25,7 +26,7 @@ from allegiance.memberships.service import (
 
 __all__ = [
     "Charge", "Perk", "PerkAnswer", "PerkState", "Plan", "State", "Subscription", "cancel",
-    "charges_of", "create_perk", "create_plan", "get_plan", "get_subscription", "list_perks",
-    "list_plans", "perks_of", "plan_by_code", "record_payment", "refresh", "state",
-    "subscribe", "subscriptions_of",
+    "charges_of", "create_perk", "create_plan", "end_with_enrolment", "get_plan",
+    "get_subscription", "list_perks", "list_plans", "perks_of", "plan_by_code",
+    "record_payment", "refresh", "state", "subscribe", "subscriptions_of",
 ]

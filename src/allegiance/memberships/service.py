@@ -212,7 +212,7 @@ def record_payment(session: Session, tenant_id: str, subscription_id: str, *,
 
 
 def cancel(session: Session, tenant_id: str, subscription_id: str, *, at_period_end: bool,
-           actor: str) -> Subscription:
+           actor: str, reason: str | None = None) -> Subscription:
     """Cancel now, or at the end of what is paid (or of the trial); perks stay until then."""
     sub = get_subscription(session, tenant_id, subscription_id, lock=True)
     now = clock.now()
@@ -227,8 +227,25 @@ def cancel(session: Session, tenant_id: str, subscription_id: str, *, at_period_
     session.flush()
     audit.record(session, tenant_id, actor=actor, action="membership.cancel",
                  object_type="account", object_id=sub.account_id,
-                 after={"subscription_id": sub.id, "cancel_at": sub.cancel_at.isoformat()})
+                 after={"subscription_id": sub.id, "cancel_at": sub.cancel_at.isoformat(),
+                        **({"reason": reason} if reason else {})})
     return sub
+
+
+def end_with_enrolment(session: Session, tenant_id: str, program_id: str, account_id: str,
+                       *, actor: str) -> list[Subscription]:
+    """The account's enrolment in the program closed: every subscription of the program not
+    yet cancelled or lapsed is cancelled at once (also one cancelled at its period's end),
+    each audited (``membership.cancel``, reason ``enrolment closed``) and announced. Called by
+    ``members`` in the closing transaction."""
+    now = clock.now()
+    ended = []
+    for sub in subscriptions_of(session, tenant_id, program_id, account_id):
+        if state(session, sub, now).status in ("cancelled", "lapsed"):
+            continue
+        ended.append(cancel(session, tenant_id, sub.id, at_period_end=False, actor=actor,
+                            reason="enrolment closed"))
+    return ended
 
 
 def charges_of(session: Session, tenant_id: str, subscription_id: str) -> list[Charge]:
@@ -283,6 +300,9 @@ def list_perks(session: Session, tenant_id: str, program_id: str) -> list[Perk]:
         Perk.tenant_id == tenant_id, Perk.program_id == program_id).order_by(Perk.code)))
 
 
+NOT_ENROLLED = "enrolment not active"
+
+
 @dataclass(frozen=True)
 class PerkState:
     perk: Perk
@@ -292,13 +312,20 @@ class PerkState:
 def perks_of(session: Session, tenant_id: str, program_id: str, account_id: str,
              code: str | None = None) -> list[PerkState]:
     """Every perk of the program (or the one ``code``) with whether the account may use it
-    now, why, and until when."""
+    now, why, and until when. Perks need an active enrolment in the program: a suspended or
+    closed member (or one not enrolled) gets none, with the reason ``enrolment not
+    active``."""
     members.get_account(session, tenant_id, account_id)
     perks = list_perks(session, tenant_id, program_id)
     if code is not None:
         perks = [p for p in perks if p.code == code]
         if not perks:
             raise PerkNotFound(f"perk {code} not found in this program", field="perk")
+    enrolled = members.list_enrolments(session, tenant_id, program_id=program_id,
+                                       account_id=account_id, limit=1).items
+    if not enrolled or enrolled[0].status != "active":
+        return [PerkState(p, domain.PerkAnswer(p.code, False, NOT_ENROLLED, None))
+                for p in perks]
     now = clock.now()
     live: list[tuple[str, datetime | None]] = []
     for sub in subscriptions_of(session, tenant_id, program_id, account_id):

@@ -33,6 +33,7 @@ from allegiance.web import (
     portal_claims,
     portal_engagement,
     portal_mdf,
+    portal_membership,
     portal_referrals,
     portal_requests,
     portal_team,
@@ -112,6 +113,7 @@ def install(app: FastAPI) -> None:
     app.include_router(portal_claims.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_mdf.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_referrals.router, prefix="/portal", include_in_schema=False)
+    app.include_router(portal_membership.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_engagement.router, prefix="/portal", include_in_schema=False)
     app.include_router(portal_team.router, prefix="/portal", include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
