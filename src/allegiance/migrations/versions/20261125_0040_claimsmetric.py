@@ -3,8 +3,8 @@ claims per account and local day (``engagement_tally.claims``) and in the runnin
 totals (``engagement_board_total.claims``). Existing rows start at 0 (claims approved before
 this revision are not counted back).
 
-Revision ID: 0037_claimsmetric
-Revises: 0036_segmentinputs
+Revision ID: 0040_claimsmetric
+Revises: 0039_referralclicks
 Create Date: 2026-11-25 08:30:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0037_claimsmetric'
-down_revision: str | None = '0036_segmentinputs'
+revision: str = '0040_claimsmetric'
+down_revision: str | None = '0039_referralclicks'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
