@@ -206,3 +206,36 @@ def test_leaving_a_segment_fires_a_segment_left_rule(db: Database) -> None:
                 events.Event.account_id == leaver, events.Event.activity_type == "segment_left")))
         assert left == ["retail"]
     assert_ledger_invariants(db)
+
+
+def test_leaving_two_segments_at_once_fires_both_and_counts_each_once(db: Database) -> None:
+    """One change takes an account out of two segments: each leave is an activity of its own
+    (the first one's earning path must not swallow the second) and each count falls by one."""
+    with clock.frozen(NOW):
+        doc = definition({"code": "come-back", "trigger": "activity:segment_left",
+                          "effects": [{"type": "fixed", "unit": "points", "points": 300}]},
+                         replace=True)
+        doc["member_attributes"] = {"kind": "str"}
+        doc["activity_types"]["segment_left"] = {"attributes": {"segment": "str"}}
+        shop = Shop(db, doc)
+        leaver = enrolled(shop, attributes={"kind": "retailer"})
+        enrolled(shop, attributes={"kind": "retailer"})  # stays in both
+        ids = [segment(shop, "retail", 'member.attributes.kind == "retailer"'),
+               segment(shop, "trade", 'member.attributes.kind != "distributor"')]
+        with shop.db.transaction() as s:
+            members.update_account(s, shop.tenant_id, leaver,
+                                   {"attributes": {"kind": "distributor"}}, actor="test")
+            entered, left = campaigns.refresh_account(s, shop.tenant_id, shop.program_id, leaver)
+        assert (entered, sorted(left)) == ([], ["retail", "trade"])
+        with shop.db.read() as s:
+            left_events = sorted(e.attributes["segment"] for e in s.scalars(
+                select(events.Event).where(events.Event.account_id == leaver,
+                                           events.Event.activity_type == "segment_left")))
+            counts = [campaigns.get_segment(s, shop.tenant_id, i).members for i in ids]
+            announced = sorted(m.payload["segment"] for m in s.scalars(select(OutboxMessage).where(
+                OutboxMessage.event_type == "segment.left")))
+        assert left_events == ["retail", "trade"]
+        assert shop.wallet(leaver).posted == 600
+        assert counts == [1, 1]
+        assert announced == ["retail", "trade"]
+    assert_ledger_invariants(db)

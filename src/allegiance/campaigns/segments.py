@@ -475,8 +475,7 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
         SegmentMember.tenant_id == tenant_id,
         SegmentMember.segment_id.in_([g.id for g in segments]),
         SegmentMember.account_id == account_id)))
-    entered: list[str] = []
-    left: list[str] = []
+    changes: list[tuple[Segment, str]] = []
     for segment in segments:
         try:
             node = rules.compile_expression(segment.condition, types, lists)
@@ -493,18 +492,21 @@ def refresh_account(session: Session, tenant_id: str, program_id: str,
                 if not is_unique_violation(exc):
                     raise
                 continue
-            _count(session, segment, +1)
-            entered.append(segment.code)
-            _announce(session, tenant_id, segment, "segment.entered", [account_id])
-            _trigger(session, tenant_id, segment, "segment.entered", [account_id], now)
+            changes.append((segment, "segment.entered"))
         elif not inside and segment.id in held:
-            session.execute(delete(SegmentMember).where(
+            gone = session.execute(delete(SegmentMember).where(
                 SegmentMember.tenant_id == tenant_id, SegmentMember.segment_id == segment.id,
                 SegmentMember.account_id == account_id))
-            _count(session, segment, -1)
-            left.append(segment.code)
-            _announce(session, tenant_id, segment, "segment.left", [account_id])
-            _trigger(session, tenant_id, segment, "segment.left", [account_id], now)
+            if gone.rowcount:  # type: ignore[attr-defined]  # (else it left concurrently)
+                changes.append((segment, "segment.left"))
+    for segment, kind in changes:
+        _count(session, segment, +1 if kind == "segment.entered" else -1)
+        _announce(session, tenant_id, segment, kind, [account_id])
+    # Activities last: their earning path refreshes this account, which must find nothing new.
+    for segment, kind in changes:
+        _trigger(session, tenant_id, segment, kind, [account_id], now)
+    entered = [g.code for g, kind in changes if kind == "segment.entered"]
+    left = [g.code for g, kind in changes if kind == "segment.left"]
     if entered or left:  # memberships written outside a full refresh: the next one is full
         inputs.inputs_changed(session, tenant_id, program_id)
     session.flush()
