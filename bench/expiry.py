@@ -362,25 +362,31 @@ def check_aging(db: Database, tenant_id: str, seed: int) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def setup_program(db: Database) -> dict[str, str]:
+    """The benchmark's tenant, program, its two expiring units and the ladder; the ids the
+    loader needs (``load``)."""
+    with db.transaction() as s:
+        tenant = tenants.create_tenant(s, "Bench expiry")
+        program = tenants.create_program(s, tenant.id, code="bench", name="Bench",
+                                         base_currency="USD")
+        points = tenants.create_unit(s, tenant.id, program.id, code="points", name="Points",
+                                     kind="points", value_in_base="0.01", expiry_policy={
+                                         "kind": "after_months", "months": 12})
+        credits = tenants.create_unit(s, tenant.id, program.id, code="credits",
+                                      name="Credits", kind="points", value_in_base="0.01",
+                                      expiry_policy={"kind": "inactivity", "months": 12})
+        tiers.create_ladder(s, tenant.id, program.id, LADDER)
+    return {"tenant": tenant.id, "program": program.id, "points": points.id,
+            "credits": credits.id, f"issued:{points.id}": "lac_bissuedpoints",
+            f"issued:{credits.id}": "lac_bissuedcredits", "redeemed": "lac_bredeemed"}
+
+
 def run_engine(engine: str, url: str, data: Data, seed: int, figures: list[Figure],
                checks: list[Check]) -> None:
     db = Database(url)
     try:
-        with db.transaction() as s:
-            tenant = tenants.create_tenant(s, "Bench expiry")
-            program = tenants.create_program(s, tenant.id, code="bench", name="Bench",
-                                             base_currency="USD")
-            points = tenants.create_unit(s, tenant.id, program.id, code="points", name="Points",
-                                         kind="points", value_in_base="0.01", expiry_policy={
-                                             "kind": "after_months", "months": 12})
-            credits = tenants.create_unit(s, tenant.id, program.id, code="credits",
-                                          name="Credits", kind="points", value_in_base="0.01",
-                                          expiry_policy={"kind": "inactivity", "months": 12})
-            tiers.create_ladder(s, tenant.id, program.id, LADDER)
-        t, p = tenant.id, program.id
-        ids = {"tenant": t, "program": p, "points": points.id, "credits": credits.id,
-               f"issued:{points.id}": "lac_bissuedpoints", f"issued:{credits.id}":
-               "lac_bissuedcredits", "redeemed": "lac_bredeemed"}
+        ids = setup_program(db)
+        t, p = ids["tenant"], ids["program"]
         started = time.perf_counter()
         load(engine, url, ids, data)
         print(f"expiry.setup engine={engine} members={data.n} lots={len(data.lots)} "

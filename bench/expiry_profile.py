@@ -28,14 +28,14 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from allegiance import ledger, tenants, tiers
+from allegiance import ledger, tiers
 from allegiance.kit import clock, sequences
 from allegiance.kit.db import Database
 from allegiance.kit.migrate import upgrade
 from allegiance.ledger import aging_writes, expiry
 from allegiance.ledger import expiry_bulk as bulk
 from bench.common import PG_ADMIN, create_pg_database, drop_pg_database, pg_url
-from bench.expiry import LADDER, NOW, generate, load
+from bench.expiry import NOW, generate, load, setup_program
 
 Timings = dict[str, float]
 EXPLAIN_MS: int | None = None
@@ -44,22 +44,9 @@ EXPLAIN_MS: int | None = None
 def _setup(engine: str, url: str, data: Any) -> dict[str, str]:
     db = Database(url)
     try:
-        with db.transaction() as s:
-            tenant = tenants.create_tenant(s, "Bench expiry")
-            program = tenants.create_program(s, tenant.id, code="bench", name="Bench",
-                                             base_currency="USD")
-            points = tenants.create_unit(s, tenant.id, program.id, code="points", name="Points",
-                                         kind="points", value_in_base="0.01", expiry_policy={
-                                             "kind": "after_months", "months": 12})
-            credits = tenants.create_unit(s, tenant.id, program.id, code="credits",
-                                          name="Credits", kind="points", value_in_base="0.01",
-                                          expiry_policy={"kind": "inactivity", "months": 12})
-            tiers.create_ladder(s, tenant.id, program.id, LADDER)
+        ids = setup_program(db)
     finally:
         db.dispose()
-    ids = {"tenant": tenant.id, "program": program.id, "points": points.id,
-           "credits": credits.id, f"issued:{points.id}": "lac_bissuedpoints",
-           f"issued:{credits.id}": "lac_bissuedcredits", "redeemed": "lac_bredeemed"}
     load(engine, url, ids, data)
     return ids
 
