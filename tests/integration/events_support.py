@@ -124,3 +124,12 @@ class Shop:
     def program(self) -> tenants.Program:
         with self.db.read() as s:
             return tenants.get_program(s, self.tenant_id, self.program_id)
+
+
+def points_by_rule(outcome: events.Outcome) -> dict[str, int]:
+    """The units an event's awards gave, summed per rule."""
+    out: dict[str, int] = {}
+    for a in outcome.awards:
+        if a.unit_code is not None:
+            out[a.rule_code] = out.get(a.rule_code, 0) + a.amount
+    return out

@@ -18,6 +18,7 @@ from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.errors import AllegianceError
 from tests.integration.events_support import NOW, Shop, definition
+from tests.integration.events_support import points_by_rule as _points
 from tests.support.invariants import assert_ledger_invariants
 
 
@@ -32,14 +33,6 @@ def shop(db: Database) -> Iterator[Shop]:
     s = Shop(db)
     yield s
     assert_ledger_invariants(db)
-
-
-def _points(outcome: events.Outcome) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for a in outcome.awards:
-        if a.unit_code is not None:
-            out[a.rule_code] = out.get(a.rule_code, 0) + a.amount
-    return out
 
 
 def test_purchase_earns_by_rule_and_unknown_sku_earns_by_rules_that_apply(shop: Shop) -> None:

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from allegiance import definitions, events
+from allegiance import definitions
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.money import Rounding
 from allegiance.rules.domain import divide
 from tests.integration.events_support import NOW, Shop, definition
+from tests.integration.events_support import points_by_rule as _points
 from tests.support.invariants import assert_ledger_invariants
 
 
@@ -26,14 +27,6 @@ from tests.support.invariants import assert_ledger_invariants
 def _frozen() -> Iterator[clock.FrozenClock]:
     with clock.frozen(NOW) as c:
         yield c
-
-
-def _points(outcome: events.Outcome) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for a in outcome.awards:
-        if a.unit_code is not None:
-            out[a.rule_code] = out.get(a.rule_code, 0) + a.amount
-    return out
 
 
 def _rate(rate: str, **rule: Any) -> dict[str, Any]:
