@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance import definitions, ledger, members, operators, rewards, tenants, tiers
+from allegiance import (
+    definitions,
+    ledger,
+    members,
+    memberships,
+    operators,
+    rewards,
+    tenants,
+    tiers,
+)
 from allegiance.kit import clock
 from allegiance.kit.db import Database
 from allegiance.kit.errors import NotFound
@@ -346,4 +355,28 @@ def _web_demo(session: Session, tenant_id: str, marker: dict[str, Any]) -> list[
             if kind == "egift":
                 rewards.add_codes(session, tenant_id, reward.id,
                                   [f"DEMO-GIFT-{n:04d}" for n in range(1, 51)])
+    _membership_demo(session, tenant_id, program.id, marker)
     return out
+
+
+def _membership_demo(session: Session, tenant_id: str, program_id: str,
+                     marker: dict[str, Any]) -> None:
+    """A paid plan with a trial, a perk unlocked by the plan or a high tier and one by the top
+    tier only, and Bolt & Wire (Priya's account) on the plan's trial, so the portal's
+    Membership page has something to show; made once."""
+    if any(p.code == "partner-plus" for p in memberships.list_plans(session, tenant_id,
+                                                                    program_id)):
+        return
+    memberships.create_plan(session, tenant_id, program_id, code="partner-plus",
+                            name="Partner Plus", fee=4_900, billing="monthly", trial_days=14,
+                            grace_days=7)
+    memberships.create_perk(session, tenant_id, program_id, code="support-line",
+                            name="Named support line", plans=["partner-plus"],
+                            tiers=["gold", "platinum"],
+                            description="Answered within the hour, on working days.")
+    memberships.create_perk(session, tenant_id, program_id, code="early-access",
+                            name="Early access to new products", plans=[], tiers=["platinum"])
+    bolt = marker.get("accounts", {}).get("dealer_south")
+    if bolt is not None:
+        memberships.subscribe(session, tenant_id, program_id, bolt, "partner-plus",
+                              actor=ACTOR)

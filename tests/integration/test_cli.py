@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from allegiance import ledger, members, tenants
+from allegiance import ledger, members, memberships, tenants
 from allegiance.cli import app
 from allegiance.kit import clock
 from allegiance.kit.db import Database
@@ -93,6 +93,13 @@ def test_demo_is_built_once_and_reconciles(db: Database) -> None:
         # The demo's history: Acme (dealer_west) earned 16,500 and redeemed 2,500 tokens.
         west = ledger.get_account(s, first["tenant_id"], first["wallets"]["dealer_west"])
         assert ledger.balance_of(west).available == 14_000
+        # A paid plan with perks, Bolt & Wire on its trial (made once, however often it runs).
+        program = tenants.program_by_code(s, first["tenant_id"], "partner-rewards")
+        plans = memberships.list_plans(s, first["tenant_id"], program.id)
+        assert [p.code for p in plans] == ["partner-plus"]
+        subs = memberships.subscriptions_of(s, first["tenant_id"], program.id,
+                                            first["accounts"]["dealer_south"])
+        assert [memberships.state(s, sub).status for sub in subs] == ["trial"]
 
     result = invoke(db.url, "ledger", "reconcile")
     assert result.exit_code == 0, result.output

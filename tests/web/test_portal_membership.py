@@ -31,7 +31,9 @@ def test_the_member_sees_its_plan_and_perks(web: Web) -> None:
     empty = grace.get("/portal/membership")
     assert empty.status_code == 200
     assert "You have no paid plan in this program." in empty.text
-    assert _rows(empty.text, "perk").keys() == {"priority-support", "lounge"}
+    # the program's perks: these two and the demo's (support-line, early-access)
+    assert _rows(empty.text, "perk").keys() == {"priority-support", "lounge", "support-line",
+                                                "early-access"}
     with web.db.transaction() as s:
         sub = memberships.subscribe(s, web.tenant_id, program, account, "pro", actor="test")
         paid_until = sub.paid_until
@@ -57,3 +59,12 @@ def test_the_member_sees_its_plan_and_perks(web: Web) -> None:
     assert styles and all(f'nonce="{nonce.group(1)}"' in tag for tag in styles)
     assert not re.search(r"<script(?![^>]*\bsrc=)", page)  # no inline script
     assert clock.now() < paid_until
+
+
+def test_the_demo_shows_a_trial_and_its_perks(web: Web) -> None:
+    page = web.member(1).get("/portal/membership").text  # Priya, Bolt & Wire: on the trial
+    plans = _rows(page, "plan")
+    assert list(plans) == ["partner-plus"] and "data-status>trial</span>" in plans["partner-plus"]
+    perks = _rows(page, "perk")
+    assert 'data-state>active</span>' in perks["support-line"]
+    assert 'data-state>not available</span>' in perks["early-access"]
