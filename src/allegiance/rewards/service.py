@@ -447,7 +447,8 @@ def list_redemptions(session: Session, tenant_id: str, program_id: str, *,
     return list(session.scalars(query.order_by(Redemption.id).limit(limit + 1)))
 
 
-def _locked(session: Session, tenant_id: str, redemption_id: str, target: str) -> Redemption:
+def lock_redemption(session: Session, tenant_id: str, redemption_id: str) -> Redemption:
+    """The redemption, locked and read afresh (``404`` when the tenant has none of that id)."""
     row = session.scalars(
         select(Redemption).where(Redemption.tenant_id == tenant_id,
                                  Redemption.id == redemption_id)
@@ -455,6 +456,11 @@ def _locked(session: Session, tenant_id: str, redemption_id: str, target: str) -
     if row is None:
         raise RedemptionNotFound(f"redemption {redemption_id} not found",
                                  field="redemption_id")
+    return row
+
+
+def _locked(session: Session, tenant_id: str, redemption_id: str, target: str) -> Redemption:
+    row = lock_redemption(session, tenant_id, redemption_id)
     if not domain.may_move(row.status, target):
         raise InvalidTransition(f"a {row.status} redemption cannot become {target}",
                                 field="status")

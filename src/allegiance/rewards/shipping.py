@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from allegiance import audit
 from allegiance.kit import clock, outbox
 from allegiance.rewards import domain
-from allegiance.rewards.errors import InvalidTransition, RedemptionNotFound
+from allegiance.rewards.errors import InvalidTransition
 from allegiance.rewards.models import Redemption, Reward
+from allegiance.rewards.service import lock_redemption
 
 
 def update_shipping(session: Session, tenant_id: str, redemption_id: str, *, actor: str,
@@ -24,13 +25,7 @@ def update_shipping(session: Session, tenant_id: str, redemption_id: str, *, act
     redemption is not a fulfilled physical gift, or the status may not follow the current one
     (``domain.SHIPPING``: a returned gift stays returned, a delivered one may only be
     returned)."""
-    row = session.scalars(
-        select(Redemption).where(Redemption.tenant_id == tenant_id,
-                                 Redemption.id == redemption_id)
-        .with_for_update().execution_options(populate_existing=True)).first()
-    if row is None:
-        raise RedemptionNotFound(f"redemption {redemption_id} not found",
-                                 field="redemption_id")
+    row = lock_redemption(session, tenant_id, redemption_id)
     kind = session.scalar(select(Reward.kind).where(Reward.tenant_id == tenant_id,
                                                     Reward.id == row.reward_id))
     if kind != "physical":
