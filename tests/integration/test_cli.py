@@ -246,3 +246,7 @@ def test_expiry_batch_updates_probe_by_key_without_statistics(sqlite_db: Databas
     with sqlite_db.engine.connect() as conn:
         analysed = {row[0] for row in conn.exec_driver_sql("SELECT tbl FROM sqlite_stat1")}
     assert {"ledger_account", "account"} <= analysed
+    # and not again while the accounts have not doubled since (a job may run every minute)
+    from allegiance.kit import statistics
+
+    assert statistics.refresh(sqlite_db.engine) is False
